@@ -1,0 +1,11 @@
+/* Subcommands of the labench CLI, each in its own file; main.c dispatches. Each returns the
+ * process exit status (0 ok, 1 regression for compare, 2 unusable input). */
+#ifndef LABENCH_CLI_H
+#define LABENCH_CLI_H
+
+int cmd_train(int argc, char **argv, const char *command_line);   /* bench/cmd_train.c */
+int cmd_plan(int argc, char **argv, const char *command_line);    /* bench/cmd_train.c */
+
+int cmd_grad(int argc, char **argv);                               /* bench/cmd_grad.c */
+
+#endif

@@ -1,0 +1,497 @@
+/* `labench [train]` and `labench plan`: sample a length distribution, plan it with each
+ * strategy, and (train) execute every plan on a backend's real training step. */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench/cli.h"
+#include "bench/data.h"
+#include "bench/hist.h"
+#include "bench/plan_metrics.h"
+#include "bench/results.h"
+#include "bench/run.h"
+#include "bench/sample.h"
+#include "bench/util.h"
+#include "kernels/backend.h"
+#include "model/config.h"
+#include "model/model.h"
+#include "model/safetensors.h"
+
+#define DEFAULT_LEN_DIST "data/longalign-mix.hist"
+#define CPU_DEFAULT_LEN_SCALE (1.0 / 16.0)
+#define CPU_DEFAULT_STEPS 4
+#define GPU_DEFAULT_STEPS 10
+
+typedef struct {
+    int train;                    /* 0: plan only */
+    const char *strategy;
+    const char *len_dist, *lengths;
+    long long samples;
+    double len_scale;
+    int len_scale_set;
+    long long world_size, micro_batch, grad_accum, max_tokens, epochs, seed;
+    int sync;                     /* -1 unset */
+    const char *out;
+    long long steps, layers;
+    const char *backend, *model, *dtype, *save_model, *load_model;
+    int recompute, progress;
+    double lr, weight_decay, clip;
+} Options;
+
+static void usage_common(FILE *f)
+{
+    fputs("Input (a length distribution; see docs/hist-format.md):\n"
+          "  --len-dist FILE     .hist length distribution (default " DEFAULT_LEN_DIST ")\n"
+          "  --lengths FILE      a plain list instead: `LEN` or `LEN TARGET` per line\n"
+          "  --samples N         draw N samples (seeded); default: the histogram's own count\n"
+          "  --len-scale F       multiply every length by F (e.g. 1/16 to study 64k data on a CPU)\n"
+          "  --seed S            seed of the sampler, the planners, the model and the data (default 1)\n"
+          "\n"
+          "Strategies (LongAlign, arXiv 2401.18058, and two of ours):\n"
+          "  --strategy S        naive | sorted | packing | packing-lw | packing-bfd |\n"
+          "                      packing-balanced | all (default), or a comma-separated list\n"
+          "  --world-size W      simulated data-parallel ranks (default 8)\n"
+          "  --micro-batch B     sequences per rank per micro-step, naive/sorted (default 1)\n"
+          "  --grad-accum A      micro-steps per optimizer step (default 12 naive/sorted, 1 packing)\n"
+          "  --max-tokens L      tokens per pack and truncation length (default 65536 x len-scale)\n"
+          "  --sync micro|step   sync every micro-step (ZeRO-3, default) or every step (DDP)\n"
+          "  --epochs E          passes over the samples (default 1)\n"
+          "  --out FILE          results JSON (schema in README.md)\n",
+          f);
+}
+
+static void usage(FILE *f, int train)
+{
+    if (train) {
+        fputs("usage: labench [train] [options]\n"
+              "\n"
+              "Trains a real Llama-style transformer on each strategy's batches and measures what\n"
+              "each costs: effective tokens/s (real tokens / simulated data-parallel wall time),\n"
+              "the DP bubble (ranks waiting for the slowest at each sync point), padding, memory,\n"
+              "MFU, and the loss. One device plays all W ranks in turn; each rank's compute is\n"
+              "measured, the waiting is derived (DESIGN.md, \"Measurements\").\n"
+              "\n"
+              "  labench --strategy all --len-dist data/longalign-mix.hist\n"
+              "  labench --strategy sorted --len-dist my.hist --backend cuda --model 7b --layers 2\n"
+              "\n",
+              f);
+    } else {
+        fputs("usage: labench plan [options]\n"
+              "\n"
+              "Plans each strategy's batches without a model and prints what they would cost:\n"
+              "steps, micro-batches, padding, packing efficiency, token imbalance across ranks,\n"
+              "the cost model's predicted DP bubble, and the loss-weight bias per sequence.\n"
+              "\n"
+              "  labench plan --strategy all --len-dist data/longalign-mix.hist\n"
+              "\n",
+              f);
+    }
+    usage_common(f);
+    if (train)
+        fputs("\n"
+              "Training:\n"
+              "  --backend B         cpu | cuda | auto (default auto: CUDA when a GPU is usable)\n"
+              "  --model P           tiny | small | 1b | 7b (default tiny on CPU, small on GPU)\n"
+              "  --layers N          run N layers of the preset (per-layer cost is what strategies change)\n"
+              "  --dtype D           bf16 | fp32 on CUDA (default bf16); the CPU backend is fp32\n"
+              "  --recompute         recompute each layer's forward in the backward (less memory)\n"
+              "  --steps N           optimizer steps per strategy (default 4 on CPU, 10 on GPU; 0: all)\n"
+              "  --lr F              AdamW learning rate (default 1e-3), --weight-decay F (0.01),\n"
+              "  --clip F            gradient clipping by global norm (default 1.0; 0: none)\n"
+              "  --load-model FILE   start from a safetensors checkpoint (Hugging Face Llama names)\n"
+              "  --save-model FILE   save the trained weights (needs a single --strategy)\n"
+              "  --progress / --no-progress   live progress on stderr (default: when a terminal)\n"
+              "\n"
+              "On a CPU the defaults (tiny model, lengths x 1/16, 4 steps) finish the comparison of\n"
+              "every strategy in about a minute on two cores: the ranking, not the absolute speed,\n"
+              "is what carries over. Other commands: labench help.\n",
+              f);
+}
+
+enum {
+    O_STRATEGY = 256, O_LEN_DIST, O_LENGTHS, O_SAMPLES, O_LEN_SCALE, O_SEED, O_WORLD, O_MICRO, O_ACCUM,
+    O_MAXTOK, O_SYNC, O_EPOCHS, O_OUT, O_STEPS, O_BACKEND, O_MODEL, O_LAYERS, O_DTYPE, O_RECOMPUTE, O_LR, O_WD,
+    O_CLIP, O_SAVE, O_LOAD, O_PROGRESS, O_NO_PROGRESS, O_HELP
+};
+
+static long long int_opt(const char *name, const char *v, long long min, long long max)
+{
+    long long x;
+    if (parse_i64(v, min, max, &x) != 0)
+        die_input("--%s must be an integer from %lld to %lld (got '%s')", name, min, max, v);
+    return x;
+}
+
+static double real_opt(const char *name, const char *v, double min, double max)
+{
+    double x, num, den;
+    char *slash = strchr(v, '/');
+    if (slash) {   /* fractions such as 1/16 */
+        char a[64];
+        snprintf(a, sizeof a, "%.*s", (int)(slash - v), v);
+        if (parse_f64(a, -1e300, 1e300, &num) == 0 && parse_f64(slash + 1, -1e300, 1e300, &den) == 0 && den != 0) {
+            x = num / den;
+            if (x >= min && x <= max) return x;
+        }
+    } else if (parse_f64(v, min, max, &x) == 0) {
+        return x;
+    }
+    die_input("--%s must be a number from %g to %g (got '%s')", name, min, max, v);
+}
+
+static void parse_options(int argc, char **argv, Options *o)
+{
+    static const struct option longopts[] = {
+        {"strategy", required_argument, 0, O_STRATEGY}, {"len-dist", required_argument, 0, O_LEN_DIST},
+        {"lengths", required_argument, 0, O_LENGTHS}, {"samples", required_argument, 0, O_SAMPLES},
+        {"len-scale", required_argument, 0, O_LEN_SCALE}, {"seed", required_argument, 0, O_SEED},
+        {"world-size", required_argument, 0, O_WORLD}, {"micro-batch", required_argument, 0, O_MICRO},
+        {"grad-accum", required_argument, 0, O_ACCUM}, {"max-tokens", required_argument, 0, O_MAXTOK},
+        {"sync", required_argument, 0, O_SYNC}, {"epochs", required_argument, 0, O_EPOCHS},
+        {"out", required_argument, 0, O_OUT}, {"steps", required_argument, 0, O_STEPS},
+        {"backend", required_argument, 0, O_BACKEND}, {"model", required_argument, 0, O_MODEL},
+        {"layers", required_argument, 0, O_LAYERS}, {"dtype", required_argument, 0, O_DTYPE},
+        {"recompute", no_argument, 0, O_RECOMPUTE}, {"lr", required_argument, 0, O_LR},
+        {"weight-decay", required_argument, 0, O_WD}, {"clip", required_argument, 0, O_CLIP},
+        {"save-model", required_argument, 0, O_SAVE}, {"load-model", required_argument, 0, O_LOAD},
+        {"progress", no_argument, 0, O_PROGRESS}, {"no-progress", no_argument, 0, O_NO_PROGRESS},
+        {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
+    const int train_only[] = {O_STEPS, O_BACKEND, O_MODEL, O_LAYERS, O_DTYPE, O_RECOMPUTE, O_LR, O_WD,
+                              O_CLIP, O_SAVE, O_LOAD, O_PROGRESS, O_NO_PROGRESS};
+    opterr = 0;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        if (!o->train)
+            for (size_t i = 0; i < sizeof train_only / sizeof train_only[0]; i++)
+                if (c == train_only[i])
+                    die_input("%s is a training option; `labench plan` does not train (use `labench train`)",
+                              argv[optind - 1]);
+        switch (c) {
+        case O_STRATEGY: o->strategy = optarg; break;
+        case O_LEN_DIST: o->len_dist = optarg; break;
+        case O_LENGTHS: o->lengths = optarg; break;
+        case O_SAMPLES: o->samples = int_opt("samples", optarg, 1, 1000000000LL); break;
+        case O_LEN_SCALE:
+            o->len_scale = real_opt("len-scale", optarg, 1e-6, 1e6);
+            o->len_scale_set = 1;
+            break;
+        case O_SEED: o->seed = int_opt("seed", optarg, 0, INT64_MAX); break;
+        case O_WORLD: o->world_size = int_opt("world-size", optarg, 1, 1 << 20); break;
+        case O_MICRO: o->micro_batch = int_opt("micro-batch", optarg, 1, 1 << 20); break;
+        case O_ACCUM: o->grad_accum = int_opt("grad-accum", optarg, 1, 1 << 20); break;
+        case O_MAXTOK: o->max_tokens = int_opt("max-tokens", optarg, 1, 1 << 30); break;
+        case O_EPOCHS: o->epochs = int_opt("epochs", optarg, 1, 1000); break;
+        case O_SYNC:
+            if (strcmp(optarg, "micro") == 0)
+                o->sync = SYNC_MICRO;
+            else if (strcmp(optarg, "step") == 0)
+                o->sync = SYNC_STEP;
+            else
+                die_input("--sync must be micro or step (got '%s')", optarg);
+            break;
+        case O_OUT: o->out = optarg; break;
+        case O_STEPS: o->steps = int_opt("steps", optarg, 0, 1000000); break;
+        case O_BACKEND:
+            if (strcmp(optarg, "cpu") && strcmp(optarg, "cuda") && strcmp(optarg, "auto"))
+                die_input("--backend must be cpu, cuda or auto (got '%s')", optarg);
+            o->backend = optarg;
+            break;
+        case O_MODEL: o->model = optarg; break;
+        case O_LAYERS: o->layers = int_opt("layers", optarg, 1, 1000); break;
+        case O_DTYPE:
+            if (strcmp(optarg, "bf16") && strcmp(optarg, "fp32"))
+                die_input("--dtype must be bf16 or fp32 (got '%s')", optarg);
+            o->dtype = optarg;
+            break;
+        case O_RECOMPUTE: o->recompute = 1; break;
+        case O_LR: o->lr = real_opt("lr", optarg, 0, 10); break;
+        case O_WD: o->weight_decay = real_opt("weight-decay", optarg, 0, 10); break;
+        case O_CLIP: o->clip = real_opt("clip", optarg, 0, 1e9); break;
+        case O_SAVE: o->save_model = optarg; break;
+        case O_LOAD: o->load_model = optarg; break;
+        case O_PROGRESS: o->progress = 1; break;
+        case O_NO_PROGRESS: o->progress = 0; break;
+        case 'h':
+        case O_HELP: usage(stdout, o->train); exit(0);
+        case ':': die_input("%s needs a value (see --help)", argv[optind - 1]);
+        default: die_input("unknown option '%s' (see labench %s--help)", argv[optind - 1], o->train ? "" : "plan ");
+        }
+    }
+    if (optind < argc) die_input("unexpected argument '%s' (see --help)", argv[optind]);
+    if (o->len_dist && o->lengths) die_input("give --len-dist or --lengths, not both");
+}
+
+/* Strategies named by --strategy, in registry order for "all". */
+static int select_strategies(const char *spec, const Strategy **out)
+{
+    if (!spec || strcmp(spec, "all") == 0) {
+        for (int i = 0; i < N_STRATEGIES; i++) out[i] = STRATEGIES[i];
+        return N_STRATEGIES;
+    }
+    int n = 0;
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", spec);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        const Strategy *s = strategy_find(tok);
+        if (!s) {
+            char valid[256] = "";
+            for (int i = 0; i < N_STRATEGIES; i++) {
+                strncat(valid, STRATEGIES[i]->name, sizeof valid - strlen(valid) - 1);
+                strncat(valid, ", ", sizeof valid - strlen(valid) - 1);
+            }
+            die_input("--strategy: unknown strategy '%s'; valid: %sall", tok, valid);
+        }
+        if (n >= N_STRATEGIES) die_input("--strategy: too many strategies in '%s'", spec);
+        out[n++] = s;
+    }
+    if (n == 0) die_input("--strategy: empty list");
+    return n;
+}
+
+static PlanConfig strategy_config(const Strategy *s, const Options *o)
+{
+    PlanConfig c = plan_config_default(s);
+    if (o->world_size) c.world_size = (int)o->world_size;
+    if (o->micro_batch) c.micro_batch = (int)o->micro_batch;
+    if (o->grad_accum) c.grad_accum = (int)o->grad_accum;
+    if (o->epochs) c.epochs = (int)o->epochs;
+    if (o->sync >= 0) c.sync = (SyncModel)o->sync;
+    c.seed = (uint64_t)o->seed;
+    c.max_tokens = o->max_tokens ? (int)o->max_tokens : (int)fmax(1.0, llround(c.max_tokens * o->len_scale));
+    return c;
+}
+
+static void print_plan_table(const StrategyResult *r, int n)
+{
+    printf("\n%-17s %6s %8s %7s %8s %7s %9s %8s %8s %8s %8s\n", "strategy", "steps", "micro-b", "pad %", "pack %",
+           "imbal", "pred.bub%", "w.min", "w.max", "long10%", "plan ms");
+    for (int i = 0; i < n; i++) {
+        const PlanMetrics *m = &r[i].plan;
+        printf("%-17s %6lld %8lld %7.2f %8.2f %7.3f %9.2f %8.3f %8.3f %8.2f %8.1f\n", r[i].name,
+               (long long)m->optimizer_steps, (long long)m->micro_batches, 100 * m->padding_ratio,
+               100 * m->packing_efficiency, m->token_imbalance, 100 * m->predicted_bubble, m->weight_min,
+               m->weight_max, 100 * m->weight_share_longest10, 1e3 * m->plan_seconds);
+    }
+    printf("\npad %%: pad tokens / computed tokens.  pack %%: real tokens / row slots (L per pack).\n"
+           "imbal: mean over sync points of max/mean rank tokens - 1.  pred.bub%%: DP bubble predicted by\n"
+           "the cost model (tokens + attention's len^2).  w.min/w.max: a sequence's loss weight x M\n"
+           "(1 = every sequence counts the same, LongAlign Eq. 2).  long10%%: weight share of the\n"
+           "longest 10%% of sequences (ideal %.0f%%).\n",
+           n > 0 ? 100 * r[0].plan.weight_share_longest10_ideal : 10.0);
+}
+
+static void print_train_table(const StrategyResult *r, int n)
+{
+    double base = 0;
+    for (int i = 0; i < n; i++)
+        if (strcmp(r[i].name, "naive") == 0 && r[i].run) base = r[i].run->metrics.effective_tps;
+    printf("\n%-17s %11s %8s %9s %7s %7s %10s %7s %10s\n", "strategy", "eff tok/s", "vs naive", "DP bub %",
+           "pad %", "pack %", "peak MiB", "MFU %", "final loss");
+    for (int i = 0; i < n; i++) {
+        const RunResult *x = r[i].run;
+        const RunMetrics *m = &x->metrics;
+        char sp[16] = "-";
+        if (base > 0) snprintf(sp, sizeof sp, "%.2fx", m->effective_tps / base);
+        printf("%-17s %11.0f %8s %9.2f %7.2f %7.2f %10.1f %7.3f %10.4f\n", r[i].name, m->effective_tps, sp,
+               100 * m->dp_bubble, 100 * m->padding_ratio, 100 * r[i].plan.packing_efficiency,
+               (double)x->peak_bytes / (1 << 20), 100 * m->mfu, x->loss_curve[x->n_steps - 1]);
+    }
+}
+
+/* Loads the distribution and draws the samples, exiting 2 with file:line on bad input. */
+static void load_samples(const Options *o, Sample **samples, int64_t *n)
+{
+    Hist h;
+    char err[1024];
+    const char *path = o->lengths ? o->lengths : o->len_dist;
+    int rc = o->lengths ? hist_load_lengths(path, &h, err, sizeof err) : hist_load(path, &h, err, sizeof err);
+    if (rc != 0) die_input("%s", err);
+    if (sample_draw(&h, o->samples, o->len_scale, (uint64_t)o->seed, samples, n, err, sizeof err) != 0) {
+        hist_free(&h);
+        die_input("%s", err);
+    }
+    hist_free(&h);
+}
+
+static Backend *open_backend(const Options *o)
+{
+    char err[512];
+    Backend *be = NULL;
+    DType act = o->dtype && strcmp(o->dtype, "fp32") == 0 ? DT_F32 : DT_BF16;
+    if (strcmp(o->backend, "cpu") != 0) {
+        be = backend_cuda_create(act, 0, err, sizeof err);
+        if (!be && strcmp(o->backend, "cuda") == 0)
+            die_input("--backend cuda: %s", err);
+        if (!be) fprintf(stderr, "labench: no usable GPU (%s); running on the CPU backend\n", err);
+    }
+    if (!be) {
+        if (o->dtype && strcmp(o->dtype, "bf16") == 0)
+            die_input("--dtype bf16 needs the CUDA backend; the CPU backend computes in fp32");
+        be = backend_cpu_create(DT_F32, err, sizeof err);
+        if (!be) die_input("CPU backend: %s", err);
+    }
+    return be;
+}
+
+static int run_command(int argc, char **argv, const char *command_line, int train)
+{
+    Options o = {0};
+    o.train = train;
+    o.sync = -1;
+    o.seed = 1;
+    o.len_scale = 1.0;
+    o.steps = -1;
+    o.backend = "auto";
+    o.progress = isatty(2);
+    o.lr = 1e-3;
+    o.weight_decay = 0.01;
+    o.clip = 1.0;
+    parse_options(argc, argv, &o);
+    if (!o.len_dist && !o.lengths) o.len_dist = DEFAULT_LEN_DIST;
+
+    const Strategy *chosen[16];
+    int n_strat = select_strategies(o.strategy, chosen);
+    if (o.save_model && n_strat != 1)
+        die_input("--save-model saves one strategy's weights: give a single --strategy");
+
+    Backend *be = NULL;
+    ModelConfig mc_cfg;
+    float *init = NULL;
+    char err[1024];
+    if (train) {
+        be = open_backend(&o);
+        int on_cpu = strcmp(be->name, "cpu") == 0;
+        if (!o.len_scale_set && on_cpu) o.len_scale = CPU_DEFAULT_LEN_SCALE;
+        if (o.steps < 0) o.steps = on_cpu ? CPU_DEFAULT_STEPS : GPU_DEFAULT_STEPS;
+        if (o.load_model) {
+            if (o.model) die_input("give --model or --load-model, not both (the checkpoint has its shape)");
+            if (safetensors_load_model(o.load_model, &mc_cfg, &init, err, sizeof err) != 0) die_input("%s", err);
+            if (o.layers && o.layers != mc_cfg.layers)
+                die_input("--layers %lld does not match the checkpoint's %d layers", o.layers, mc_cfg.layers);
+        } else {
+            const char *preset = o.model ? o.model : on_cpu ? "tiny" : "small";
+            if (model_preset(preset, &mc_cfg) != 0) die_input("--model: unknown preset '%s'; valid: tiny, small, 1b, 7b", preset);
+            if (o.layers) mc_cfg.layers = (int)o.layers;
+        }
+        printf("labench: %s backend on %s; model %s (%d layers, %zu parameters), %s\n", be->name, be->device_name,
+               mc_cfg.name, mc_cfg.layers, model_param_count(&mc_cfg), dtype_name(be->act_dtype));
+    }
+
+    Sample *samples;
+    int64_t n_samples;
+    load_samples(&o, &samples, &n_samples);
+    SampleStats st;
+    sample_stats(samples, n_samples, &st);
+    printf("labench: %lld samples from %s (x%.4g): mean %.0f tokens, median %lld, p90 %lld, max %lld\n",
+           (long long)st.count, o.lengths ? o.lengths : o.len_dist, o.len_scale, st.mean_len,
+           (long long)st.median_len, (long long)st.p90_len, (long long)st.max_len);
+
+    /* Every config is checked before anything runs or is written. */
+    PlanConfig cfgs[16];
+    for (int i = 0; i < n_strat; i++) {
+        cfgs[i] = strategy_config(chosen[i], &o);
+        if (plan_config_check(&cfgs[i], err, sizeof err) != 0) die_input("%s", err);
+    }
+
+    MarkovChain chain;
+    if (train && markov_create(&chain, mc_cfg.vocab, 4, (uint64_t)o.seed) != 0) die_input("out of memory");
+
+    StrategyResult results[16];
+    RunResult runs[16];
+    memset(results, 0, sizeof results);
+    memset(runs, 0, sizeof runs);
+    int status = 0;
+    for (int i = 0; i < n_strat; i++) {
+        Plan plan;
+        double t0 = wall_seconds();
+        if (plan_make(chosen[i], &cfgs[i], samples, n_samples, &plan, err, sizeof err) != 0) die_input("%s", err);
+        double plan_s = wall_seconds() - t0;
+        results[i].name = chosen[i]->name;
+        results[i].cfg = cfgs[i];
+        plan_metrics_compute(&plan, samples, &results[i].plan);
+        results[i].plan.plan_seconds = plan_s;
+        if (train) {
+            RunConfig rc = {0};
+            rc.steps = (int)o.steps;
+            rc.model = mc_cfg;
+            rc.opt = (AdamWConfig){(float)o.lr, 0.9f, 0.95f, 1e-8f, (float)o.weight_decay};
+            rc.max_grad_norm = (float)o.clip;
+            rc.seed = (uint64_t)o.seed;
+            rc.recompute = o.recompute;
+            rc.progress = o.progress;
+            rc.init_params = init;
+            Model trained;
+            if (run_plan(be, &plan, &rc, &chain, &runs[i], o.save_model ? &trained : NULL, err, sizeof err) != 0) {
+                fprintf(stderr, "labench: %s: %s\n", chosen[i]->name, err);
+                plan_free(&plan);
+                status = EXIT_BAD_INPUT;
+                break;
+            }
+            results[i].run = &runs[i];
+            if (o.save_model) {
+                float *p = malloc(trained.n_params * sizeof *p);
+                if (!p) die_input("out of host memory saving the model");
+                model_get_params(&trained, p);
+                if (safetensors_save_model(o.save_model, &mc_cfg, p, err, sizeof err) != 0) {
+                    fprintf(stderr, "labench: %s\n", err);
+                    status = EXIT_BAD_INPUT;
+                }
+                free(p);
+                model_free(&trained);
+            }
+        }
+        plan_free(&plan);
+    }
+
+    if (status == 0) {
+        if (train)
+            print_train_table(results, n_strat);
+        else
+            print_plan_table(results, n_strat);
+        const char *out = o.out ? o.out : train ? "results/latest.json" : NULL;
+        if (out) {
+            ResultsDoc doc = {0};
+            doc.kind = train ? "train" : "plan";
+            doc.command = command_line;
+            doc.len_dist = o.lengths ? o.lengths : o.len_dist;
+            doc.samples = n_samples;
+            doc.len_scale = o.len_scale;
+            doc.seed = (uint64_t)o.seed;
+            if (train) {
+                doc.backend = be->name;
+                doc.device = be->device_name;
+                doc.peak_flops = be->peak_flops;
+                doc.peak_flops_source = be->peak_flops_source;
+                doc.dtype = dtype_name(be->act_dtype);
+                doc.model = &mc_cfg;
+                doc.n_params = model_param_count(&mc_cfg);
+                doc.steps = (int)o.steps;
+                doc.recompute = o.recompute;
+                doc.comm = "none";
+            }
+            doc.strategies = results;
+            doc.n_strategies = n_strat;
+            if (results_write(out, &doc, err, sizeof err) != 0) {
+                fprintf(stderr, "labench: %s\n", err);
+                status = EXIT_BAD_INPUT;
+            } else {
+                printf("\nresults: %s\n", out);
+            }
+        }
+    }
+    for (int i = 0; i < n_strat; i++) run_result_free(&runs[i]);
+    if (train) {
+        markov_free(&chain);
+        be->destroy(be);
+    }
+    free(init);
+    free(samples);
+    return status;
+}
+
+int cmd_train(int argc, char **argv, const char *command_line) { return run_command(argc, argv, command_line, 1); }
+int cmd_plan(int argc, char **argv, const char *command_line) { return run_command(argc, argv, command_line, 0); }

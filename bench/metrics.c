@@ -1,0 +1,90 @@
+#include "bench/metrics.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Per-rank compute of every sync point: [sync point][rank]. A sync point is (step, micro) under
+ * --sync micro and a step under --sync step (ranks then add up their micro-batches). */
+typedef struct {
+    double *t;
+    int64_t n_sp;
+    int spp;   /* sync points per step */
+} SyncTimes;
+
+static int sync_times(const MbRecord *recs, int64_t n, int W, SyncModel sync, int n_steps, SyncTimes *st)
+{
+    int max_micro = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (recs[i].micro + 1 > max_micro) max_micro = recs[i].micro + 1;
+    st->spp = sync == SYNC_MICRO ? (max_micro > 0 ? max_micro : 1) : 1;
+    st->n_sp = (int64_t)n_steps * st->spp;
+    st->t = calloc((size_t)(st->n_sp > 0 ? st->n_sp : 1) * (size_t)W, sizeof *st->t);
+    if (!st->t) return -1;
+    for (int64_t i = 0; i < n; i++) {
+        const MbRecord *r = &recs[i];
+        if (r->step < 0 || r->step >= n_steps || r->rank < 0 || r->rank >= W) continue;
+        int64_t sp = (int64_t)r->step * st->spp + (sync == SYNC_MICRO ? r->micro : 0);
+        st->t[sp * W + r->rank] += r->seconds;
+    }
+    return 0;
+}
+
+void run_step_walls(const MbRecord *recs, int64_t n, int W, SyncModel sync, const double *step_optimizer_s,
+                    int n_steps, double comm_per_sync_s, double *out)
+{
+    SyncTimes st;
+    for (int s = 0; s < n_steps; s++) out[s] = step_optimizer_s ? step_optimizer_s[s] : 0;
+    if (sync_times(recs, n, W, sync, n_steps, &st) != 0) return;
+    for (int64_t sp = 0; sp < st.n_sp; sp++) {
+        double mx = 0;
+        for (int r = 0; r < W; r++)
+            if (st.t[sp * W + r] > mx) mx = st.t[sp * W + r];
+        out[sp / st.spp] += mx + comm_per_sync_s;
+    }
+    free(st.t);
+}
+
+void run_metrics_compute(const MbRecord *recs, int64_t n, int W, SyncModel sync, const double *step_optimizer_s,
+                         int n_steps, double comm_per_sync_s, double peak_flops, RunMetrics *m)
+{
+    memset(m, 0, sizeof *m);
+    m->steps = n_steps;
+    for (int64_t i = 0; i < n; i++) {
+        const MbRecord *r = &recs[i];
+        if (r->rows > 0) m->micro_batches++;
+        m->sequences += r->sequences;
+        m->real_tokens += r->real_tokens;
+        m->computed_tokens += r->computed_tokens;
+        m->target_tokens += r->target_tokens;
+        m->compute_s += r->seconds;
+        m->model_flops += r->flops;
+    }
+    for (int s = 0; s < n_steps && step_optimizer_s; s++) m->optimizer_s += step_optimizer_s[s];
+
+    SyncTimes st;
+    if (sync_times(recs, n, W, sync, n_steps, &st) != 0) return;
+    double sum_max = 0;
+    for (int64_t sp = 0; sp < st.n_sp; sp++) {
+        double mx = 0, sum = 0;
+        for (int r = 0; r < W; r++) {
+            double t = st.t[sp * W + r];
+            sum += t;
+            if (t > mx) mx = t;
+        }
+        sum_max += mx;
+        m->bubble_s += W * mx - sum;
+    }
+    free(st.t);
+    m->sync_points = st.n_sp;
+    m->comm_s = comm_per_sync_s * (double)st.n_sp;
+    m->dp_wall_s = sum_max + m->comm_s + m->optimizer_s;
+    if (m->dp_wall_s > 0) {
+        m->dp_bubble = m->bubble_s / (W * m->dp_wall_s);
+        m->effective_tps = (double)m->real_tokens / m->dp_wall_s;
+        m->computed_tps = (double)m->computed_tokens / m->dp_wall_s;
+        /* W simulated devices share the FLOPs: the cluster peak is W x the device peak. */
+        if (peak_flops > 0) m->mfu = m->model_flops / (m->dp_wall_s * peak_flops * W);
+    }
+    if (m->computed_tokens > 0)
+        m->padding_ratio = (double)(m->computed_tokens - m->real_tokens) / (double)m->computed_tokens;
+}

@@ -1,0 +1,231 @@
+#include "bench/results.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench/util.h"
+
+void machine_cpu_name(char *buf, size_t n)
+{
+    snprintf(buf, n, "unknown CPU");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10) != 0) continue;
+        char *colon = strchr(line, ':');
+        if (!colon) break;
+        colon++;
+        while (*colon == ' ') colon++;
+        colon[strcspn(colon, "\n")] = 0;
+        snprintf(buf, n, "%s", colon);
+        break;
+    }
+    fclose(f);
+}
+
+void machine_hostname(char *buf, size_t n)
+{
+    if (gethostname(buf, n) != 0) snprintf(buf, n, "unknown");
+    buf[n - 1] = 0;
+}
+
+void source_commit(char *buf, size_t n)
+{
+    snprintf(buf, n, "unknown");
+    FILE *p = popen("git rev-parse --short=12 HEAD 2>/dev/null && "
+                    "(git diff --quiet HEAD -- . ':!REPORT.md' ':!plots' 2>/dev/null || echo dirty)", "r");
+    if (!p) return;
+    char line[128], out[160] = "";
+    while (fgets(line, sizeof line, p)) {
+        line[strcspn(line, "\n")] = 0;
+        if (!out[0])
+            snprintf(out, sizeof out, "%s", line);
+        else if (strcmp(line, "dirty") == 0)
+            strncat(out, "-dirty", sizeof out - strlen(out) - 1);
+    }
+    if (pclose(p) == 0 && out[0]) snprintf(buf, n, "%s", out);
+}
+
+void utc_now_iso(char *buf, size_t n)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static json_t *plan_config_json(const PlanConfig *c)
+{
+    return json_pack("{s:i, s:i, s:i, s:i, s:i, s:s, s:I, s:{s:f, s:f, s:f}}", "world_size", c->world_size,
+                     "micro_batch", c->micro_batch, "grad_accum", c->grad_accum, "max_tokens", c->max_tokens,
+                     "epochs", c->epochs, "sync", c->sync == SYNC_MICRO ? "micro" : "step", "seed",
+                     (json_int_t)c->seed, "cost_model", "per_token", c->cost.per_token, "per_token_sq",
+                     c->cost.per_token_sq, "per_row", c->cost.per_row);
+}
+
+static json_t *plan_metrics_json(const PlanMetrics *m)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "optimizer_steps", json_integer(m->optimizer_steps));
+    json_object_set_new(o, "micro_batches", json_integer(m->micro_batches));
+    json_object_set_new(o, "rows", json_integer(m->rows));
+    json_object_set_new(o, "sequences", json_integer(m->sequences));
+    json_object_set_new(o, "truncated", json_integer(m->truncated));
+    json_object_set_new(o, "real_tokens", json_integer(m->real_tokens));
+    json_object_set_new(o, "computed_tokens", json_integer(m->computed_tokens));
+    json_object_set_new(o, "target_tokens", json_integer(m->target_tokens));
+    json_object_set_new(o, "padding_ratio", json_real(m->padding_ratio));
+    json_object_set_new(o, "packing_efficiency", json_real(m->packing_efficiency));
+    json_object_set_new(o, "token_imbalance", json_real(m->token_imbalance));
+    json_object_set_new(o, "predicted_bubble", json_real(m->predicted_bubble));
+    json_object_set_new(o, "predicted_wall_cost", json_real(m->predicted_wall));
+    json_object_set_new(o, "weight_min", json_real(m->weight_min));
+    json_object_set_new(o, "weight_max", json_real(m->weight_max));
+    json_object_set_new(o, "weight_share_longest10", json_real(m->weight_share_longest10));
+    json_object_set_new(o, "weight_share_longest10_ideal", json_real(m->weight_share_longest10_ideal));
+    json_object_set_new(o, "plan_seconds", json_real(m->plan_seconds));
+    return o;
+}
+
+static json_t *doubles_json(const double *x, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++) json_array_append_new(a, json_real(x[i]));
+    return a;
+}
+
+static json_t *run_json(const RunResult *r)
+{
+    const RunMetrics *m = &r->metrics;
+    json_t *o = json_object();
+    json_object_set_new(o, "steps", json_integer(m->steps));
+    json_object_set_new(o, "sync_points", json_integer(m->sync_points));
+    json_object_set_new(o, "micro_batches", json_integer(m->micro_batches));
+    json_object_set_new(o, "sequences", json_integer(m->sequences));
+    json_object_set_new(o, "real_tokens", json_integer(m->real_tokens));
+    json_object_set_new(o, "computed_tokens", json_integer(m->computed_tokens));
+    json_object_set_new(o, "target_tokens", json_integer(m->target_tokens));
+    json_object_set_new(o, "compute_seconds", json_real(m->compute_s));
+    json_object_set_new(o, "optimizer_seconds", json_real(m->optimizer_s));
+    json_object_set_new(o, "comm_seconds", json_real(m->comm_s));
+    json_object_set_new(o, "dp_wall_seconds", json_real(m->dp_wall_s));
+    json_object_set_new(o, "bubble_seconds", json_real(m->bubble_s));
+    json_object_set_new(o, "dp_bubble_fraction", json_real(m->dp_bubble));
+    json_object_set_new(o, "effective_tokens_per_s", json_real(m->effective_tps));
+    json_object_set_new(o, "computed_tokens_per_s", json_real(m->computed_tps));
+    json_object_set_new(o, "padding_ratio", json_real(m->padding_ratio));
+    json_object_set_new(o, "model_flops", json_real(m->model_flops));
+    json_object_set_new(o, "mfu", json_real(m->mfu));
+    json_object_set_new(o, "peak_memory_bytes", json_integer((json_int_t)r->peak_bytes));
+    json_object_set_new(o, "activation_bytes", json_integer((json_int_t)r->act_bytes));
+    json_object_set_new(o, "max_micro_batch_tokens", json_integer(r->max_mb_tokens));
+    json_object_set_new(o, "elapsed_seconds", json_real(r->elapsed_s));
+    json_object_set_new(o, "timing_source", json_string(r->timing_source));
+    json_object_set_new(o, "final_loss", json_real(r->n_steps > 0 ? r->loss_curve[r->n_steps - 1] : 0.0));
+    json_object_set_new(o, "loss_curve", doubles_json(r->loss_curve, r->n_steps));
+    json_object_set_new(o, "step_wall_seconds", doubles_json(r->step_wall_s, r->n_steps));
+    json_object_set_new(o, "optimizer_step_seconds", doubles_json(r->optimizer_s, r->n_steps));
+    json_object_set_new(o, "grad_norm", doubles_json(r->grad_norm, r->n_steps));
+    /* One array per micro-batch, column names in micro_batch_columns: compact, and enough to
+     * redraw the DP timeline or fit a cost model (labench predict). */
+    json_object_set_new(o, "micro_batch_columns",
+                        json_pack("[s,s,s,s,s,s,s,s,s,s,s]", "step", "micro", "rank", "rows", "sequences",
+                                  "segments", "real_tokens", "computed_tokens", "sum_seq_len_sq", "seconds",
+                                  "loss"));
+    json_t *mbs = json_array();
+    for (int64_t i = 0; i < r->n_recs; i++) {
+        const MbRecord *x = &r->recs[i];
+        json_array_append_new(mbs, json_pack("[i,i,i,i,i,i,I,I,f,f,f]", x->step, x->micro, x->rank, x->rows,
+                                             x->sequences, x->segments, (json_int_t)x->real_tokens,
+                                             (json_int_t)x->computed_tokens, x->sum_seq_len_sq, x->seconds,
+                                             x->loss));
+    }
+    json_object_set_new(o, "micro_batches_detail", mbs);
+    return o;
+}
+
+json_t *results_to_json(const ResultsDoc *d)
+{
+    char cpu[256], host[256], commit[160], now[64];
+    machine_cpu_name(cpu, sizeof cpu);
+    machine_hostname(host, sizeof host);
+    source_commit(commit, sizeof commit);
+    utc_now_iso(now, sizeof now);
+
+    json_t *root = json_object();
+    json_object_set_new(root, "schema", json_string(RESULTS_SCHEMA));
+    json_object_set_new(root, "schema_version", json_integer(RESULTS_SCHEMA_VERSION));
+    json_object_set_new(root, "kind", json_string(d->kind));
+    json_object_set_new(root, "created", json_string(now));
+    json_object_set_new(root, "commit", json_string(commit));
+    json_object_set_new(root, "command", json_string(d->command ? d->command : ""));
+
+    json_t *machine = json_object();
+    json_object_set_new(machine, "hostname", json_string(host));
+    json_object_set_new(machine, "cpu", json_string(cpu));
+    json_object_set_new(machine, "cores", json_integer(sysconf(_SC_NPROCESSORS_ONLN)));
+    json_object_set_new(machine, "backend", d->backend ? json_string(d->backend) : json_null());
+    json_object_set_new(machine, "device", d->device ? json_string(d->device) : json_null());
+    json_object_set_new(machine, "gpu", d->backend && strcmp(d->backend, "cuda") == 0 ? json_string(d->device)
+                                                                                      : json_null());
+    json_object_set_new(machine, "peak_flops", json_real(d->peak_flops));
+    json_object_set_new(machine, "peak_flops_source",
+                        d->peak_flops_source ? json_string(d->peak_flops_source) : json_null());
+    json_object_set_new(root, "machine", machine);
+
+    json_t *cfg = json_object();
+    json_object_set_new(cfg, "len_dist", json_string(d->len_dist ? d->len_dist : ""));
+    json_object_set_new(cfg, "samples", json_integer(d->samples));
+    json_object_set_new(cfg, "len_scale", json_real(d->len_scale));
+    json_object_set_new(cfg, "seed", json_integer((json_int_t)d->seed));
+    if (d->model) {
+        const ModelConfig *c = d->model;
+        json_object_set_new(cfg, "model",
+                            json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:I}", "preset", c->name, "vocab_size",
+                                      c->vocab, "hidden_size", c->hidden, "intermediate_size", c->intermediate,
+                                      "num_hidden_layers", c->layers, "num_attention_heads", c->heads,
+                                      "num_key_value_heads", c->kv_heads, "head_dim", c->head_dim, "params",
+                                      (json_int_t)d->n_params));
+        json_object_set_new(cfg, "dtype", json_string(d->dtype ? d->dtype : "f32"));
+        json_object_set_new(cfg, "steps", json_integer(d->steps));
+        json_object_set_new(cfg, "recompute", json_boolean(d->recompute));
+        json_object_set_new(cfg, "comm", json_string(d->comm ? d->comm : "none"));
+        json_object_set_new(cfg, "comm_per_sync_seconds", json_real(d->comm_per_sync_s));
+    }
+    json_object_set_new(root, "config", cfg);
+
+    json_t *arr = json_array();
+    for (int i = 0; i < d->n_strategies; i++) {
+        const StrategyResult *s = &d->strategies[i];
+        json_t *o = json_object();
+        json_object_set_new(o, "name", json_string(s->name));
+        json_object_set_new(o, "plan_config", plan_config_json(&s->cfg));
+        json_object_set_new(o, "plan", plan_metrics_json(&s->plan));
+        json_object_set_new(o, "run", s->run ? run_json(s->run) : json_null());
+        json_array_append_new(arr, o);
+    }
+    json_object_set_new(root, "strategies", arr);
+    return root;
+}
+
+int results_write(const char *path, const ResultsDoc *doc, char *err, size_t errlen)
+{
+    json_t *root = results_to_json(doc);
+    AtomicFile af;
+    if (atomic_open(&af, path, err, errlen) != 0) {
+        json_decref(root);
+        return -1;
+    }
+    int rc = json_dumpf(root, af.f, JSON_INDENT(1) | JSON_REAL_PRECISION(10));
+    fputc('\n', af.f);
+    json_decref(root);
+    if (rc != 0) {
+        atomic_abort(&af);
+        snprintf(err, errlen, "%s: could not serialize results", path);
+        return -1;
+    }
+    return atomic_commit(&af, err, errlen);
+}

@@ -1,0 +1,56 @@
+/* Results JSON: what a run measured, in a schema other tools (report, compare, predict, and
+ * anything a user writes) can read. Schema documented in README.md ("Results JSON"). */
+#ifndef LABENCH_RESULTS_H
+#define LABENCH_RESULTS_H
+
+#include <jansson.h>
+
+#include "bench/plan_metrics.h"
+#include "bench/run.h"
+#include "model/config.h"
+#include "strategies/strategy.h"
+
+#define RESULTS_SCHEMA "labench-results"
+#define RESULTS_SCHEMA_VERSION 1
+
+typedef struct {
+    const char *name;
+    PlanConfig cfg;
+    PlanMetrics plan;
+    const RunResult *run;        /* NULL for a plan-only comparison */
+} StrategyResult;
+
+typedef struct {
+    const char *kind;            /* "plan" or "train" */
+    const char *command;         /* the command line, as typed */
+    /* input */
+    const char *len_dist;        /* path of the .hist or lengths list */
+    int64_t samples;
+    double len_scale;
+    uint64_t seed;
+    /* training (kind == "train") */
+    const char *backend;         /* "cpu" / "cuda" */
+    const char *device;
+    double peak_flops;
+    const char *peak_flops_source;
+    const char *dtype;
+    const ModelConfig *model;
+    size_t n_params;
+    int steps;
+    int recompute;
+    const char *comm;            /* communication model name */
+    double comm_per_sync_s;
+    StrategyResult *strategies;
+    int n_strategies;
+} ResultsDoc;
+
+json_t *results_to_json(const ResultsDoc *doc);
+/* Writes atomically (temp name, then rename). 0, or -1 with err. */
+int results_write(const char *path, const ResultsDoc *doc, char *err, size_t errlen);
+/* Host facts for the "machine" object and for REPORT.md headers. */
+void machine_cpu_name(char *buf, size_t n);
+void machine_hostname(char *buf, size_t n);
+void source_commit(char *buf, size_t n);   /* git commit of the working directory, or "unknown" */
+void utc_now_iso(char *buf, size_t n);
+
+#endif

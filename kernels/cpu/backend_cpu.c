@@ -1,0 +1,433 @@
+/* The CPU backend: host memory, wall-clock timing, and the ops of cpu_ops.h behind the Backend
+ * table. param_dtype = act_dtype = the dtype given at creation (f32 for runs, f64 for gradient
+ * checks); every op dispatches on it to the _f32 or _f64 version. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE   /* sched_getaffinity */
+#endif
+#include <omp.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kernels/backend.h"
+#include "kernels/cpu/cpu_ops.h"
+
+/* Every allocation carries this header, which records its size and links it into a list so
+ * that destroy can free whatever is still live. 32 bytes keep calloc's 16-byte alignment. */
+typedef struct AllocHeader {
+    struct AllocHeader *prev, *next;
+    size_t bytes;
+    size_t magic;
+} AllocHeader;
+
+#define ALLOC_MAGIC ((size_t)0x6c616265u)   /* catches a free of a foreign pointer */
+
+typedef struct {
+    AllocHeader *live;                    /* doubly linked list of live allocations */
+    size_t in_use, peak;
+    struct timespec marks[BACKEND_MARKS];
+    char flops_source[384];
+} CpuImpl;
+
+static CpuImpl *impl_of(Backend *be) { return (CpuImpl *)be->impl; }
+#define F64(be) ((be)->param_dtype == DT_F64)
+
+/* ------------------------------------------------------------------------------------------ */
+/* memory */
+
+static void *cpu_alloc(Backend *be, size_t bytes)
+{
+    CpuImpl *im = impl_of(be);
+    AllocHeader *h = calloc(1, sizeof(AllocHeader) + bytes);
+    if (!h) return NULL;
+    h->bytes = bytes;
+    h->magic = ALLOC_MAGIC;
+    h->next = im->live;
+    if (im->live) im->live->prev = h;
+    im->live = h;
+    im->in_use += bytes;
+    if (im->in_use > im->peak) im->peak = im->in_use;
+    return h + 1;
+}
+
+static void cpu_free(Backend *be, void *p)
+{
+    if (!p) return;
+    CpuImpl *im = impl_of(be);
+    AllocHeader *h = (AllocHeader *)p - 1;
+    if (h->magic != ALLOC_MAGIC) {
+        fprintf(stderr, "backend_cpu: free of a pointer this backend did not allocate\n");
+        abort();
+    }
+    h->magic = 0;
+    if (h->prev) h->prev->next = h->next; else im->live = h->next;
+    if (h->next) h->next->prev = h->prev;
+    im->in_use -= h->bytes;
+    free(h);
+}
+
+static size_t cpu_bytes_in_use(Backend *be) { return impl_of(be)->in_use; }
+static size_t cpu_peak_bytes(Backend *be) { return impl_of(be)->peak; }
+static void cpu_reset_peak(Backend *be) { impl_of(be)->peak = impl_of(be)->in_use; }
+
+static void cpu_destroy(Backend *be)
+{
+    if (!be) return;
+    CpuImpl *im = impl_of(be);
+    for (AllocHeader *h = im->live; h;) {
+        AllocHeader *next = h->next;
+        free(h);
+        h = next;
+    }
+    free(im);
+    free(be);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* transfers and conversions: host and backend memory are the same, so these are memcpy or an
+ * element-wise conversion */
+
+static void cpu_upload(Backend *be, void *dst, const void *src, size_t bytes) { (void)be; memcpy(dst, src, bytes); }
+static void cpu_download(Backend *be, void *dst, const void *src, size_t bytes) { (void)be; memcpy(dst, src, bytes); }
+static void cpu_copy(Backend *be, void *dst, const void *src, size_t bytes) { (void)be; memmove(dst, src, bytes); }
+static void cpu_zero(Backend *be, void *dst, size_t bytes) { (void)be; memset(dst, 0, bytes); }
+static void cpu_synchronize(Backend *be) { (void)be; }   /* every op has returned by then */
+
+/* bf16 is the top half of an f32; round to nearest even on the dropped half */
+static uint16_t f32_to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);   /* quiet NaN */
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+static float bf16_to_f32(uint16_t b)
+{
+    uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static double load_elem(const void *p, DType t, size_t i)
+{
+    switch (t) {
+    case DT_F64: return ((const double *)p)[i];
+    case DT_BF16: return bf16_to_f32(((const uint16_t *)p)[i]);
+    default: return ((const float *)p)[i];
+    }
+}
+
+/* f64 -> bf16 goes through f32: one extra rounding, harmless for values that came from f32 */
+static void store_elem(void *p, DType t, size_t i, double x)
+{
+    switch (t) {
+    case DT_F64: ((double *)p)[i] = x; break;
+    case DT_BF16: ((uint16_t *)p)[i] = f32_to_bf16((float)x); break;
+    default: ((float *)p)[i] = (float)x; break;
+    }
+}
+
+static void convert(void *dst, DType dst_type, const void *src, DType src_type, size_t n)
+{
+    if (dst_type == src_type) { memmove(dst, src, n * dtype_size(dst_type)); return; }
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) store_elem(dst, dst_type, i, load_elem(src, src_type, i));
+}
+
+static void cpu_upload_f32(Backend *be, void *dst, DType dst_type, const float *src, size_t n)
+{
+    (void)be;
+    convert(dst, dst_type, src, DT_F32, n);
+}
+
+static void cpu_download_f32(Backend *be, float *dst, const void *src, DType src_type, size_t n)
+{
+    (void)be;
+    convert(dst, DT_F32, src, src_type, n);
+}
+
+static void cpu_cast(Backend *be, void *dst, DType dst_type, const void *src, DType src_type, size_t n)
+{
+    (void)be;
+    convert(dst, dst_type, src, src_type, n);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* ops: void * in the table, float * or double * below */
+
+#define DISPATCH(be, fn, ...) do { \
+    if (F64(be)) fn##_f64(__VA_ARGS__); else fn##_f32(__VA_ARGS__); } while (0)
+
+static void be_embedding_forward(Backend *be, void *out, const int32_t *tokens, const void *wte, int N, int C)
+{
+    DISPATCH(be, cpu_embedding_forward, out, tokens, wte, N, C);
+}
+
+static void be_embedding_backward(Backend *be, void *dwte, const void *dout, const int32_t *tokens, int N, int C)
+{
+    DISPATCH(be, cpu_embedding_backward, dwte, dout, tokens, N, C);
+}
+
+static void be_rmsnorm_forward(Backend *be, void *out, void *rstd, const void *inp, const void *w,
+                               int N, int C, float eps)
+{
+    DISPATCH(be, cpu_rmsnorm_forward, out, rstd, inp, w, N, C, eps);
+}
+
+static void be_rmsnorm_backward(Backend *be, void *dinp, void *dw, const void *dout, const void *inp,
+                                const void *w, const void *rstd, int N, int C)
+{
+    DISPATCH(be, cpu_rmsnorm_backward, dinp, dw, dout, inp, w, rstd, N, C);
+}
+
+static void be_matmul_forward(Backend *be, void *out, const void *inp, const void *w, int N, int In, int Out)
+{
+    DISPATCH(be, cpu_matmul_forward, out, inp, w, N, In, Out);
+}
+
+static void be_matmul_backward(Backend *be, void *dinp, void *dw, const void *dout, const void *inp,
+                               const void *w, int N, int In, int Out, int accumulate_dinp)
+{
+    DISPATCH(be, cpu_matmul_backward, dinp, dw, dout, inp, w, N, In, Out, accumulate_dinp);
+}
+
+static void be_rope_forward(Backend *be, void *qkv, const int32_t *pos, int N, int H, int Hkv, int D, float theta)
+{
+    DISPATCH(be, cpu_rope_forward, qkv, pos, N, H, Hkv, D, theta);
+}
+
+static void be_rope_backward(Backend *be, void *dqkv, const int32_t *pos, int N, int H, int Hkv, int D, float theta)
+{
+    DISPATCH(be, cpu_rope_backward, dqkv, pos, N, H, Hkv, D, theta);
+}
+
+/* max_seqlen sizes the GPU launch; the CPU walks the segments themselves */
+static void be_attention_forward(Backend *be, void *out, void *lse, const void *qkv, const int32_t *cu_seqlens,
+                                 int n_segs, int max_seqlen, int N, int H, int Hkv, int D)
+{
+    (void)max_seqlen;
+    DISPATCH(be, cpu_attention_forward, out, lse, qkv, cu_seqlens, n_segs, N, H, Hkv, D);
+}
+
+static void be_attention_backward(Backend *be, void *dqkv, const void *dout, const void *qkv, const void *out,
+                                  const void *lse, const int32_t *cu_seqlens, int n_segs, int max_seqlen,
+                                  int N, int H, int Hkv, int D)
+{
+    (void)max_seqlen;
+    DISPATCH(be, cpu_attention_backward, dqkv, dout, qkv, out, lse, cu_seqlens, n_segs, N, H, Hkv, D);
+}
+
+static void be_swiglu_forward(Backend *be, void *out, const void *gate_up, int N, int F)
+{
+    DISPATCH(be, cpu_swiglu_forward, out, gate_up, N, F);
+}
+
+static void be_swiglu_backward(Backend *be, void *dgate_up, const void *dout, const void *gate_up, int N, int F)
+{
+    DISPATCH(be, cpu_swiglu_backward, dgate_up, dout, gate_up, N, F);
+}
+
+static void be_add(Backend *be, void *out, const void *a, const void *b, size_t n)
+{
+    DISPATCH(be, cpu_add, out, a, b, n);
+}
+
+static void be_crossentropy_forward(Backend *be, void *losses, const void *logits, const int32_t *targets,
+                                    int N, int V)
+{
+    DISPATCH(be, cpu_crossentropy_forward, losses, logits, targets, N, V);
+}
+
+static void be_crossentropy_backward(Backend *be, void *dlogits, const void *logits, const int32_t *targets,
+                                     const float *weights, int N, int V)
+{
+    DISPATCH(be, cpu_crossentropy_backward, dlogits, logits, targets, weights, N, V);
+}
+
+static double be_sum_squares(Backend *be, const void *x, size_t n)
+{
+    return F64(be) ? cpu_sum_squares_f64(x, n) : cpu_sum_squares_f32(x, n);
+}
+
+static void be_adamw(Backend *be, void *params, const void *grads, void *m, void *v, size_t n,
+                     const AdamWConfig *cfg, float grad_scale, int t)
+{
+    DISPATCH(be, cpu_adamw, params, grads, m, v, n, cfg, grad_scale, t);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* timing: wall clock */
+
+static void cpu_mark(Backend *be, int slot)
+{
+    if (slot >= 0 && slot < BACKEND_MARKS) clock_gettime(CLOCK_MONOTONIC, &impl_of(be)->marks[slot]);
+}
+
+static double cpu_seconds_between(Backend *be, int a, int b)
+{
+    if (a < 0 || a >= BACKEND_MARKS || b < 0 || b >= BACKEND_MARKS) return 0.0;
+    const struct timespec *ta = &impl_of(be)->marks[a], *tb = &impl_of(be)->marks[b];
+    return (double)(tb->tv_sec - ta->tv_sec) + 1e-9 * (double)(tb->tv_nsec - ta->tv_nsec);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* device name and peak FLOP/s, from /proc/cpuinfo */
+
+typedef struct {
+    char model[96];
+    char isa[16];          /* the widest FMA/vector extension found in the flags */
+    int flops_per_cycle;   /* f32 FLOP per cycle per core for that extension */
+    double mhz;            /* highest "cpu MHz" listed */
+    int siblings, cores;   /* logical and physical CPUs per package, 0 when absent */
+} CpuInfo;
+
+static int has_flag(const char *flags, const char *name)
+{
+    size_t len = strlen(name);
+    for (const char *p = flags; (p = strstr(p, name)) != NULL; p += len)
+        if ((p == flags || p[-1] == ' ' || p[-1] == '\t') && (p[len] == ' ' || p[len] == '\n' || p[len] == '\0'))
+            return 1;
+    return 0;
+}
+
+/* The value after "key<spaces>: " on a cpuinfo line, or NULL when the line is another key. */
+static const char *cpuinfo_value(const char *line, const char *key)
+{
+    size_t len = strlen(key);
+    if (strncmp(line, key, len) != 0 || (line[len] != ' ' && line[len] != '\t' && line[len] != ':')) return NULL;
+    const char *colon = strchr(line + len, ':');
+    if (!colon) return NULL;
+    colon++;
+    while (*colon == ' ') colon++;
+    return colon;
+}
+
+static void read_cpuinfo(CpuInfo *ci)
+{
+    memset(ci, 0, sizeof *ci);
+    snprintf(ci->model, sizeof ci->model, "unknown CPU");
+    snprintf(ci->isa, sizeof ci->isa, "scalar");
+    ci->flops_per_cycle = 2;   /* one FMA-less add and mul per cycle */
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[8192];
+    int have_flags = 0;
+    while (fgets(line, sizeof line, f)) {
+        const char *v;
+        if ((v = cpuinfo_value(line, "model name")) && strcmp(ci->model, "unknown CPU") == 0) {
+            snprintf(ci->model, sizeof ci->model, "%s", v);
+            ci->model[strcspn(ci->model, "\n")] = '\0';
+        } else if ((v = cpuinfo_value(line, "cpu MHz"))) {
+            double mhz = atof(v);
+            if (mhz > ci->mhz) ci->mhz = mhz;
+        } else if ((v = cpuinfo_value(line, "siblings")) && !ci->siblings) {
+            ci->siblings = atoi(v);
+        } else if ((v = cpuinfo_value(line, "cpu cores")) && !ci->cores) {
+            ci->cores = atoi(v);
+        } else if (!have_flags && ((v = cpuinfo_value(line, "flags")) || (v = cpuinfo_value(line, "Features")))) {
+            have_flags = 1;
+            /* 2 FMA units x lanes x 2 FLOP per FMA; AVX without FMA has one add and one mul unit */
+            if (has_flag(v, "avx512f")) { snprintf(ci->isa, sizeof ci->isa, "avx512f"); ci->flops_per_cycle = 64; }
+            else if (has_flag(v, "avx2") && has_flag(v, "fma")) { snprintf(ci->isa, sizeof ci->isa, "avx2+fma"); ci->flops_per_cycle = 32; }
+            else if (has_flag(v, "avx")) { snprintf(ci->isa, sizeof ci->isa, "avx"); ci->flops_per_cycle = 16; }
+            else if (has_flag(v, "asimd")) { snprintf(ci->isa, sizeof ci->isa, "asimd"); ci->flops_per_cycle = 16; }
+            else if (has_flag(v, "sse2")) { snprintf(ci->isa, sizeof ci->isa, "sse2"); ci->flops_per_cycle = 8; }
+        }
+    }
+    fclose(f);
+    if (ci->mhz <= 0) {
+        /* some kernels (arm64) list no "cpu MHz": fall back on the nominal maximum */
+        FILE *g = fopen("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq", "r");
+        long khz = 0;
+        if (g) { if (fscanf(g, "%ld", &khz) != 1) khz = 0; fclose(g); }
+        ci->mhz = khz / 1000.0;
+    }
+}
+
+static void describe_cpu(Backend *be, CpuImpl *im)
+{
+    CpuInfo ci;
+    read_cpuinfo(&ci);
+    /* cores we run on: OpenMP threads (bounded by the affinity mask) over hyperthreads per core */
+    cpu_set_t set;
+    int allowed = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : omp_get_num_procs();
+    int threads = omp_get_max_threads() < allowed ? omp_get_max_threads() : allowed;
+    int per_core = ci.siblings > 0 && ci.cores > 0 && ci.siblings >= ci.cores ? ci.siblings / ci.cores : 1;
+    int cores = threads / per_core > 0 ? threads / per_core : 1;
+    int lanes_div = F64(be) ? 2 : 1;   /* a vector holds half as many doubles */
+    int flops_per_cycle = ci.flops_per_cycle / lanes_div;
+
+    snprintf(be->device_name, sizeof be->device_name, "%.96s (%d core%s)", ci.model, cores, cores == 1 ? "" : "s");
+    be->peak_flops = cores * ci.mhz * 1e6 * flops_per_cycle;
+    snprintf(im->flops_source, sizeof im->flops_source,
+             "nominal: %d cores (%d OpenMP threads / %d threads per core) x %.0f MHz (highest \"cpu MHz\" "
+             "in /proc/cpuinfo, the clock when read, not a measured all-core clock) x %d %s FLOP/cycle "
+             "(%s in the cpuinfo flags: 2 FMA units x vector lanes x 2)",
+             cores, threads, per_core, ci.mhz, flops_per_cycle, dtype_name(be->param_dtype), ci.isa);
+    be->peak_flops_source = im->flops_source;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+Backend *backend_cpu_create(DType dtype, char *err, size_t errlen)
+{
+    if (dtype != DT_F32 && dtype != DT_F64) {
+        if (err) snprintf(err, errlen, "the CPU backend computes in f32 or f64, not %s", dtype_name(dtype));
+        return NULL;
+    }
+    Backend *be = calloc(1, sizeof *be);
+    CpuImpl *im = calloc(1, sizeof *im);
+    if (!be || !im) {
+        free(be);
+        free(im);
+        if (err) snprintf(err, errlen, "out of host memory");
+        return NULL;
+    }
+    be->name = "cpu";
+    be->param_dtype = be->act_dtype = dtype;
+    be->impl = im;
+    describe_cpu(be, im);
+
+    be->alloc = cpu_alloc;
+    be->free = cpu_free;
+    be->bytes_in_use = cpu_bytes_in_use;
+    be->peak_bytes = cpu_peak_bytes;
+    be->reset_peak = cpu_reset_peak;
+    be->destroy = cpu_destroy;
+
+    be->upload = cpu_upload;
+    be->download = cpu_download;
+    be->copy = cpu_copy;
+    be->zero = cpu_zero;
+    be->upload_f32 = cpu_upload_f32;
+    be->download_f32 = cpu_download_f32;
+    be->cast = cpu_cast;
+    be->synchronize = cpu_synchronize;
+
+    be->embedding_forward = be_embedding_forward;
+    be->embedding_backward = be_embedding_backward;
+    be->rmsnorm_forward = be_rmsnorm_forward;
+    be->rmsnorm_backward = be_rmsnorm_backward;
+    be->matmul_forward = be_matmul_forward;
+    be->matmul_backward = be_matmul_backward;
+    be->rope_forward = be_rope_forward;
+    be->rope_backward = be_rope_backward;
+    be->attention_forward = be_attention_forward;
+    be->attention_backward = be_attention_backward;
+    be->swiglu_forward = be_swiglu_forward;
+    be->swiglu_backward = be_swiglu_backward;
+    be->add = be_add;
+    be->crossentropy_forward = be_crossentropy_forward;
+    be->crossentropy_backward = be_crossentropy_backward;
+    be->sum_squares = be_sum_squares;
+    be->adamw = be_adamw;
+
+    be->mark = cpu_mark;
+    be->seconds_between = cpu_seconds_between;
+    return be;
+}

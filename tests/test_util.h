@@ -1,0 +1,34 @@
+/* Shared helpers for labench's cmocka tests. */
+#ifndef LABENCH_TEST_UTIL_H
+#define LABENCH_TEST_UTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Writes text to a fresh temporary file and returns its path (static buffer per call site). */
+static inline void test_write_file(char *path, size_t pathlen, const char *text, size_t len)
+{
+    snprintf(path, pathlen, "/tmp/labench-test-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal((ssize_t)len, write(fd, text, len));
+    close(fd);
+}
+
+/* Asserts |a - b| <= atol + rtol * |b|, printing both on failure. */
+#define assert_close(a, b, atol, rtol) do { \
+    double a_ = (a), b_ = (b); \
+    if (!(fabs(a_ - b_) <= (atol) + (rtol) * fabs(b_))) { \
+        print_error("%s = %.10g, %s = %.10g (atol %g, rtol %g)\n", #a, a_, #b, b_, (double)(atol), (double)(rtol)); \
+        fail(); \
+    } } while (0)
+
+#endif
