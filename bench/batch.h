@@ -4,6 +4,7 @@
 #define LABENCH_BATCH_H
 
 #include "bench/data.h"
+#include "bench/task.h"
 #include "model/model.h"
 #include "strategies/strategy.h"
 
@@ -17,6 +18,11 @@ typedef struct {
     int64_t real_tokens, computed_tokens, target_tokens;
     double sum_seq_len_sq;   /* sum over attention segments of len^2 */
     int rows, sequences;
+    /* Optional identity of each plan sample, indexed by Segment.sample: set it to the training
+     * part's ids (bench/validate.h, TrainSet.ids) when the plan was made on a split, so every
+     * sample keeps the tokens of its place in the full sampled set and no training sample ever
+     * gets a validation sample's tokens. NULL: the plan index is the identity. */
+    const int64_t *sample_ids;
 } BatchBuf;
 
 int batch_buf_init(BatchBuf *b, int capacity);
@@ -28,8 +34,23 @@ int plan_max_mb_tokens(const Plan *p);
 /* Fills b from micro-batch mb. Packed rows: one attention segment per sequence, positions
  * restarting at 0. Padded rows: the row's last sequence and its pads form one causal segment
  * (pads come last, so real tokens never see them); pads are token 0 with weight 0. A position t predicts
- * token t+1 of its sequence; it carries the segment's weight when t+1 is a target token. */
-void batch_build(BatchBuf *b, const Plan *p, const MicroBatch *mb,
-                 const MarkovChain *mc, uint64_t data_seed);
+ * token t+1 of its sequence; it carries the segment's weight when t+1 is a target token.
+ *
+ * Tokens: task_tokens(task, data_seed, id, len, target) for each segment, where id is the
+ * sample's identity: b->sample_ids[seg->sample] when b->sample_ids is set, else seg->sample. */
+void batch_build_task(BatchBuf *b, const Plan *p, const MicroBatch *mb, const Task *task, uint64_t data_seed);
+
+/* Transitional: the same with the tokens of one Markov chain (markov_tokens), for callers that
+ * still pass a MarkovChain; `--task markov` gives the very same tokens. Remove once bench/run.c
+ * passes a Task. */
+void batch_build_markov(BatchBuf *b, const Plan *p, const MicroBatch *mb, const MarkovChain *mc,
+                        uint64_t data_seed);
+
+/* batch_build(b, plan, mb, task, data_seed): batch_build_task; a MarkovChain in place of the
+ * task still selects batch_build_markov (transitional, see above). */
+#define batch_build(b, p, mb, source, data_seed)                                        \
+    _Generic((source),                                                                  \
+        const MarkovChain *: batch_build_markov, MarkovChain *: batch_build_markov,     \
+        default: batch_build_task)((b), (p), (mb), (source), (data_seed))
 
 #endif

@@ -55,6 +55,22 @@ static Str f_count(double v)
     return o;
 }
 
+/* A count: thousands separated, never decimals. */
+static Str f_int(long long v)
+{
+    Str o;
+    char digits[32];
+    snprintf(digits, sizeof digits, "%lld", v < 0 ? -v : v);
+    size_t n = strlen(digits), k = 0;
+    if (v < 0) o.s[k++] = '-';
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && (n - i) % 3 == 0) o.s[k++] = ',';
+        o.s[k++] = digits[i];
+    }
+    o.s[k] = 0;
+    return o;
+}
+
 static Str f_fix(double v, int decimals, const char *unit)
 {
     Str o;
@@ -110,7 +126,7 @@ static double naive_tps(const ResultsFile *rf)
 static void model_words(const ResultsFile *rf, char *buf, size_t n)
 {
     snprintf(buf, n, "%s (%d layers, hidden %d, %s parameters)", rf->model_preset, rf->layers, rf->hidden,
-             f_count((double)rf->params).s);
+             f_int(rf->params).s);
 }
 
 /* One line under each plot's title: where the numbers come from, CPU said plainly. */
@@ -200,6 +216,16 @@ static int find_scripts(const char *given, char *out, size_t n)
     return file_exists(out, "throughput.gp") ? 0 : -1;
 }
 
+/* Appends src to the string in out (n bytes), cutting it short when full. */
+static void append(char *out, size_t n, const char *src)
+{
+    size_t k = strlen(out), len = strlen(src);
+    if (k + 1 >= n) return;
+    if (len > n - 1 - k) len = n - 1 - k;
+    memcpy(out + k, src, len);
+    out[k + len] = 0;
+}
+
 /* Path of `to` relative to the folder `from` (both absolute, canonical). */
 static void relative_path(const char *from, const char *to, char *out, size_t n)
 {
@@ -208,14 +234,15 @@ static void relative_path(const char *from, const char *to, char *out, size_t n)
         i++;
         if (from[i] == '/' || (from[i] == 0 && (to[i] == '/' || to[i] == 0))) common = i;
     }
-    if (strcmp(from, "/") == 0) common = 0;
     out[0] = 0;
-    for (const char *p = from + common; *p; p++)
-        if (*p == '/') strncat(out, "../", n - strlen(out) - 1);
+    /* one ".." per folder of `from` below the common part ("/" has none) */
+    if (strcmp(from, "/") != 0)
+        for (const char *p = from + common; *p; p++)
+            if (*p == '/') append(out, n, "../");
     const char *rest = to + common;
     if (*rest == '/') rest++;
     if (*rest)
-        strncat(out, rest, n - strlen(out) - 1);
+        append(out, n, rest);
     else if (!out[0])
         snprintf(out, n, ".");
     size_t len = strlen(out);
@@ -326,10 +353,13 @@ static int run_gnuplot(const PlotEnv *env, const char *script, const char *vars,
     }
     msg[got] = 0;
     close(fds[0]);
-    int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    int status = 0;
+    pid_t w;
+    do
+        w = waitpid(pid, &status, 0);
+    while (w < 0 && errno == EINTR);
     struct stat st;
-    int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && stat(tmp, &st) == 0 && st.st_size > 0;
+    int ok = w == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0 && stat(tmp, &st) == 0 && st.st_size > 0;
     if (ok && rename(tmp, image) == 0) return 0;
     unlink(tmp);
     /* gnuplot's error is its last non-empty line ("file.gp" line N: ...). */
@@ -349,7 +379,7 @@ typedef struct {
 
 static void dat_path(const PlotJob *j, int plot, const char *ext, char *out, size_t n)
 {
-    snprintf(out, n, "%s/%s-%s.%s", j->env->dir, j->stem, PLOTS[plot].id, ext);
+    spf(out, n, "%s/%s-%s.%s", j->env->dir, j->stem, PLOTS[plot].id, ext);
 }
 
 static void dat_name(char *out, size_t n, const char *name)
@@ -492,9 +522,9 @@ static void fill_timeline(const PlotJob *j, FILE *f)
         const RepStrategy *s = &j->rf->strategies[i];
         if (!s->run) continue;
         int step = timeline_pick_step(s->run);
-        TimelineBox *b;
-        int n;
-        if (timeline_build(s, step, j->rf->comm_per_sync_s, &b, &n) != 0) n = 0, b = NULL;
+        TimelineBox *b = NULL;
+        int n = 0;
+        if (timeline_build(s, step, j->rf->comm_per_sync_s, &b, &n) != 0) n = 0;   /* out of memory: an empty panel */
         fprintf(f, "%s# %s, optimizer step %d of %d (sync %s)\n", first ? "" : "\n\n", s->name, step + 1,
                 s->run->n_steps, s->sync);
         first = 0;
@@ -550,9 +580,9 @@ static void timeline_vars(const ResultsFile *rf, char *buf, size_t n)
         size_t k = strlen(names);
         snprintf(names + k, sizeof names - k, "%s%s", k ? " " : "", s->name);
         snprintf(num, sizeof num, "%s%d", steps[0] ? " " : "", timeline_pick_step(s->run) + 1);
-        strncat(steps, num, sizeof steps - strlen(steps) - 1);
+        append(steps, sizeof steps, num);
         snprintf(num, sizeof num, "%s%d", nsteps[0] ? " " : "", s->run->n_steps);
-        strncat(nsteps, num, sizeof nsteps - strlen(nsteps) - 1);
+        append(nsteps, sizeof nsteps, num);
         if (s->world_size > ranks) ranks = s->world_size;
     }
     buf[0] = 0;
@@ -628,7 +658,7 @@ static void md_machine(FILE *f, const ResultsFile *rf)
     }
     fputs("- **data:** ", f);
     md_text(f, rf->len_dist);
-    fprintf(f, ", %s samples, lengths x%g, seed %lld\n", f_count((double)rf->samples).s, rf->len_scale, rf->seed);
+    fprintf(f, ", %s samples, lengths x%g, seed %lld\n", f_int(rf->samples).s, rf->len_scale, rf->seed);
 
     /* W and sync are per strategy; say them once when they agree. */
     int same = 1;
@@ -651,7 +681,10 @@ static void md_machine(FILE *f, const ResultsFile *rf)
             fprintf(f, "modelled (%s, %.3g s per sync point)", rf->comm, rf->comm_per_sync_s);
         else
             fputs("not modelled", f);
-        fprintf(f, "\n- **steps:** %d optimizer steps per strategy (0: the whole plan)", rf->steps);
+        if (rf->steps > 0)
+            fprintf(f, "\n- **steps:** %d optimizer steps per strategy (fewer where a plan has fewer)", rf->steps);
+        else
+            fputs("\n- **steps:** every step of each plan", f);
     }
     fputs("\n\n", f);
     if (results_is_cpu(rf))
@@ -660,7 +693,7 @@ static void md_machine(FILE *f, const ResultsFile *rf)
                 "the %s model (%s parameters, %s) on lengths scaled by x%g, each simulated rank timed by the "
                 "wall clock. Read them for how the strategies rank against each other, not as GPU throughput, "
                 "memory or MFU.\n\n",
-                rf->model_preset, f_count((double)rf->params).s, rf->dtype, rf->len_scale);
+                rf->model_preset, f_int(rf->params).s, rf->dtype, rf->len_scale);
 }
 
 static void md_train_table(FILE *f, const ResultsFile *rf)
@@ -709,8 +742,8 @@ static void md_plan_table(FILE *f, const ResultsFile *rf)
         const PlanMetrics *p = &s->plan;
         fputs("| ", f);
         md_text(f, s->name);
-        fprintf(f, " | %s | %s | %s | %s | %s | %s | %s / %s | %s (%s) | %s |\n", f_count((double)p->optimizer_steps).s,
-                f_count((double)p->micro_batches).s, f_pct(p->padding_ratio, 1).s, f_pct(p->packing_efficiency, 1).s,
+        fprintf(f, " | %s | %s | %s | %s | %s | %s | %s / %s | %s (%s) | %s |\n", f_int(p->optimizer_steps).s,
+                f_int(p->micro_batches).s, f_pct(p->padding_ratio, 1).s, f_pct(p->packing_efficiency, 1).s,
                 f_pct(p->token_imbalance, 1).s, f_pct(p->predicted_bubble, 1).s, f_fix(p->weight_min, 2, "").s,
                 f_fix(p->weight_max, 2, "").s, f_pct(p->weight_share_longest10, 1).s,
                 f_pct(p->weight_share_longest10_ideal, 1).s, f_fix(1e3 * p->plan_seconds, 3, " ms").s);
@@ -768,12 +801,12 @@ static void md_longalign(FILE *f, const ResultsFile *rf)
 
 static void md_link_path(FILE *f, const PlotEnv *env, const char *stem, int plot, const char *ext)
 {
-    /* Spaces would end a markdown link target. */
+    /* Spaces and parentheses would end a markdown link target. */
     char p[4400];
-    snprintf(p, sizeof p, "%s/%s-%s.%s", env->rel, stem, PLOTS[plot].id, ext);
+    spf(p, sizeof p, "%s/%s-%s.%s", env->rel, stem, PLOTS[plot].id, ext);
     for (const char *c = p; *c; c++) {
-        if (*c == ' ')
-            fputs("%20", f);
+        if (*c == ' ' || *c == '(' || *c == ')')
+            fprintf(f, "%%%02X", (unsigned char)*c);
         else
             fputc(*c, f);
     }

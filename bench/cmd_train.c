@@ -19,6 +19,9 @@
 #include "model/config.h"
 #include "model/model.h"
 #include "model/safetensors.h"
+#include "profile/cupti.h"
+#include "profile/nvtx.h"
+#include "profile/trace.h"
 
 #define DEFAULT_LEN_DIST "data/longalign-mix.hist"
 #define CPU_DEFAULT_LEN_SCALE (1.0 / 16.0)
@@ -39,6 +42,8 @@ typedef struct {
     const char *backend, *model, *dtype, *save_model, *load_model;
     int recompute, progress;
     double lr, weight_decay, clip;
+    const char *trace;            /* Chrome trace path, NULL: none */
+    ProfLevel profile;
 } Options;
 
 static void usage_common(FILE *f)
@@ -105,6 +110,13 @@ static void usage(FILE *f, int train)
               "  --save-model FILE   save the trained weights (needs a single --strategy)\n"
               "  --progress / --no-progress   live progress on stderr (default: when a terminal)\n"
               "\n"
+              "Profiling (docs/profiling.md):\n"
+              "  --trace[=FILE]      Chrome trace (Perfetto, chrome://tracing): a track per simulated\n"
+              "                      rank with compute and bubble slices, the measured device\n"
+              "                      timeline, GPU kernels (default FILE: traces/trace-<time>.json)\n"
+              "  --profile L         off | basic (default: CUPTI kernels, memcpy, memset, API) |\n"
+              "                      full (+ device allocations, NVTX markers); CUDA backend only\n"
+              "\n"
               "On a CPU the defaults (tiny model, lengths x 1/16, 4 steps) finish the comparison of\n"
               "every strategy in about a minute on two cores: the ranking, not the absolute speed,\n"
               "is what carries over. Other commands: labench help.\n",
@@ -114,7 +126,7 @@ static void usage(FILE *f, int train)
 enum {
     O_STRATEGY = 256, O_LEN_DIST, O_LENGTHS, O_SAMPLES, O_LEN_SCALE, O_SEED, O_WORLD, O_MICRO, O_ACCUM,
     O_MAXTOK, O_SYNC, O_EPOCHS, O_OUT, O_STEPS, O_BACKEND, O_MODEL, O_LAYERS, O_DTYPE, O_RECOMPUTE, O_LR, O_WD,
-    O_CLIP, O_SAVE, O_LOAD, O_PROGRESS, O_NO_PROGRESS, O_HELP
+    O_CLIP, O_SAVE, O_LOAD, O_PROGRESS, O_NO_PROGRESS, O_HELP, O_TRACE, O_PROFILE
 };
 
 static long long int_opt(const char *name, const char *v, long long min, long long max)
@@ -158,9 +170,10 @@ static void parse_options(int argc, char **argv, Options *o)
         {"weight-decay", required_argument, 0, O_WD}, {"clip", required_argument, 0, O_CLIP},
         {"save-model", required_argument, 0, O_SAVE}, {"load-model", required_argument, 0, O_LOAD},
         {"progress", no_argument, 0, O_PROGRESS}, {"no-progress", no_argument, 0, O_NO_PROGRESS},
+        {"trace", optional_argument, 0, O_TRACE}, {"profile", required_argument, 0, O_PROFILE},
         {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
     const int train_only[] = {O_STEPS, O_BACKEND, O_MODEL, O_LAYERS, O_DTYPE, O_RECOMPUTE, O_LR, O_WD,
-                              O_CLIP, O_SAVE, O_LOAD, O_PROGRESS, O_NO_PROGRESS};
+                              O_CLIP, O_SAVE, O_LOAD, O_PROGRESS, O_NO_PROGRESS, O_TRACE, O_PROFILE};
     opterr = 0;
     optind = 1;
     int c;
@@ -215,6 +228,28 @@ static void parse_options(int argc, char **argv, Options *o)
         case O_LOAD: o->load_model = optarg; break;
         case O_PROGRESS: o->progress = 1; break;
         case O_NO_PROGRESS: o->progress = 0; break;
+        case O_TRACE: {
+            static char def[128];
+            if (optarg) {
+                o->trace = optarg;
+            } else {
+                char now[64];
+                utc_now_iso(now, sizeof now);
+                snprintf(def, sizeof def, "traces/trace-%s.json", now);
+                o->trace = def;
+            }
+            break;
+        }
+        case O_PROFILE:
+            if (strcmp(optarg, "off") == 0)
+                o->profile = PROF_OFF;
+            else if (strcmp(optarg, "basic") == 0)
+                o->profile = PROF_BASIC;
+            else if (strcmp(optarg, "full") == 0)
+                o->profile = PROF_FULL;
+            else
+                die_input("--profile must be off, basic or full (got '%s')", optarg);
+            break;
         case 'h':
         case O_HELP: usage(stdout, o->train); exit(0);
         case ':': die_input("%s needs a value (see --help)", argv[optind - 1]);
@@ -267,21 +302,21 @@ static PlanConfig strategy_config(const Strategy *s, const Options *o)
 
 static void print_plan_table(const StrategyResult *r, int n)
 {
-    printf("\n%-17s %6s %8s %7s %8s %7s %9s %8s %8s %8s %8s\n", "strategy", "steps", "micro-b", "pad %", "pack %",
-           "imbal", "pred.bub%", "w.min", "w.max", "long10%", "plan ms");
+    printf("\n%-17s %6s %8s %7s %8s %7s %9s %8s %8s %8s %8s %8s\n", "strategy", "steps", "micro-b", "pad %",
+           "pack %", "imbal", "pred.bub%", "w.min", "w.max", "long10%", "ideal%", "plan ms");
     for (int i = 0; i < n; i++) {
         const PlanMetrics *m = &r[i].plan;
-        printf("%-17s %6lld %8lld %7.2f %8.2f %7.3f %9.2f %8.3f %8.3f %8.2f %8.1f\n", r[i].name,
+        printf("%-17s %6lld %8lld %7.2f %8.2f %7.3f %9.2f %8.3f %8.3f %8.2f %8.2f %8.1f\n", r[i].name,
                (long long)m->optimizer_steps, (long long)m->micro_batches, 100 * m->padding_ratio,
                100 * m->packing_efficiency, m->token_imbalance, 100 * m->predicted_bubble, m->weight_min,
-               m->weight_max, 100 * m->weight_share_longest10, 1e3 * m->plan_seconds);
+               m->weight_max, 100 * m->weight_share_longest10, 100 * m->weight_share_longest10_ideal,
+               1e3 * m->plan_seconds);
     }
     printf("\npad %%: pad tokens / computed tokens.  pack %%: real tokens / row slots (L per pack).\n"
            "imbal: mean over sync points of max/mean rank tokens - 1.  pred.bub%%: DP bubble predicted by\n"
            "the cost model (tokens + attention's len^2).  w.min/w.max: a sequence's loss weight x M\n"
            "(1 = every sequence counts the same, LongAlign Eq. 2).  long10%%: weight share of the\n"
-           "longest 10%% of sequences (ideal %.0f%%).\n",
-           n > 0 ? 100 * r[0].plan.weight_share_longest10_ideal : 10.0);
+           "longest 10%% of sequences; ideal%%: that share if every sequence counted 1/M of its step.\n");
 }
 
 static void print_train_table(const StrategyResult *r, int n)
@@ -337,6 +372,40 @@ static Backend *open_backend(const Options *o)
     return be;
 }
 
+/* Up to `max` (length, effective weight x M) pairs, spread evenly over the plan's sequences:
+ * what each sequence counts in the loss against LongAlign's goal of 1 for all. */
+static int plan_weight_pairs(const Plan *p, int max, double (**out)[2])
+{
+    const int W = p->cfg.world_size, A = p->micro_steps;
+    int64_t total = p->n_segs, stride = total > max ? (total + max - 1) / max : 1, k = 0;
+    double (*w)[2] = malloc((size_t)(total / stride + 1) * sizeof *w);
+    if (!w) return 0;
+    int n = 0;
+    for (int step = 0; step < p->n_steps; step++) {
+        int64_t M = 0;
+        for (int pass = 0; pass < 2; pass++)
+            for (int a = 0; a < A; a++)
+                for (int r = 0; r < W; r++) {
+                    const MicroBatch *mb = plan_mb(p, step, a, r);
+                    for (int ri = 0; ri < mb->n_rows; ri++) {
+                        const Row *row = &p->rows[mb->first_row + ri];
+                        for (int si = 0; si < row->n_segments; si++) {
+                            const Segment *sg = &p->segs[row->first_segment + si];
+                            if (pass == 0) {
+                                M += sg->target > 0;
+                            } else if (k++ % stride == 0) {
+                                w[n][0] = sg->len;
+                                w[n][1] = (double)sg->weight * sg->target * (double)M;
+                                n++;
+                            }
+                        }
+                    }
+                }
+    }
+    *out = w;
+    return n;
+}
+
 static int run_command(int argc, char **argv, const char *command_line, int train)
 {
     Options o = {0};
@@ -350,6 +419,7 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
     o.lr = 1e-3;
     o.weight_decay = 0.01;
     o.clip = 1.0;
+    o.profile = PROF_BASIC;
     parse_options(argc, argv, &o);
     if (!o.len_dist && !o.lengths) o.len_dist = DEFAULT_LEN_DIST;
 
@@ -400,6 +470,48 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
     MarkovChain chain;
     if (train && markov_create(&chain, mc_cfg.vocab, 4, (uint64_t)o.seed) != 0) die_input("out of memory");
 
+    /* Profiling: CUPTI on CUDA (before the first NVTX range, so it sees the markers), a trace. */
+    int cupti = 0, overhead_set = 0;
+    double overhead = 0;
+    char cupti_status[512] = "not used (CPU backend: wall-clock timing)";
+    Trace *trace = NULL;
+    if (train && o.trace && !(trace = trace_new())) die_input("out of memory for the trace");
+    if (train && strcmp(be->name, "cuda") == 0) {
+        if (o.profile == PROF_OFF) {
+            snprintf(cupti_status, sizeof cupti_status, "off (--profile off): CUDA events time the micro-batches");
+        } else {
+            char why[400] = "";
+            /* CUPTI's own cost: the first plan's first micro-batches timed without, then with it */
+            Plan cal;
+            RunConfig rc0 = {0};
+            rc0.model = mc_cfg;
+            rc0.seed = (uint64_t)o.seed;
+            rc0.recompute = o.recompute;
+            int have_cal = plan_make(chosen[0], &cfgs[0], samples, n_samples, &cal, err, sizeof err) == 0;
+            double t_off = have_cal ? run_calibrate(be, &cal, &rc0, &chain, 8) : -1;
+            if (prof_cupti_start(o.profile, why, sizeof why) == 0) {
+                cupti = 1;
+                snprintf(cupti_status, sizeof cupti_status, "collecting (%s)%s%s",
+                         o.profile == PROF_FULL ? "full" : "basic", why[0] ? "; " : "", why);
+                double t_on = have_cal ? run_calibrate(be, &cal, &rc0, &chain, 8) : -1;
+                if (t_off > 0 && t_on > 0) {
+                    overhead = t_on / t_off - 1;
+                    overhead_set = 1;
+                }
+            } else {
+                snprintf(cupti_status, sizeof cupti_status, "unavailable (%s): CUDA events time the micro-batches",
+                         why);
+                fprintf(stderr, "labench: CUPTI %s\n", cupti_status);
+            }
+            if (have_cal) plan_free(&cal);
+        }
+    }
+    if (train) {
+        be->range_push = prof_range_push;
+        be->range_pop = prof_range_pop;
+        prof_range_push("labench run");
+    }
+
     StrategyResult results[16];
     RunResult runs[16];
     memset(results, 0, sizeof results);
@@ -414,6 +526,7 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
         results[i].cfg = cfgs[i];
         plan_metrics_compute(&plan, samples, &results[i].plan);
         results[i].plan.plan_seconds = plan_s;
+        results[i].n_weights = plan_weight_pairs(&plan, 2000, &results[i].weights);
         if (train) {
             RunConfig rc = {0};
             rc.steps = (int)o.steps;
@@ -424,6 +537,9 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
             rc.recompute = o.recompute;
             rc.progress = o.progress;
             rc.init_params = init;
+            rc.cupti = cupti;
+            rc.trace = trace;
+            rc.trace_kernel_limit = 200000;
             Model trained;
             if (run_plan(be, &plan, &rc, &chain, &runs[i], o.save_model ? &trained : NULL, err, sizeof err) != 0) {
                 fprintf(stderr, "labench: %s: %s\n", chosen[i]->name, err);
@@ -472,6 +588,12 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
                 doc.steps = (int)o.steps;
                 doc.recompute = o.recompute;
                 doc.comm = "none";
+                doc.comm_source = "none: compute only";
+                doc.profile = o.profile == PROF_OFF ? "off" : o.profile == PROF_FULL ? "full" : "basic";
+                doc.cupti_status = cupti_status;
+                doc.cupti_overhead = overhead;
+                doc.cupti_overhead_set = overhead_set;
+                doc.trace_path = o.trace;
             }
             doc.strategies = results;
             doc.n_strategies = n_strat;
@@ -483,7 +605,21 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
             }
         }
     }
-    for (int i = 0; i < n_strat; i++) run_result_free(&runs[i]);
+    if (train) prof_range_pop();
+    if (trace && status == 0) {
+        if (trace_write(trace, o.trace, err, sizeof err) != 0) {
+            fprintf(stderr, "labench: %s\n", err);
+            status = EXIT_BAD_INPUT;
+        } else {
+            printf("trace: %s (open in https://ui.perfetto.dev or chrome://tracing)\n", o.trace);
+        }
+    }
+    if (trace) trace_free(trace);
+    if (cupti) prof_cupti_stop();
+    for (int i = 0; i < n_strat; i++) {
+        run_result_free(&runs[i]);
+        free(results[i].weights);
+    }
     if (train) {
         markov_free(&chain);
         be->destroy(be);

@@ -46,7 +46,7 @@ void markov_free(MarkovChain *mc)
     memset(mc, 0, sizeof *mc);
 }
 
-static int32_t step(const MarkovChain *mc, int32_t s, Rng *r)
+int32_t markov_step(const MarkovChain *mc, int32_t s, Rng *r)
 {
     const double *cm = mc->cum + (size_t)s * mc->fanout;
     double u = rng_uniform(r);
@@ -55,12 +55,17 @@ static int32_t step(const MarkovChain *mc, int32_t s, Rng *r)
     return mc->next[(size_t)s * mc->fanout + j];
 }
 
+Rng markov_sample_rng(uint64_t seed, int64_t sample)
+{
+    return rng_seed(seed ^ (uint64_t)sample * 0x9e3779b97f4a7c15ULL, 0x70c5);
+}
+
 void markov_tokens(const MarkovChain *mc, uint64_t seed, int64_t sample, int32_t *out, int len)
 {
-    Rng r = rng_seed(seed ^ (uint64_t)sample * 0x9e3779b97f4a7c15ULL, 0x70c5);
+    Rng r = markov_sample_rng(seed, sample);
     if (len <= 0) return;
     out[0] = (int32_t)rng_below(&r, (uint64_t)mc->vocab);
-    for (int t = 1; t < len; t++) out[t] = step(mc, out[t - 1], &r);
+    for (int t = 1; t < len; t++) out[t] = markov_step(mc, out[t - 1], &r);
 }
 
 double markov_entropy_rate(const MarkovChain *mc)

@@ -7,6 +7,8 @@
 
 #include <stdint.h>
 
+#include "strategies/rng.h"
+
 typedef struct {
     int vocab;
     int fanout;
@@ -20,6 +22,10 @@ void markov_free(MarkovChain *mc);
 /* The tokens of one sample: a pure function of (chain, seed, sample index, len), so every
  * strategy trains on the same sequence for the same sample. */
 void markov_tokens(const MarkovChain *mc, uint64_t seed, int64_t sample, int32_t *out, int len);
+/* One step of the chain from token s, drawing from r: for callers that mix chains in one stream. */
+int32_t markov_step(const MarkovChain *mc, int32_t s, Rng *r);
+/* The per-sample random stream markov_tokens draws from: seeded by (seed, sample). */
+Rng markov_sample_rng(uint64_t seed, int64_t sample);
 /* Entropy rate in nats per token under the chain's stationary distribution (power iteration). */
 double markov_entropy_rate(const MarkovChain *mc);
 

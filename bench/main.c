@@ -6,6 +6,7 @@
 #include "bench/cli.h"
 #include "bench/hist.h"
 #include "bench/plan_metrics.h"
+#include "bench/report.h"
 
 static void usage(FILE *f)
 {
@@ -18,6 +19,8 @@ static void usage(FILE *f)
           "Commands:\n"
           "  train (default)   train every strategy's plan, measure tokens/s, bubbles, memory\n"
           "  plan              plan only (no model): padding, packing, predicted bubble, weights\n"
+          "  report R.json...  REPORT.md (tables, LongAlign's ratios, gnuplot plots) from results\n"
+          "  compare B.json C.json   deltas per strategy; exit 1 on a regression (nightly CI gate)\n"
           "  hist FILE         turn a plain list of lengths into a .hist distribution\n"
           "  grad              one forward/backward on given weights and batch: check against PyTorch\n"
           "  bench-plan        time the planners on 1,000,000 samples\n"
@@ -27,7 +30,7 @@ static void usage(FILE *f)
           "  labench --strategy all --len-dist data/longalign-mix.hist\n"
           "  labench plan --strategy all --len-dist data/longalign-mix.hist\n"
           "\n"
-          "Exit status: 0 ok; 2 unusable input (bad file, bad option, no GPU, out of memory).\n",
+          "Exit status: 0 ok; 1 a regression (compare); 2 unusable input (bad file, bad option, no GPU, out of memory).\n",
           f);
 }
 
@@ -53,6 +56,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "plan") == 0) return cmd_plan(argc - 1, argv + 1, command_line);
     if (strcmp(cmd, "train") == 0) return cmd_train(argc - 1, argv + 1, command_line);
     if (strcmp(cmd, "hist") == 0) return cmd_hist(argc - 1, argv + 1);
+    if (strcmp(cmd, "report") == 0) return cmd_report(argc - 1, argv + 1);
+    if (strcmp(cmd, "compare") == 0) return cmd_compare(argc - 1, argv + 1);
     if (strcmp(cmd, "grad") == 0) return cmd_grad(argc - 1, argv + 1);
     if (strcmp(cmd, "bench-plan") == 0) return cmd_bench_plan(argc - 1, argv + 1);
     if (cmd[0] && cmd[0] != '-') {

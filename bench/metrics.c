@@ -11,12 +11,10 @@ typedef struct {
     int spp;   /* sync points per step */
 } SyncTimes;
 
-static int sync_times(const MbRecord *recs, int64_t n, int W, SyncModel sync, int n_steps, SyncTimes *st)
+static int sync_times(const MbRecord *recs, int64_t n, int W, SyncModel sync, int micro_steps, int n_steps,
+                      SyncTimes *st)
 {
-    int max_micro = 0;
-    for (int64_t i = 0; i < n; i++)
-        if (recs[i].micro + 1 > max_micro) max_micro = recs[i].micro + 1;
-    st->spp = sync == SYNC_MICRO ? (max_micro > 0 ? max_micro : 1) : 1;
+    st->spp = sync == SYNC_MICRO ? (micro_steps > 0 ? micro_steps : 1) : 1;
     st->n_sp = (int64_t)n_steps * st->spp;
     st->t = calloc((size_t)(st->n_sp > 0 ? st->n_sp : 1) * (size_t)W, sizeof *st->t);
     if (!st->t) return -1;
@@ -29,23 +27,27 @@ static int sync_times(const MbRecord *recs, int64_t n, int W, SyncModel sync, in
     return 0;
 }
 
-void run_step_walls(const MbRecord *recs, int64_t n, int W, SyncModel sync, const double *step_optimizer_s,
-                    int n_steps, double comm_per_sync_s, double *out)
+/* Communication of one step: every micro-step pays comm.micro_s, the step comm.step_s. */
+static double step_comm(CommTimes comm, int micro_steps) { return comm.micro_s * micro_steps + comm.step_s; }
+
+void run_step_walls(const MbRecord *recs, int64_t n, int W, SyncModel sync, int micro_steps,
+                    const double *step_optimizer_s, int n_steps, CommTimes comm, double *out)
 {
     SyncTimes st;
-    for (int s = 0; s < n_steps; s++) out[s] = step_optimizer_s ? step_optimizer_s[s] : 0;
-    if (sync_times(recs, n, W, sync, n_steps, &st) != 0) return;
+    for (int s = 0; s < n_steps; s++) out[s] = (step_optimizer_s ? step_optimizer_s[s] : 0) + step_comm(comm, micro_steps);
+    if (sync_times(recs, n, W, sync, micro_steps, n_steps, &st) != 0) return;
     for (int64_t sp = 0; sp < st.n_sp; sp++) {
         double mx = 0;
         for (int r = 0; r < W; r++)
             if (st.t[sp * W + r] > mx) mx = st.t[sp * W + r];
-        out[sp / st.spp] += mx + comm_per_sync_s;
+        out[sp / st.spp] += mx;
     }
     free(st.t);
 }
 
-void run_metrics_compute(const MbRecord *recs, int64_t n, int W, SyncModel sync, const double *step_optimizer_s,
-                         int n_steps, double comm_per_sync_s, double peak_flops, RunMetrics *m)
+void run_metrics_compute(const MbRecord *recs, int64_t n, int W, SyncModel sync, int micro_steps,
+                         const double *step_optimizer_s, int n_steps, CommTimes comm, double peak_flops,
+                         RunMetrics *m)
 {
     memset(m, 0, sizeof *m);
     m->steps = n_steps;
@@ -62,7 +64,7 @@ void run_metrics_compute(const MbRecord *recs, int64_t n, int W, SyncModel sync,
     for (int s = 0; s < n_steps && step_optimizer_s; s++) m->optimizer_s += step_optimizer_s[s];
 
     SyncTimes st;
-    if (sync_times(recs, n, W, sync, n_steps, &st) != 0) return;
+    if (sync_times(recs, n, W, sync, micro_steps, n_steps, &st) != 0) return;
     double sum_max = 0;
     for (int64_t sp = 0; sp < st.n_sp; sp++) {
         double mx = 0, sum = 0;
@@ -76,8 +78,9 @@ void run_metrics_compute(const MbRecord *recs, int64_t n, int W, SyncModel sync,
     }
     free(st.t);
     m->sync_points = st.n_sp;
-    m->comm_s = comm_per_sync_s * (double)st.n_sp;
-    m->dp_wall_s = sum_max + m->comm_s + m->optimizer_s;
+    m->comm_s = step_comm(comm, micro_steps) * n_steps;
+    m->compute_wall_s = sum_max + m->optimizer_s;
+    m->dp_wall_s = m->compute_wall_s + m->comm_s;
     if (m->dp_wall_s > 0) {
         m->dp_bubble = m->bubble_s / (W * m->dp_wall_s);
         m->effective_tps = (double)m->real_tokens / m->dp_wall_s;

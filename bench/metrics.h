@@ -25,8 +25,9 @@ typedef struct {
     int64_t real_tokens, computed_tokens, target_tokens;
     double compute_s;        /* sum over ranks of their compute */
     double optimizer_s;      /* optimizer steps, run by every rank at once */
-    double comm_s;           /* modelled communication (0 when --comm none) */
+    double comm_s;           /* modelled communication, all sync points (0 when --comm none) */
     double dp_wall_s;        /* sum over sync points of (max_r t_r + comm) + optimizer */
+    double compute_wall_s;   /* the same without communication */
     double bubble_s;         /* sum over sync points of sum_r (max - t_r) */
     double dp_bubble;        /* bubble_s / (W * dp_wall_s) */
     double effective_tps, computed_tps;
@@ -35,14 +36,22 @@ typedef struct {
     double model_flops;
 } RunMetrics;
 
-/* recs: n records of a plan run, any order. step_optimizer_s: per step (n_steps), may be NULL.
- * comm_per_sync_s: communication time added at each sync point. */
-void run_metrics_compute(const MbRecord *recs, int64_t n, int world_size, SyncModel sync,
-                         const double *step_optimizer_s, int n_steps, double comm_per_sync_s,
-                         double peak_flops, RunMetrics *out);
+/* Communication added to the measured compute (bench/comm.c models it): comm_micro_s for every
+ * micro-step (ZeRO-3 gathers and reduce-scatter; under --sync step a step's sync point pays it
+ * once per micro-step), comm_step_s once per optimizer step (DDP's all-reduce). */
+typedef struct {
+    double micro_s;
+    double step_s;
+} CommTimes;
+
+/* recs: n records of a plan run, any order; micro_steps per step. step_optimizer_s: per step
+ * (n_steps), may be NULL. */
+void run_metrics_compute(const MbRecord *recs, int64_t n, int world_size, SyncModel sync, int micro_steps,
+                         const double *step_optimizer_s, int n_steps, CommTimes comm, double peak_flops,
+                         RunMetrics *out);
 
 /* DP wall time of each optimizer step (n_steps values into out), same rules. */
-void run_step_walls(const MbRecord *recs, int64_t n, int world_size, SyncModel sync,
-                    const double *step_optimizer_s, int n_steps, double comm_per_sync_s, double *out);
+void run_step_walls(const MbRecord *recs, int64_t n, int world_size, SyncModel sync, int micro_steps,
+                    const double *step_optimizer_s, int n_steps, CommTimes comm, double *out);
 
 #endif

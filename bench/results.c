@@ -1,11 +1,15 @@
 #include "bench/results.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "bench/util.h"
+
+/* JSON has no NaN or infinity: such a value is written as null ("not available"). */
+static json_t *jreal(double x) { return isfinite(x) ? json_real(x) : json_null(); }
 
 void machine_cpu_name(char *buf, size_t n)
 {
@@ -77,23 +81,32 @@ static json_t *plan_metrics_json(const PlanMetrics *m)
     json_object_set_new(o, "real_tokens", json_integer(m->real_tokens));
     json_object_set_new(o, "computed_tokens", json_integer(m->computed_tokens));
     json_object_set_new(o, "target_tokens", json_integer(m->target_tokens));
-    json_object_set_new(o, "padding_ratio", json_real(m->padding_ratio));
-    json_object_set_new(o, "packing_efficiency", json_real(m->packing_efficiency));
-    json_object_set_new(o, "token_imbalance", json_real(m->token_imbalance));
-    json_object_set_new(o, "predicted_bubble", json_real(m->predicted_bubble));
-    json_object_set_new(o, "predicted_wall_cost", json_real(m->predicted_wall));
-    json_object_set_new(o, "weight_min", json_real(m->weight_min));
-    json_object_set_new(o, "weight_max", json_real(m->weight_max));
-    json_object_set_new(o, "weight_share_longest10", json_real(m->weight_share_longest10));
-    json_object_set_new(o, "weight_share_longest10_ideal", json_real(m->weight_share_longest10_ideal));
-    json_object_set_new(o, "plan_seconds", json_real(m->plan_seconds));
+    json_object_set_new(o, "padding_ratio", jreal(m->padding_ratio));
+    json_object_set_new(o, "packing_efficiency", jreal(m->packing_efficiency));
+    json_object_set_new(o, "token_imbalance", jreal(m->token_imbalance));
+    json_object_set_new(o, "predicted_bubble", jreal(m->predicted_bubble));
+    json_object_set_new(o, "predicted_wall_cost", jreal(m->predicted_wall));
+    json_object_set_new(o, "weight_min", jreal(m->weight_min));
+    json_object_set_new(o, "weight_max", jreal(m->weight_max));
+    json_object_set_new(o, "weight_share_longest10", jreal(m->weight_share_longest10));
+    json_object_set_new(o, "weight_share_longest10_ideal", jreal(m->weight_share_longest10_ideal));
+    json_object_set_new(o, "plan_seconds", jreal(m->plan_seconds));
     return o;
+}
+
+/* [sequence length, effective loss weight x M] pairs: the weight-against-length plot. */
+static json_t *weights_json(const StrategyResult *s)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < s->n_weights; i++)
+        json_array_append_new(a, json_pack("[i,o]", (int)s->weights[i][0], jreal(s->weights[i][1])));
+    return a;
 }
 
 static json_t *doubles_json(const double *x, int n)
 {
     json_t *a = json_array();
-    for (int i = 0; i < n; i++) json_array_append_new(a, json_real(x[i]));
+    for (int i = 0; i < n; i++) json_array_append_new(a, jreal(x[i]));
     return a;
 }
 
@@ -108,23 +121,54 @@ static json_t *run_json(const RunResult *r)
     json_object_set_new(o, "real_tokens", json_integer(m->real_tokens));
     json_object_set_new(o, "computed_tokens", json_integer(m->computed_tokens));
     json_object_set_new(o, "target_tokens", json_integer(m->target_tokens));
-    json_object_set_new(o, "compute_seconds", json_real(m->compute_s));
-    json_object_set_new(o, "optimizer_seconds", json_real(m->optimizer_s));
-    json_object_set_new(o, "comm_seconds", json_real(m->comm_s));
-    json_object_set_new(o, "dp_wall_seconds", json_real(m->dp_wall_s));
-    json_object_set_new(o, "bubble_seconds", json_real(m->bubble_s));
-    json_object_set_new(o, "dp_bubble_fraction", json_real(m->dp_bubble));
-    json_object_set_new(o, "effective_tokens_per_s", json_real(m->effective_tps));
-    json_object_set_new(o, "computed_tokens_per_s", json_real(m->computed_tps));
-    json_object_set_new(o, "padding_ratio", json_real(m->padding_ratio));
-    json_object_set_new(o, "model_flops", json_real(m->model_flops));
-    json_object_set_new(o, "mfu", json_real(m->mfu));
+    json_object_set_new(o, "compute_seconds", jreal(m->compute_s));
+    json_object_set_new(o, "optimizer_seconds", jreal(m->optimizer_s));
+    json_object_set_new(o, "comm_seconds", jreal(m->comm_s));
+    json_object_set_new(o, "dp_wall_seconds", jreal(m->dp_wall_s));
+    json_object_set_new(o, "bubble_seconds", jreal(m->bubble_s));
+    json_object_set_new(o, "dp_bubble_fraction", jreal(m->dp_bubble));
+    json_object_set_new(o, "effective_tokens_per_s", jreal(m->effective_tps));
+    json_object_set_new(o, "computed_tokens_per_s", jreal(m->computed_tps));
+    json_object_set_new(o, "padding_ratio", jreal(m->padding_ratio));
+    json_object_set_new(o, "model_flops", jreal(m->model_flops));
+    json_object_set_new(o, "mfu", jreal(m->mfu));
     json_object_set_new(o, "peak_memory_bytes", json_integer((json_int_t)r->peak_bytes));
     json_object_set_new(o, "activation_bytes", json_integer((json_int_t)r->act_bytes));
     json_object_set_new(o, "max_micro_batch_tokens", json_integer(r->max_mb_tokens));
-    json_object_set_new(o, "elapsed_seconds", json_real(r->elapsed_s));
+    json_object_set_new(o, "elapsed_seconds", jreal(r->elapsed_s));
     json_object_set_new(o, "timing_source", json_string(r->timing_source));
-    json_object_set_new(o, "final_loss", json_real(r->n_steps > 0 ? r->loss_curve[r->n_steps - 1] : 0.0));
+    json_object_set_new(o, "compute_wall_seconds", jreal(m->compute_wall_s));
+    json_object_set_new(o, "matmul_share", r->matmul_share >= 0 ? jreal(r->matmul_share) : json_null());
+    json_object_set_new(o, "attention_share", r->attention_share >= 0 ? jreal(r->attention_share) : json_null());
+    const GpuIdle *g = &r->gpu;
+    if (g->available && g->window_s > 0) {
+        json_object_set_new(o, "gpu_idle_fraction", jreal(1.0 - g->busy_s / g->window_s));
+        json_t *gi = json_object();
+        json_object_set_new(gi, "window_seconds", jreal(g->window_s));
+        json_object_set_new(gi, "busy_seconds", jreal(g->busy_s));
+        json_object_set_new(gi, "host_wait_seconds", jreal(g->host_wait_s));
+        json_object_set_new(gi, "kernel_gap_seconds", jreal(g->kernel_gap_s));
+        json_object_set_new(gi, "other_seconds", jreal(g->other_s));
+        json_t *top = json_array();
+        for (int i = 0; i < g->n_top; i++)
+            json_array_append_new(top, json_pack("{s:s, s:o, s:I}", "name", g->top_name[i], "seconds",
+                                                 jreal(g->top_s[i]), "count", (json_int_t)g->top_count[i]));
+        json_object_set_new(gi, "top_kernels", top);
+        const ProfStats *ps = &g->stats;
+        json_object_set_new(gi, "cupti", json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "kernels",
+                                                   (json_int_t)ps->kernels, "dropped_records",
+                                                   (json_int_t)ps->dropped_records, "lost_records",
+                                                   (json_int_t)ps->lost_records, "memcpy_count",
+                                                   (json_int_t)ps->memcpy_count, "memcpy_bytes",
+                                                   (json_int_t)ps->memcpy_bytes, "memset_count",
+                                                   (json_int_t)ps->memset_count, "markers",
+                                                   (json_int_t)ps->markers, "mem_high_water_bytes",
+                                                   (json_int_t)ps->mem_high_water_bytes));
+        json_object_set_new(o, "gpu_idle", gi);
+    } else {
+        json_object_set_new(o, "gpu_idle_fraction", json_null());
+    }
+    json_object_set_new(o, "final_loss", jreal(r->n_steps > 0 ? r->loss_curve[r->n_steps - 1] : 0.0));
     json_object_set_new(o, "loss_curve", doubles_json(r->loss_curve, r->n_steps));
     json_object_set_new(o, "step_wall_seconds", doubles_json(r->step_wall_s, r->n_steps));
     json_object_set_new(o, "optimizer_step_seconds", doubles_json(r->optimizer_s, r->n_steps));
@@ -171,7 +215,7 @@ json_t *results_to_json(const ResultsDoc *d)
     json_object_set_new(machine, "device", d->device ? json_string(d->device) : json_null());
     json_object_set_new(machine, "gpu", d->backend && strcmp(d->backend, "cuda") == 0 ? json_string(d->device)
                                                                                       : json_null());
-    json_object_set_new(machine, "peak_flops", json_real(d->peak_flops));
+    json_object_set_new(machine, "peak_flops", jreal(d->peak_flops));
     json_object_set_new(machine, "peak_flops_source",
                         d->peak_flops_source ? json_string(d->peak_flops_source) : json_null());
     json_object_set_new(root, "machine", machine);
@@ -179,7 +223,7 @@ json_t *results_to_json(const ResultsDoc *d)
     json_t *cfg = json_object();
     json_object_set_new(cfg, "len_dist", json_string(d->len_dist ? d->len_dist : ""));
     json_object_set_new(cfg, "samples", json_integer(d->samples));
-    json_object_set_new(cfg, "len_scale", json_real(d->len_scale));
+    json_object_set_new(cfg, "len_scale", jreal(d->len_scale));
     json_object_set_new(cfg, "seed", json_integer((json_int_t)d->seed));
     if (d->model) {
         const ModelConfig *c = d->model;
@@ -193,7 +237,18 @@ json_t *results_to_json(const ResultsDoc *d)
         json_object_set_new(cfg, "steps", json_integer(d->steps));
         json_object_set_new(cfg, "recompute", json_boolean(d->recompute));
         json_object_set_new(cfg, "comm", json_string(d->comm ? d->comm : "none"));
-        json_object_set_new(cfg, "comm_per_sync_seconds", json_real(d->comm_per_sync_s));
+        json_object_set_new(cfg, "comm_per_micro_step_seconds", jreal(d->comm_times.micro_s));
+        json_object_set_new(cfg, "comm_per_step_seconds", jreal(d->comm_times.step_s));
+        json_object_set_new(cfg, "comm_source", json_string(d->comm_source ? d->comm_source : "none"));
+        json_object_set_new(cfg, "profile", json_string(d->profile ? d->profile : "off"));
+    }
+    if (d->kind && strcmp(d->kind, "train") == 0) {
+        json_t *prof = json_object();
+        json_object_set_new(prof, "level", json_string(d->profile ? d->profile : "off"));
+        json_object_set_new(prof, "cupti", json_string(d->cupti_status ? d->cupti_status : "not used"));
+        json_object_set_new(prof, "cupti_overhead", d->cupti_overhead_set ? jreal(d->cupti_overhead) : json_null());
+        json_object_set_new(prof, "trace", d->trace_path ? json_string(d->trace_path) : json_null());
+        json_object_set_new(root, "profile", prof);
     }
     json_object_set_new(root, "config", cfg);
 
@@ -203,7 +258,9 @@ json_t *results_to_json(const ResultsDoc *d)
         json_t *o = json_object();
         json_object_set_new(o, "name", json_string(s->name));
         json_object_set_new(o, "plan_config", plan_config_json(&s->cfg));
-        json_object_set_new(o, "plan", plan_metrics_json(&s->plan));
+        json_t *pm = plan_metrics_json(&s->plan);
+        if (s->n_weights > 0) json_object_set_new(pm, "weights", weights_json(s));
+        json_object_set_new(o, "plan", pm);
         json_object_set_new(o, "run", s->run ? run_json(s->run) : json_null());
         json_array_append_new(arr, o);
     }

@@ -18,6 +18,8 @@ typedef struct {
     PlanConfig cfg;
     PlanMetrics plan;
     const RunResult *run;        /* NULL for a plan-only comparison */
+    double (*weights)[2];        /* [length, effective weight x M] per sequence (a sample of them) */
+    int n_weights;
 } StrategyResult;
 
 typedef struct {
@@ -39,7 +41,13 @@ typedef struct {
     int steps;
     int recompute;
     const char *comm;            /* communication model name */
-    double comm_per_sync_s;
+    CommTimes comm_times;
+    const char *comm_source;     /* what the communication figures are: modelled from what, or measured */
+    const char *profile;         /* off | basic | full */
+    const char *cupti_status;    /* "collecting", or why not */
+    double cupti_overhead;       /* tokens/s lost to CUPTI: t_on / t_off - 1 */
+    int cupti_overhead_set;
+    const char *trace_path;
     StrategyResult *strategies;
     int n_strategies;
 } ResultsDoc;

@@ -7,6 +7,8 @@
 #include "bench/metrics.h"
 #include "kernels/backend.h"
 #include "model/model.h"
+#include "profile/cupti.h"
+#include "profile/trace.h"
 #include "strategies/strategy.h"
 
 typedef struct {
@@ -17,9 +19,27 @@ typedef struct {
     uint64_t seed;           /* model init and data: the same for every strategy */
     int recompute;
     int progress;            /* 1: a live progress line on stderr */
-    double comm_per_sync_s;  /* modelled communication per sync point */
+    CommTimes comm;          /* modelled communication (bench/comm.c) */
     const float *init_params;/* optional: start from these weights instead of a seeded init */
+    int cupti;               /* 1: CUPTI is collecting (prof_cupti_start succeeded) */
+    Trace *trace;            /* optional: Chrome trace to add this strategy's tracks to */
+    int trace_kernel_limit;  /* most GPU kernel slices one strategy adds to the trace */
 } RunConfig;
+
+#define RUN_TOP_KERNELS 10
+
+/* Where the GPU's time went inside the ranks' micro-batches (CUPTI; zero elsewhere). */
+typedef struct {
+    int available;
+    double window_s;         /* sum of micro-batch windows: first kernel start to last kernel end */
+    double busy_s;           /* union of kernel intervals */
+    double host_wait_s, kernel_gap_s, other_s;
+    int n_top;
+    char top_name[RUN_TOP_KERNELS][96];
+    double top_s[RUN_TOP_KERNELS];
+    int64_t top_count[RUN_TOP_KERNELS];
+    ProfStats stats;
+} GpuIdle;
 
 typedef struct {
     RunMetrics metrics;
@@ -34,7 +54,10 @@ typedef struct {
     size_t act_bytes;        /* activations and scratch */
     int max_mb_tokens;       /* activation capacity the model was sized for */
     double elapsed_s;        /* real time the whole run took (DP simulated serially) */
+    double matmul_share;     /* share of compute time in matrix products, -1 unknown */
+    double attention_share;  /* share of compute time in attention, -1 unknown */
     char timing_source[96];
+    GpuIdle gpu;
 } RunResult;
 
 /* Runs rc->steps steps of the plan; the trained weights are left in *model_out when non-NULL
@@ -42,5 +65,15 @@ typedef struct {
 int run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const MarkovChain *mc, RunResult *out,
              Model *model_out, char *err, size_t errlen);
 void run_result_free(RunResult *r);
+
+/* Seconds the backend takes for the first k non-empty micro-batches of the plan's first step
+ * (forward and backward, no update): used to measure the profiler's own overhead. */
+double run_calibrate(Backend *be, const Plan *plan, const RunConfig *rc, const MarkovChain *mc, int k);
+
+/* Adds one strategy's tracks to a Chrome trace: a track per simulated rank on the DP timeline
+ * (compute slices, and the waits as "bubble" slices), a communication track, and the measured
+ * serial timeline of the device ("device: measured"). t0_us offsets this strategy in time. */
+void run_trace(Trace *t, const char *strategy, const RunResult *r, int world_size, SyncModel sync,
+               int micro_steps, CommTimes comm, double t0_us);
 
 #endif

@@ -112,6 +112,15 @@ struct Backend {
     void (*adamw)(Backend *be, void *params, const void *grads, void *m, void *v, size_t n,
                   const AdamWConfig *cfg, float grad_scale, int t);
 
+    /* ---- profiling hooks, set by the runner (NULL: none): named ranges around the step's
+     * phases (forward, backward, each layer, optimizer), e.g. NVTX on CUDA ---- */
+    void (*range_push)(const char *name);
+    void (*range_pop)(void);
+
+    /* ---- where the time goes, by op class, since creation (NULL when the backend cannot tell
+     * cheaply; the CUDA backend's breakdown comes from CUPTI's kernel records instead) ---- */
+    void (*op_seconds)(Backend *be, double *matmul_s, double *attention_s);
+
     /* ---- timing: seconds of backend work between two marks (events on cuda, wall on cpu) ---- */
     void (*mark)(Backend *be, int slot);                    /* slot < BACKEND_MARKS */
     double (*seconds_between)(Backend *be, int slot_a, int slot_b);

@@ -7,6 +7,10 @@
 
 #include "strategies/rng.h"
 
+/* Named range around a phase of the step, for profilers (no-op when the runner set none). */
+#define RANGE_PUSH(be, name) do { if ((be)->range_push) (be)->range_push(name); } while (0)
+#define RANGE_POP(be) do { if ((be)->range_pop) (be)->range_pop(); } while (0)
+
 /* LM-head chunk: rows x vocab elements of logits held at once (8M elements: 32 MB in f32). */
 #define HEAD_CHUNK_ELEMS (8u << 20)
 
@@ -327,7 +331,11 @@ static void forward_trunk(Model *m, const Batch *b)
     const ModelConfig *c = &m->cfg;
     const size_t as = dtype_size(be->act_dtype);
     be->embedding_forward(be, resid_at(m, 0, as), m->d_tokens, W(param_embed()), b->n_tokens, c->hidden);
-    for (int l = 0; l < c->layers; l++) layer_forward(m, b, l, acts_for(m, l));
+    for (int l = 0; l < c->layers; l++) {
+        RANGE_PUSH(be, "layer");
+        layer_forward(m, b, l, acts_for(m, l));
+        RANGE_POP(be);
+    }
     be->rmsnorm_forward(be, m->lnf, m->rstd_f, resid_at(m, c->layers, as), W(param_final_norm(c)), b->n_tokens,
                         c->hidden, c->rms_eps);
 }
@@ -376,9 +384,12 @@ static int batch_fits(const Model *m, const Batch *b)
 double model_forward(Model *m, const Batch *b, float *per_position)
 {
     batch_fits(m, b);
+    RANGE_PUSH(m->be, "forward");
     upload_batch(m, b);
     forward_trunk(m, b);
-    return head_and_loss(m, b, 0, per_position);
+    double loss = head_and_loss(m, b, 0, per_position);
+    RANGE_POP(m->be);
+    return loss;
 }
 
 double model_forward_backward(Model *m, const Batch *b, float *per_position)
@@ -388,25 +399,35 @@ double model_forward_backward(Model *m, const Batch *b, float *per_position)
     const size_t as = dtype_size(be->act_dtype), ps = dtype_size(be->param_dtype);
     const int N = b->n_tokens, C = c->hidden;
     batch_fits(m, b);
+    RANGE_PUSH(be, "forward");
     upload_batch(m, b);
     forward_trunk(m, b);
+    RANGE_POP(be);
+    /* the LM head and loss run forward and backward chunk by chunk */
+    RANGE_PUSH(be, "head+loss");
     double loss = head_and_loss(m, b, 1, per_position);
+    RANGE_POP(be);
 
+    RANGE_PUSH(be, "backward");
     be->zero(be, m->dres, (size_t)N * C * as);
     be->rmsnorm_backward(be, m->dres, G(param_final_norm(c)), m->d_ln, resid_at(m, c->layers, as),
                          W(param_final_norm(c)), m->rstd_f, N, C);
     for (int l = c->layers - 1; l >= 0; l--) {
         /* With --recompute only the layer inputs were kept: redo this layer's forward first. */
+        RANGE_PUSH(be, "layer");
         if (m->recompute) layer_forward(m, b, l, acts_for(m, l));
         layer_backward(m, b, l, acts_for(m, l));
+        RANGE_POP(be);
     }
     be->embedding_backward(be, G(param_embed()), m->dres, m->d_tokens, N, C);
+    RANGE_POP(be);
     return loss;
 }
 
 double model_optimizer_step(Model *m, const AdamWConfig *opt, float max_norm)
 {
     Backend *be = m->be;
+    RANGE_PUSH(be, "optimizer");
     double norm = sqrt(be->sum_squares(be, m->grads, m->n_params));
     float scale = 1.0f;
     if (max_norm > 0 && norm > max_norm) scale = (float)(max_norm / (norm + 1e-6));
@@ -414,6 +435,7 @@ double model_optimizer_step(Model *m, const AdamWConfig *opt, float max_norm)
     be->adamw(be, m->params, m->grads, m->adam_m, m->adam_v, m->n_params, opt, scale, m->adam_t);
     refresh_compute_weights(m);
     model_zero_grads(m);
+    RANGE_POP(be);
     return norm;
 }
 

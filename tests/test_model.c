@@ -4,6 +4,7 @@
 
 #include "bench/batch.h"
 #include "bench/data.h"
+#include "bench/task.h"
 #include "kernels/backend.h"
 #include "model/model.h"
 #include "strategies/rng.h"
@@ -171,8 +172,8 @@ static void test_packing_lw_equals_eq2(void **state)
     Backend *be = cpu(DT_F32);
     ModelConfig c;
     assert_int_equal(0, model_preset("tiny", &c));
-    MarkovChain mc;
-    assert_int_equal(0, markov_create(&mc, c.vocab, 4, 1));
+    Task *task;
+    assert_int_equal(0, task_create(&task, "markov", c.vocab, 1, 1, err, sizeof err));
     Model m;
     assert_int_equal(0, model_create(&m, &c, be, 400, 0, err, sizeof err));
     model_init_params(&m, 2);
@@ -187,7 +188,7 @@ static void test_packing_lw_equals_eq2(void **state)
         for (int rank = 0; rank < pc.world_size; rank++) {
             const MicroBatch *mb = plan_mb(&plan, 0, micro, rank);
             if (!mb->n_rows) continue;
-            batch_build(&bb, &plan, mb, &mc, 1);
+            batch_build(&bb, &plan, mb, task, 1);
             loss_plan += model_forward_backward(&m, &bb.batch, NULL);
             M += bb.sequences;
         }
@@ -211,7 +212,7 @@ static void test_packing_lw_equals_eq2(void **state)
                     Plan p1 = plan;
                     p1.segs = &one;
                     p1.rows = &r1;
-                    batch_build(&bb, &p1, &mb1, &mc, 1);
+                    batch_build(&bb, &p1, &mb1, task, 1);
                     loss_eq2 += model_forward_backward(&m, &bb.batch, NULL);
                     seen++;
                 }
@@ -227,7 +228,7 @@ static void test_packing_lw_equals_eq2(void **state)
     free(g_eq2);
     batch_buf_free(&bb);
     model_free(&m);
-    markov_free(&mc);
+    task_free(task);
     plan_free(&plan);
     be->destroy(be);
 }

@@ -28,6 +28,7 @@ typedef struct {
     AllocHeader *live;                    /* doubly linked list of live allocations */
     size_t in_use, peak;
     struct timespec marks[BACKEND_MARKS];
+    double matmul_s, attention_s;         /* time inside each op class, for the results */
     char flops_source[384];
 } CpuImpl;
 
@@ -185,15 +186,26 @@ static void be_rmsnorm_backward(Backend *be, void *dinp, void *dw, const void *d
     DISPATCH(be, cpu_rmsnorm_backward, dinp, dw, dout, inp, w, rstd, N, C);
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static void be_matmul_forward(Backend *be, void *out, const void *inp, const void *w, int N, int In, int Out)
 {
+    double t = now_s();
     DISPATCH(be, cpu_matmul_forward, out, inp, w, N, In, Out);
+    impl_of(be)->matmul_s += now_s() - t;
 }
 
 static void be_matmul_backward(Backend *be, void *dinp, void *dw, const void *dout, const void *inp,
                                const void *w, int N, int In, int Out, int accumulate_dinp)
 {
+    double t = now_s();
     DISPATCH(be, cpu_matmul_backward, dinp, dw, dout, inp, w, N, In, Out, accumulate_dinp);
+    impl_of(be)->matmul_s += now_s() - t;
 }
 
 static void be_rope_forward(Backend *be, void *qkv, const int32_t *pos, int N, int H, int Hkv, int D, float theta)
@@ -211,7 +223,9 @@ static void be_attention_forward(Backend *be, void *out, void *lse, const void *
                                  int n_segs, int max_seqlen, int N, int H, int Hkv, int D)
 {
     (void)max_seqlen;
+    double t = now_s();
     DISPATCH(be, cpu_attention_forward, out, lse, qkv, cu_seqlens, n_segs, N, H, Hkv, D);
+    impl_of(be)->attention_s += now_s() - t;
 }
 
 static void be_attention_backward(Backend *be, void *dqkv, const void *dout, const void *qkv, const void *out,
@@ -219,7 +233,15 @@ static void be_attention_backward(Backend *be, void *dqkv, const void *dout, con
                                   int N, int H, int Hkv, int D)
 {
     (void)max_seqlen;
+    double t = now_s();
     DISPATCH(be, cpu_attention_backward, dqkv, dout, qkv, out, lse, cu_seqlens, n_segs, N, H, Hkv, D);
+    impl_of(be)->attention_s += now_s() - t;
+}
+
+static void cpu_op_seconds(Backend *be, double *matmul_s, double *attention_s)
+{
+    *matmul_s = impl_of(be)->matmul_s;
+    *attention_s = impl_of(be)->attention_s;
 }
 
 static void be_swiglu_forward(Backend *be, void *out, const void *gate_up, int N, int F)
@@ -429,5 +451,6 @@ Backend *backend_cpu_create(DType dtype, char *err, size_t errlen)
 
     be->mark = cpu_mark;
     be->seconds_between = cpu_seconds_between;
+    be->op_seconds = cpu_op_seconds;
     return be;
 }

@@ -1,9 +1,21 @@
-/* Launchers of the varlen causal attention kernels (attention_kernels.cuh explains them):
- * grids, shared memory opt-in, the dQ scratch, and the dispatch on head dim and dtype. */
+/* Launchers of the varlen causal attention kernels: grids, shared memory opt-in, the dQ
+ * scratch, and the choice of kernel.
+ *
+ * Two implementations of the same contract:
+ *   attention_wmma.cuh     tensor cores (WMMA, bf16 in, f32 accumulate), for bf16 activations
+ *                          with D = 64 or 128, on devices with the shared memory for it
+ *                          (A100, H100, H200: yes; sm_86 / sm_89 parts: no);
+ *   attention_kernels.cuh  f32 FMA, for everything else (f32 mode, other head dims), and for
+ *                          everything when the environment has LABENCH_ATTN=scalar (read when
+ *                          the backend is created: a way to rule the tensor-core path out).
+ */
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/attention_kernels.cuh"
+#include "kernels/cuda/attention_wmma.cuh"
 
 #define MAX_GRID_Z 65535
 
@@ -48,6 +60,41 @@ static void backward_launch(Backend *be, T *dqkv, float *dq_acc, const T *dout, 
     }
 }
 
+/* the tensor-core path: bf16, D of 64 or 128, and 16-byte aligned inputs (their rows are read
+ * 16 bytes at a time; buffers from the arena always are) */
+static int wmma_path(Backend *be, int D, const void *a, const void *b)
+{
+    const uintptr_t mis = ((uintptr_t)a | (uintptr_t)b) & 15u;
+    return cuda_impl(be)->attn_wmma && be->act_dtype == DT_BF16 && (D == 64 || D == 128) && mis == 0;
+}
+
+template <int D>
+static void forward_launch_wmma(Backend *be, bf16 *out, float *lse, const bf16 *qkv, const int32_t *cu_seqlens,
+                                int n_segs, int max_seqlen, int N, int H, int Hkv)
+{
+    const float scale = (float)(1.0 / sqrt((double)D));
+    for (int s0 = 0; s0 < n_segs; s0 += MAX_GRID_Z) {
+        dim3 grid(ceil_div((size_t)max_seqlen, WF_BQ), H, min(n_segs - s0, MAX_GRID_Z));
+        attention_forward_wmma_kernel<D><<<grid, WMMA_THREADS, WmmaFwdSmem<D>::BYTES, cuda_stream(be)>>>(
+            out, lse, qkv, cu_seqlens, s0, N, H, Hkv, scale);
+        CUDA_LAUNCH_CHECK();
+    }
+}
+
+template <int D>
+static void backward_launch_wmma(Backend *be, bf16 *dqkv, float *dq_acc, const bf16 *dout, const bf16 *qkv,
+                                 const float *lse, const float *Di, const int32_t *cu_seqlens, int n_segs, int max_seqlen,
+                                 int N, int H, int Hkv)
+{
+    const float scale = (float)(1.0 / sqrt((double)D));
+    for (int s0 = 0; s0 < n_segs; s0 += MAX_GRID_Z) {
+        dim3 grid(ceil_div((size_t)max_seqlen, WB_BK), Hkv, min(n_segs - s0, MAX_GRID_Z));
+        attention_backward_wmma_kernel<D><<<grid, WMMA_THREADS, WmmaBwdSmem<D>::BYTES, cuda_stream(be)>>>(
+            dqkv, dq_acc, dout, qkv, lse, Di, cu_seqlens, s0, N, H, Hkv, scale);
+        CUDA_LAUNCH_CHECK();
+    }
+}
+
 template <typename T>
 static void launch_attention_forward(Backend *be, void *out, void *lse, const void *qkv, const int32_t *cu_seqlens,
                                      int n_segs, int max_seqlen, int N, int H, int Hkv, int D)
@@ -56,6 +103,11 @@ static void launch_attention_forward(Backend *be, void *out, void *lse, const vo
     CUDA_CHECK(cudaMemsetAsync(out, 0, (size_t)N * H * D * sizeof(T), cuda_stream(be)));
     CUDA_CHECK(cudaMemsetAsync(lse, 0, (size_t)N * H * sizeof(float), cuda_stream(be)));
     if (n_segs <= 0 || max_seqlen <= 0) return;
+    if (wmma_path(be, D, qkv, qkv)) {
+        if (D == 64) forward_launch_wmma<64>(be, (bf16 *)out, (float *)lse, (const bf16 *)qkv, cu_seqlens, n_segs, max_seqlen, N, H, Hkv);
+        else forward_launch_wmma<128>(be, (bf16 *)out, (float *)lse, (const bf16 *)qkv, cu_seqlens, n_segs, max_seqlen, N, H, Hkv);
+        return;
+    }
     switch (dmax_for(D)) {
     case 32: forward_launch<T, 32>(be, (T *)out, (float *)lse, (const T *)qkv, cu_seqlens, n_segs, max_seqlen, N, H, Hkv, D); break;
     case 64: forward_launch<T, 64>(be, (T *)out, (float *)lse, (const T *)qkv, cu_seqlens, n_segs, max_seqlen, N, H, Hkv, D); break;
@@ -88,7 +140,10 @@ static void launch_attention_backward(Backend *be, void *dqkv, const void *dout,
     attention_di_kernel<T><<<ceil_div(warps * 32, 256), 256, 0, cuda_stream(be)>>>(Di, (const T *)dout, (const T *)out, N,
                                                                                    H, D);
     CUDA_LAUNCH_CHECK();
-    switch (dmax_for(D)) {
+    if (wmma_path(be, D, qkv, dout)) {
+        if (D == 64) backward_launch_wmma<64>(be, (bf16 *)dqkv, dq_acc, (const bf16 *)dout, (const bf16 *)qkv, (const float *)lse, Di, cu_seqlens, n_segs, max_seqlen, N, H, Hkv);
+        else backward_launch_wmma<128>(be, (bf16 *)dqkv, dq_acc, (const bf16 *)dout, (const bf16 *)qkv, (const float *)lse, Di, cu_seqlens, n_segs, max_seqlen, N, H, Hkv);
+    } else switch (dmax_for(D)) {
     case 32: backward_launch<T, 32>(be, (T *)dqkv, dq_acc, (const T *)dout, (const T *)qkv, (const float *)lse, Di, cu_seqlens, n_segs, max_seqlen, N, H, Hkv, D); break;
     case 64: backward_launch<T, 64>(be, (T *)dqkv, dq_acc, (const T *)dout, (const T *)qkv, (const float *)lse, Di, cu_seqlens, n_segs, max_seqlen, N, H, Hkv, D); break;
     default: backward_launch<T, 128>(be, (T *)dqkv, dq_acc, (const T *)dout, (const T *)qkv, (const float *)lse, Di, cu_seqlens, n_segs, max_seqlen, N, H, Hkv, D); break;
@@ -130,7 +185,18 @@ static cudaError_t opt_in(size_t limit, size_t *need)
     return e;
 }
 
-int cuda_attention_setup(int device, char *err, size_t errlen)
+template <int D>
+static cudaError_t opt_in_wmma(size_t limit)
+{
+    const size_t f = WmmaFwdSmem<D>::BYTES, b = WmmaBwdSmem<D>::BYTES;
+    if (f > limit || b > limit) return cudaErrorInvalidValue;
+    cudaError_t e = cudaFuncSetAttribute(attention_forward_wmma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)f);
+    if (e == cudaSuccess)
+        e = cudaFuncSetAttribute(attention_backward_wmma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)b);
+    return e;
+}
+
+int cuda_attention_setup(int device, int *wmma, char *err, size_t errlen)
 {
     int limit = 0;
     cudaError_t e = cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
@@ -145,6 +211,13 @@ int cuda_attention_setup(int device, char *err, size_t errlen)
         snprintf(err, errlen, "the attention kernels need %zu bytes of shared memory per block, the device allows %d (%s)",
                  need, limit, cudaGetErrorString(e));
         return -1;
+    }
+    /* the tensor-core kernels are optional: without the shared memory for them, the scalar ones run */
+    const char *env = getenv("LABENCH_ATTN");
+    *wmma = 0;
+    if (!(env && strcmp(env, "scalar") == 0)) {
+        *wmma = opt_in_wmma<64>((size_t)limit) == cudaSuccess && opt_in_wmma<128>((size_t)limit) == cudaSuccess;
+        (void)cudaGetLastError();
     }
     return 0;
 }

@@ -1,5 +1,7 @@
-/* Varlen causal attention, forward and backward, in the FlashAttention-2 manner, with f32 FMA
- * (no tensor cores yet: this is the version that has to be right first).
+/* Varlen causal attention, forward and backward, in the FlashAttention-2 manner, with f32 FMA:
+ * the reference GPU implementation, used for f32 activations, for head dims other than 64 and
+ * 128, and whenever LABENCH_ATTN=scalar. (attention_wmma.cuh is the tensor-core version for
+ * bf16; the launchers in attention.cu choose.)
  *
  * Layout (kernels/backend.h): qkv[N, (H + 2 Hkv) D] holds per token [H*D q | Hkv*D k | Hkv*D v];
  * out[N, H D]; lse[h * N + n] = log sum_j exp(s_nj) over the scaled scores s = q.k / sqrt(D).

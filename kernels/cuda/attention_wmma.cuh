@@ -312,22 +312,31 @@ attention_backward_wmma_kernel(bf16 *dqkv, float *dq_acc, const bf16 *dout, cons
 
             /* dV_w += P[:, keys_w]^T dO and dK_w += dS[:, keys_w]^T Q: P stored [query][key] is
              * P^T in column-major */
+            /* (dV and dK in separate passes: fewer fragments live at once, for the registers) */
 #pragma unroll
             for (int q = 0; q < BQ; q += 16) {
-                wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::col_major> pt, pt2, dst, dst2;
-                wmma::load_matrix_sync(pt, Ps + q * L::LDP + 16 * warp, L::LDP);
-                wmma::load_matrix_sync(pt2, Ps2 + q * L::LDP + 16 * warp, L::LDP);
-                wmma::load_matrix_sync(dst, dSs + q * L::LDP + 16 * warp, L::LDP);
-                wmma::load_matrix_sync(dst2, dSs2 + q * L::LDP + 16 * warp, L::LDP);
+                wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::col_major> hi, lo;
+                wmma::load_matrix_sync(hi, Ps + q * L::LDP + 16 * warp, L::LDP);
+                wmma::load_matrix_sync(lo, Ps2 + q * L::LDP + 16 * warp, L::LDP);
 #pragma unroll
                 for (int c = 0; c < DC; c++) {
                     wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> b;
                     wmma::load_matrix_sync(b, dOs + q * L::LDH + 16 * c, L::LDH);
-                    wmma::mma_sync(dV[c], pt, b, dV[c]);
-                    wmma::mma_sync(dV[c], pt2, b, dV[c]);
+                    wmma::mma_sync(dV[c], hi, b, dV[c]);
+                    wmma::mma_sync(dV[c], lo, b, dV[c]);
+                }
+            }
+#pragma unroll
+            for (int q = 0; q < BQ; q += 16) {
+                wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::col_major> hi, lo;
+                wmma::load_matrix_sync(hi, dSs + q * L::LDP + 16 * warp, L::LDP);
+                wmma::load_matrix_sync(lo, dSs2 + q * L::LDP + 16 * warp, L::LDP);
+#pragma unroll
+                for (int c = 0; c < DC; c++) {
+                    wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> b;
                     wmma::load_matrix_sync(b, Qs + q * L::LDH + 16 * c, L::LDH);
-                    wmma::mma_sync(dK[c], dst, b, dK[c]);
-                    wmma::mma_sync(dK[c], dst2, b, dK[c]);
+                    wmma::mma_sync(dK[c], hi, b, dK[c]);
+                    wmma::mma_sync(dK[c], lo, b, dK[c]);
                 }
             }
 

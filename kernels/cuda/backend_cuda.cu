@@ -392,7 +392,8 @@ extern "C" Backend *backend_cuda_create(DType act_dtype, int device, char *err, 
                  prop.name, prop.major, prop.minor);
         return fail(NULL, err, errlen, what, e);
     }
-    if (cuda_attention_setup(device, err, errlen) != 0) {
+    int attn_wmma = 0;
+    if (cuda_attention_setup(device, &attn_wmma, err, errlen) != 0) {
         (void)cudaGetLastError();
         return NULL;
     }
@@ -408,6 +409,7 @@ extern "C" Backend *backend_cuda_create(DType act_dtype, int device, char *err, 
     be->impl = im;
     im->device = device;
     im->num_sms = prop.multiProcessorCount;
+    im->attn_wmma = attn_wmma;
     if ((e = cudaStreamCreate(&im->stream)) != cudaSuccess) return fail(be, err, errlen, "cudaStreamCreate failed", e);
     for (int i = 0; i < BACKEND_MARKS; i++)
         if ((e = cudaEventCreate(&im->marks[i])) != cudaSuccess) return fail(be, err, errlen, "cudaEventCreate failed", e);

@@ -69,6 +69,7 @@ typedef struct {
     size_t in_use, peak;
     size_t device_used_at_peak; /* cudaMemGetInfo's used bytes, sampled when the arena grows */
 
+    int attn_wmma;              /* 1: bf16 attention with D = 64 or 128 runs on the tensor cores */
     void *scratch;              /* the attention backward's scratch, from the arena; grows only */
     size_t scratch_bytes;
     double *ss_partial;         /* [SS_MAX_BLOCKS] per-block partial sums of sum_squares */
@@ -135,8 +136,9 @@ void cuda_matmul_backward(Backend *be, void *dinp, void *dw, const void *dout, c
 
 /* attention.cu */
 /* Opts the attention kernels into the dynamic shared memory they need; -1 with err if the
- * device cannot give it. */
-int cuda_attention_setup(int device, char *err, size_t errlen);
+ * device cannot give it to the scalar kernels. *wmma is set to 1 when the tensor-core kernels
+ * can run too (enough shared memory) and LABENCH_ATTN is not "scalar". */
+int cuda_attention_setup(int device, int *wmma, char *err, size_t errlen);
 void cuda_attention_forward(Backend *be, void *out, void *lse, const void *qkv, const int32_t *cu_seqlens,
                             int n_segs, int max_seqlen, int N, int H, int Hkv, int D);
 void cuda_attention_backward(Backend *be, void *dqkv, const void *dout, const void *qkv, const void *out,

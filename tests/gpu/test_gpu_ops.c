@@ -5,6 +5,8 @@
  * Each op runs twice, once per CUDA mode:
  *   f32   activations in f32, GEMMs without TF32: max error <= 1e-4
  *   bf16  activations and weight copies in bf16, f32 accumulation: max error <= 2e-2
+ * and the shorter attention cases a third time, in bf16 with LABENCH_ATTN=scalar, so that both
+ * attention implementations are checked (bf16 with D = 64 or 128 takes the tensor-core one).
  * where "error" is |gpu - cpu| / (|cpu| + rms(cpu)) per element: relative for ordinary values,
  * measured against the tensor's typical size for values near zero. In bf16 mode the inputs are
  * rounded to bf16 on the host first, so both backends see the same numbers and the difference
@@ -23,6 +25,8 @@ typedef struct {
 
 static Mode MODE_F32 = {"f32", DT_F32, 1e-4, NULL};
 static Mode MODE_BF16 = {"bf16", DT_BF16, 2e-2, NULL};
+/* bf16 with LABENCH_ATTN=scalar: the FMA attention kernels instead of the tensor-core ones */
+static Mode MODE_BF16_SCALAR = {"bf16 scalar-attn", DT_BF16, 2e-2, NULL};
 static Backend *CPU;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -637,14 +641,24 @@ static void test_skip(void **state)
 
 /* each test once per mode, named "test (f32)" and "test (bf16)" */
 #define BOTH(fn) {#fn " (f32)", fn, NULL, NULL, &MODE_F32}, {#fn " (bf16)", fn, NULL, NULL, &MODE_BF16}
+#define THREE(fn) BOTH(fn), {#fn " (bf16, scalar attention)", fn, NULL, NULL, &MODE_BF16_SCALAR}
 
 int main(void)
 {
     MODE_F32.be = backend_cuda_create(DT_F32, 0, skip_reason, sizeof skip_reason);
     if (MODE_F32.be) MODE_BF16.be = backend_cuda_create(DT_BF16, 0, skip_reason, sizeof skip_reason);
-    if (!MODE_F32.be || !MODE_BF16.be) {
+    if (MODE_BF16.be) {
+        const char *was = getenv("LABENCH_ATTN");
+        char saved[64];
+        snprintf(saved, sizeof saved, "%s", was ? was : "");
+        setenv("LABENCH_ATTN", "scalar", 1);
+        MODE_BF16_SCALAR.be = backend_cuda_create(DT_BF16, 0, skip_reason, sizeof skip_reason);
+        if (was) setenv("LABENCH_ATTN", saved, 1); else unsetenv("LABENCH_ATTN");
+    }
+    if (!MODE_F32.be || !MODE_BF16.be || !MODE_BF16_SCALAR.be) {
         printf("SKIP: %s\n", skip_reason);
         if (MODE_F32.be) MODE_F32.be->destroy(MODE_F32.be);
+        if (MODE_BF16.be) MODE_BF16.be->destroy(MODE_BF16.be);
         const struct CMUnitTest skipped[] = {cmocka_unit_test(test_skip)};
         cmocka_run_group_tests_name("gpu_ops (no GPU)", skipped, NULL, NULL);
         return 0;
@@ -669,9 +683,9 @@ int main(void)
         BOTH(test_swiglu_add),
         BOTH(test_crossentropy),
         BOTH(test_optimizer),
-        BOTH(test_attention_tiny_d16),
-        BOTH(test_attention_gqa4),
-        BOTH(test_attention_packed_equals_unpacked),
+        THREE(test_attention_tiny_d16),
+        THREE(test_attention_gqa4),
+        THREE(test_attention_packed_equals_unpacked),
         BOTH(test_attention_long_d64),
         BOTH(test_attention_long_d128),
     };
@@ -679,6 +693,7 @@ int main(void)
 
     MODE_F32.be->destroy(MODE_F32.be);
     MODE_BF16.be->destroy(MODE_BF16.be);
+    MODE_BF16_SCALAR.be->destroy(MODE_BF16_SCALAR.be);
     CPU->destroy(CPU);
     AttnCase *cases[] = {&LONG64, &LONG128, &GQA4, &TINY};
     for (int i = 0; i < 4; i++) {

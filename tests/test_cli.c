@@ -1,0 +1,261 @@
+/* The labench command line: bad input gets a clear message and exit status 2, and no output
+ * file is left half-written; a CPU run's Chrome trace adds up to its reported bubble. */
+#include "tests/test_util.h"
+
+#include <jansson.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "bench/run.h"
+#include "model/safetensors.h"
+#include "strategies/rng.h"
+
+static const char *labench(void)
+{
+    const char *p = getenv("LABENCH");
+    return p ? p : "./labench";
+}
+
+/* Runs `labench ARGS`, capturing stderr+stdout into out; returns the exit status. */
+static int run_cli(const char *args, char *out, size_t n)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", labench(), args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t got = fread(out, 1, n - 1, p);
+    out[got] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void expect_bad(const char *args, const char *needle)
+{
+    char out[16384];
+    int rc = run_cli(args, out, sizeof out);
+    if (rc != 2 || !strstr(out, needle)) {
+        print_error("labench %s\n  exit %d, output:\n%s\n  expected exit 2 and '%s'\n", args, rc, out, needle);
+        fail();
+    }
+}
+
+static int file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static void test_bad_options(void **state)
+{
+    (void)state;
+    expect_bad("plan --strategy nope", "unknown strategy 'nope'; valid: naive, sorted, packing");
+    expect_bad("plan --world-size 0", "--world-size");
+    expect_bad("plan --micro-batch -3", "--micro-batch");
+    expect_bad("plan --grad-accum 0", "--grad-accum");
+    expect_bad("plan --max-tokens 0", "--max-tokens");
+    expect_bad("plan --sync sometimes", "--sync must be micro or step");
+    expect_bad("plan --samples 10x", "--samples");
+    expect_bad("plan --len-scale 0", "--len-scale");
+    expect_bad("plan --steps 3", "training option");
+    expect_bad("plan --len-dist /nonexistent/x.hist", "/nonexistent/x.hist");
+    expect_bad("plan --len-dist /tmp", "/tmp");
+    expect_bad("train --model huge", "unknown preset 'huge'");
+    expect_bad("train --frobnicate", "unknown option '--frobnicate'");
+    expect_bad("nosuchcommand", "unknown command");
+}
+
+static void test_bad_histogram(void **state)
+{
+    (void)state;
+    char path[64], args[256];
+    const char text[] = "# header\n100 5\n200-100 3\n";
+    test_write_file(path, sizeof path, text, sizeof text - 1);
+    snprintf(args, sizeof args, "plan --len-dist %s", path);
+    char needle[128];
+    snprintf(needle, sizeof needle, "%s:3:", path);
+    expect_bad(args, needle);
+    unlink(path);
+}
+
+/* A failing run writes no results: the output path stays absent, no temporary is left. */
+static void test_no_half_written_output(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/labench-out-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char args[512], out_path[256];
+    snprintf(out_path, sizeof out_path, "%s/results.json", dir);
+    snprintf(args, sizeof args, "plan --world-size 0 --out %s", out_path);
+    expect_bad(args, "--world-size");
+    assert_false(file_exists(out_path));
+    /* and a good plan run writes it whole: valid JSON with every strategy */
+    snprintf(args, sizeof args, "plan --samples 3000 --out %s", out_path);
+    char out[16384];
+    assert_int_equal(0, run_cli(args, out, sizeof out));
+    json_error_t e;
+    json_t *root = json_load_file(out_path, 0, &e);
+    assert_non_null(root);
+    assert_string_equal("labench-results", json_string_value(json_object_get(root, "schema")));
+    assert_int_equal(6, (int)json_array_size(json_object_get(root, "strategies")));
+    json_decref(root);
+    unlink(out_path);
+    rmdir(dir);
+}
+
+/* labench grad: every malformed batch gets exit 2 and says what is wrong. */
+static void test_grad_bad_batches(void **state)
+{
+    (void)state;
+    ModelConfig c;
+    assert_int_equal(0, model_preset("tiny", &c));
+    ParamLayout l;
+    assert_int_equal(0, param_layout_make(&c, &l));
+    float *p = calloc(l.n_params, sizeof *p);
+    char model[] = "/tmp/labench-grad-XXXXXX";
+    int fd = mkstemp(model);
+    close(fd);
+    char err[512];
+    assert_int_equal(0, safetensors_save_model(model, &c, p, err, sizeof err));
+    struct { const char *json, *needle; } cases[] = {
+        {"{\"tokens\":[1,2,3],\"cu_seqlens\":[0,2,2,3],\"weights\":[0,0,0]}", "not increasing"},
+        {"{\"tokens\":[1,2,3],\"cu_seqlens\":[0,2],\"weights\":[0,0,0]}", "must end at len(tokens)"},
+        {"{\"tokens\":[1,2,3],\"cu_seqlens\":[0,3],\"weights\":[0,0,1]}", "must be 0"},
+        {"{\"tokens\":[1,999,3],\"cu_seqlens\":[0,3],\"weights\":[0,0,0]}", "tokens[1]"},
+        {"{\"tokens\":[1,2,3],\"cu_seqlens\":[1,3],\"weights\":[0,0,0]}", "must start at 0"},
+        {"{\"tokens\":[1,2,3],\"cu_seqlens\":[0,3],\"weights\":[0,0]}", "one weight per position"},
+        {"{\"tokens\":[1,2,3],\"weights\":[0,0,0]}", "cu_seqlens"},
+        {"[1,2", "grad-batch"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char batch[64], args[512], outp[128];
+        test_write_file(batch, sizeof batch, cases[i].json, strlen(cases[i].json));
+        char renamed[96];
+        snprintf(renamed, sizeof renamed, "%s-grad-batch.json", batch);
+        assert_int_equal(0, rename(batch, renamed));
+        snprintf(outp, sizeof outp, "%s.out.safetensors", renamed);
+        snprintf(args, sizeof args, "grad --load-model %s --batch %s --out %s", model, renamed, outp);
+        expect_bad(args, cases[i].needle);
+        assert_false(file_exists(outp));
+        unlink(renamed);
+    }
+    /* a truncated checkpoint */
+    char args[512];
+    assert_int_equal(0, truncate(model, 100));
+    snprintf(args, sizeof args, "grad --load-model %s --batch /dev/null --out /tmp/x.safetensors", model);
+    expect_bad(args, model);
+    unlink(model);
+    free(p);
+    param_layout_free(&l);
+}
+
+/* A good grad call: the loss printed equals the weighted CE of an all-zero model, ln(V) per
+ * weighted position (zero weights give uniform logits). */
+static void test_grad_uniform_loss(void **state)
+{
+    (void)state;
+    ModelConfig c;
+    assert_int_equal(0, model_preset("tiny", &c));
+    ParamLayout l;
+    assert_int_equal(0, param_layout_make(&c, &l));
+    float *p = calloc(l.n_params, sizeof *p);
+    char model[] = "/tmp/labench-grad-XXXXXX", batch[64], args[512], out[4096];
+    int fd = mkstemp(model);
+    close(fd);
+    char err[512];
+    assert_int_equal(0, safetensors_save_model(model, &c, p, err, sizeof err));
+    const char *json = "{\"tokens\":[5,6,7,8,9],\"cu_seqlens\":[0,2,5],\"weights\":[0.5,0,0.25,0.25,0]}";
+    test_write_file(batch, sizeof batch, json, strlen(json));
+    char outp[128];
+    snprintf(outp, sizeof outp, "%s.safetensors", batch);
+    snprintf(args, sizeof args, "grad --load-model %s --batch %s --out %s", model, batch, outp);
+    assert_int_equal(0, run_cli(args, out, sizeof out));
+    double loss = 0;
+    assert_int_equal(1, sscanf(strstr(out, "loss "), "loss %lf", &loss));
+    assert_close(loss, 1.0 * log((double)c.vocab), 1e-5, 1e-6);
+    assert_true(file_exists(outp));
+    unlink(outp);
+    unlink(batch);
+    unlink(model);
+    free(p);
+    param_layout_free(&l);
+}
+
+/* The trace of a CPU run: valid JSON, a track per simulated rank, bubble slices summing to the
+ * bubble the metrics report. */
+static void test_trace_matches_bubble(void **state)
+{
+    (void)state;
+    Sample s[64];
+    Rng r = rng_seed(3, 3);
+    for (int i = 0; i < 64; i++) {
+        s[i].len = 8 + (int32_t)rng_below(&r, 120);
+        s[i].target = s[i].len / 2;
+    }
+    const Strategy *st = strategy_find("naive");
+    PlanConfig pc = plan_config_default(st);
+    pc.world_size = 4;
+    pc.grad_accum = 2;
+    pc.max_tokens = 256;
+    Plan plan;
+    char err[512];
+    assert_int_equal(0, plan_make(st, &pc, s, 64, &plan, err, sizeof err));
+    Backend *be = backend_cpu_create(DT_F32, err, sizeof err);
+    assert_non_null(be);
+    MarkovChain mc;
+    assert_int_equal(0, markov_create(&mc, 256, 4, 1));
+    RunConfig rc = {0};
+    rc.steps = 3;
+    assert_int_equal(0, model_preset("tiny", &rc.model));
+    rc.opt = (AdamWConfig){1e-3f, 0.9f, 0.95f, 1e-8f, 0.0f};
+    rc.seed = 1;
+    rc.trace = trace_new();
+    RunResult res;
+    assert_int_equal(0, run_plan(be, &plan, &rc, &mc, &res, NULL, err, sizeof err));
+    char path[] = "/tmp/labench-trace-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    assert_int_equal(0, trace_write(rc.trace, path, err, sizeof err));
+    json_error_t e;
+    json_t *root = json_load_file(path, 0, &e);
+    assert_non_null(root);
+    json_t *ev = json_object_get(root, "traceEvents");
+    assert_true(json_is_array(ev));
+    int ranks_named = 0;
+    double bubble_us = 0;
+    size_t i;
+    json_t *x;
+    json_array_foreach(ev, i, x) {
+        const char *ph = json_string_value(json_object_get(x, "ph"));
+        const char *name = json_string_value(json_object_get(x, "name"));
+        if (ph && !strcmp(ph, "M") && name && !strcmp(name, "thread_name")) {
+            const char *tn = json_string_value(json_object_get(json_object_get(x, "args"), "name"));
+            if (tn && !strncmp(tn, "rank ", 5)) ranks_named++;
+        }
+        const char *cat = json_string_value(json_object_get(x, "cat"));
+        if (ph && !strcmp(ph, "X") && cat && !strcmp(cat, "bubble"))
+            bubble_us += json_number_value(json_object_get(x, "dur"));
+    }
+    assert_int_equal(4, ranks_named);
+    assert_true(res.metrics.bubble_s > 0);
+    assert_close(bubble_us * 1e-6, res.metrics.bubble_s, 1e-9, 1e-6);
+    json_decref(root);
+    unlink(path);
+    trace_free(rc.trace);
+    run_result_free(&res);
+    markov_free(&mc);
+    plan_free(&plan);
+    be->destroy(be);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bad_options),
+        cmocka_unit_test(test_bad_histogram),
+        cmocka_unit_test(test_no_half_written_output),
+        cmocka_unit_test(test_grad_bad_batches),
+        cmocka_unit_test(test_grad_uniform_loss),
+        cmocka_unit_test(test_trace_matches_bubble),
+    };
+    return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
+}
