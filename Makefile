@@ -105,7 +105,7 @@ bench-plan: labench
 # The main job: every strategy trained and measured (CPU backend with the tiny model when no GPU
 # is usable), then REPORT.md and its plots regenerated from the results.
 bench: labench
-	./labench --strategy all --len-dist data/longalign-mix.hist --out results/latest.json --trace traces/latest.json
+	./labench --strategy all --len-dist data/longalign-mix.hist --out results/latest.json --trace=traces/latest.json
 	./labench report results/latest.json -o REPORT.md
 
 report: labench

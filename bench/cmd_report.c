@@ -678,7 +678,7 @@ static void md_machine(FILE *f, const ResultsFile *rf)
     if (train) {
         fputs(", played in turn by the one device; communication ", f);
         if (rf->comm_per_sync_s > 0)
-            fprintf(f, "modelled (%s, %.3g s per sync point)", rf->comm, rf->comm_per_sync_s);
+            fprintf(f, "modelled (%s, %.3g s per micro-step)", rf->comm, rf->comm_per_sync_s);
         else
             fputs("not modelled", f);
         if (rf->steps > 0)

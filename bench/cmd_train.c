@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "bench/cli.h"
+#include "bench/comm.h"
 #include "bench/data.h"
 #include "bench/hist.h"
 #include "bench/plan_metrics.h"
@@ -44,6 +45,8 @@ typedef struct {
     double lr, weight_decay, clip;
     const char *trace;            /* Chrome trace path, NULL: none */
     ProfLevel profile;
+    CommOptions comm;             /* --comm, --system, bandwidths (bench/comm.h) */
+    int measure_pcie;             /* --measure-pcie: replace the PCIe default by a measurement */
 } Options;
 
 static void usage_common(FILE *f)
@@ -95,38 +98,41 @@ static void usage(FILE *f, int train)
               f);
     }
     usage_common(f);
-    if (train)
-        fputs("\n"
-              "Training:\n"
-              "  --backend B         cpu | cuda | auto (default auto: CUDA when a GPU is usable)\n"
-              "  --model P           tiny | small | 1b | 7b (default tiny on CPU, small on GPU)\n"
-              "  --layers N          run N layers of the preset (per-layer cost is what strategies change)\n"
-              "  --dtype D           bf16 | fp32 on CUDA (default bf16); the CPU backend is fp32\n"
-              "  --recompute         recompute each layer's forward in the backward (less memory)\n"
-              "  --steps N           optimizer steps per strategy (default 4 on CPU, 10 on GPU; 0: all)\n"
-              "  --lr F              AdamW learning rate (default 1e-3), --weight-decay F (0.01),\n"
-              "  --clip F            gradient clipping by global norm (default 1.0; 0: none)\n"
-              "  --load-model FILE   start from a safetensors checkpoint (Hugging Face Llama names)\n"
-              "  --save-model FILE   save the trained weights (needs a single --strategy)\n"
-              "  --progress / --no-progress   live progress on stderr (default: when a terminal)\n"
-              "\n"
-              "Profiling (docs/profiling.md):\n"
-              "  --trace[=FILE]      Chrome trace (Perfetto, chrome://tracing): a track per simulated\n"
-              "                      rank with compute and bubble slices, the measured device\n"
-              "                      timeline, GPU kernels (default FILE: traces/trace-<time>.json)\n"
-              "  --profile L         off | basic (default: CUPTI kernels, memcpy, memset, API) |\n"
-              "                      full (+ device allocations, NVTX markers); CUDA backend only\n"
-              "\n"
-              "On a CPU the defaults (tiny model, lengths x 1/16, 4 steps) finish the comparison of\n"
-              "every strategy in about a minute on two cores: the ranking, not the absolute speed,\n"
-              "is what carries over. Other commands: labench help.\n",
-              f);
+    if (!train) return;
+    fputs("\n"
+          "Training:\n"
+          "  --backend B         cpu | cuda | auto (default auto: CUDA when a GPU is usable)\n"
+          "  --model P           tiny | small | 1b | 7b (default tiny on CPU, small on GPU)\n"
+          "  --layers N          run N layers of the preset (per-layer cost is what strategies change)\n"
+          "  --dtype D           bf16 | fp32 on CUDA (default bf16); the CPU backend is fp32\n"
+          "  --recompute         recompute each layer's forward in the backward (less memory)\n"
+          "  --steps N           optimizer steps per strategy (default 4 on CPU, 10 on GPU; 0: all)\n"
+          "  --lr F              AdamW learning rate (default 1e-3), --weight-decay F (0.01),\n"
+          "  --clip F            gradient clipping by global norm (default 1.0; 0: none)\n"
+          "  --load-model FILE   start from a safetensors checkpoint (Hugging Face Llama names)\n"
+          "  --save-model FILE   save the trained weights (needs a single --strategy)\n"
+          "  --progress / --no-progress   live progress on stderr (default: when a terminal)\n"
+          "\n"
+          "Profiling (docs/profiling.md):\n"
+          "  --trace[=FILE]      Chrome trace (Perfetto, chrome://tracing): a track per simulated\n"
+          "                      rank with compute and bubble slices, the measured device\n"
+          "                      timeline, GPU kernels (default FILE: traces/trace-<time>.json)\n"
+          "  --profile L         off | basic (default: CUPTI kernels, memcpy, memset, API) |\n"
+          "                      full (+ device allocations, NVTX markers); CUDA backend only\n"
+          "\n",
+          f);
+    fputs(COMM_USAGE, f);
+    fputs("  --measure-pcie      measure host<->device bandwidth on the GPU and use it (CUDA backend)\n\n", f);
+    fputs("On a CPU the defaults (tiny model, lengths x 1/16, 4 steps) finish the comparison of\n"
+          "every strategy in about a minute on two cores: the ranking, not the absolute speed,\n"
+          "is what carries over. Other commands: labench help.\n",
+          f);
 }
 
 enum {
     O_STRATEGY = 256, O_LEN_DIST, O_LENGTHS, O_SAMPLES, O_LEN_SCALE, O_SEED, O_WORLD, O_MICRO, O_ACCUM,
     O_MAXTOK, O_SYNC, O_EPOCHS, O_OUT, O_STEPS, O_BACKEND, O_MODEL, O_LAYERS, O_DTYPE, O_RECOMPUTE, O_LR, O_WD,
-    O_CLIP, O_SAVE, O_LOAD, O_PROGRESS, O_NO_PROGRESS, O_HELP, O_TRACE, O_PROFILE
+    O_CLIP, O_SAVE, O_LOAD, O_PROGRESS, O_NO_PROGRESS, O_HELP, O_TRACE, O_PROFILE, O_COMM, O_MEASURE_PCIE
 };
 
 static long long int_opt(const char *name, const char *v, long long min, long long max)
@@ -171,18 +177,25 @@ static void parse_options(int argc, char **argv, Options *o)
         {"save-model", required_argument, 0, O_SAVE}, {"load-model", required_argument, 0, O_LOAD},
         {"progress", no_argument, 0, O_PROGRESS}, {"no-progress", no_argument, 0, O_NO_PROGRESS},
         {"trace", optional_argument, 0, O_TRACE}, {"profile", required_argument, 0, O_PROFILE},
+        /* communication: every name in COMM_OPTION_NAMES, all handled by comm_option */
+        {"comm", required_argument, 0, O_COMM}, {"system", required_argument, 0, O_COMM},
+        {"nvlink-gbps", required_argument, 0, O_COMM}, {"net-gbps", required_argument, 0, O_COMM},
+        {"gpus-per-node", required_argument, 0, O_COMM}, {"pcie-gbps", required_argument, 0, O_COMM},
+        {"comm-latency-us", required_argument, 0, O_COMM}, {"comm-efficiency", required_argument, 0, O_COMM},
+        {"host-mem-gbps", required_argument, 0, O_COMM}, {"measure-pcie", no_argument, 0, O_MEASURE_PCIE},
         {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
     const int train_only[] = {O_STEPS, O_BACKEND, O_MODEL, O_LAYERS, O_DTYPE, O_RECOMPUTE, O_LR, O_WD,
-                              O_CLIP, O_SAVE, O_LOAD, O_PROGRESS, O_NO_PROGRESS, O_TRACE, O_PROFILE};
+                              O_CLIP, O_SAVE, O_LOAD, O_PROGRESS, O_NO_PROGRESS, O_TRACE, O_PROFILE,
+                              O_COMM, O_MEASURE_PCIE};
     opterr = 0;
     optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    int c, li = -1;
+    while ((c = getopt_long(argc, argv, "h", longopts, &li)) != -1) {
         if (!o->train)
             for (size_t i = 0; i < sizeof train_only / sizeof train_only[0]; i++)
                 if (c == train_only[i])
-                    die_input("%s is a training option; `labench plan` does not train (use `labench train`)",
-                              argv[optind - 1]);
+                    die_input("--%s is a training option; `labench plan` does not train (use `labench train`)",
+                              longopts[li].name);
         switch (c) {
         case O_STRATEGY: o->strategy = optarg; break;
         case O_LEN_DIST: o->len_dist = optarg; break;
@@ -250,6 +263,12 @@ static void parse_options(int argc, char **argv, Options *o)
             else
                 die_input("--profile must be off, basic or full (got '%s')", optarg);
             break;
+        case O_COMM: {
+            char e[256];
+            if (comm_option(&o->comm, longopts[li].name, optarg, e, sizeof e) < 0) die_input("%s", e);
+            break;
+        }
+        case O_MEASURE_PCIE: o->measure_pcie = 1; break;
         case 'h':
         case O_HELP: usage(stdout, o->train); exit(0);
         case ':': die_input("%s needs a value (see --help)", argv[optind - 1]);
@@ -319,22 +338,32 @@ static void print_plan_table(const StrategyResult *r, int n)
            "longest 10%% of sequences; ideal%%: that share if every sequence counted 1/M of its step.\n");
 }
 
-static void print_train_table(const StrategyResult *r, int n)
+static void print_train_table(const StrategyResult *r, int n, int with_comm)
 {
-    double base = 0;
+    double base = 0, base_c = 0;
     for (int i = 0; i < n; i++)
-        if (strcmp(r[i].name, "naive") == 0 && r[i].run) base = r[i].run->metrics.effective_tps;
-    printf("\n%-17s %11s %8s %9s %7s %7s %10s %7s %10s\n", "strategy", "eff tok/s", "vs naive", "DP bub %",
-           "pad %", "pack %", "peak MiB", "MFU %", "final loss");
+        if (strcmp(r[i].name, "naive") == 0 && r[i].run) {
+            base = r[i].run->metrics.effective_tps;
+            base_c = r[i].run->metrics.effective_tps_compute;
+        }
+    printf("\n%-17s %11s %8s %9s %7s %7s %10s %7s %10s", "strategy", "eff tok/s", "vs naive", "DP bub %", "pad %",
+           "pack %", "peak MiB", "MFU %", "final loss");
+    if (with_comm) printf(" %12s %13s", "compute-only", "vs naive c.o.");
+    printf("\n");
     for (int i = 0; i < n; i++) {
         const RunResult *x = r[i].run;
         const RunMetrics *m = &x->metrics;
-        char sp[16] = "-";
+        char sp[16] = "-", spc[16] = "-";
         if (base > 0) snprintf(sp, sizeof sp, "%.2fx", m->effective_tps / base);
-        printf("%-17s %11.0f %8s %9.2f %7.2f %7.2f %10.1f %7.3f %10.4f\n", r[i].name, m->effective_tps, sp,
+        if (base_c > 0) snprintf(spc, sizeof spc, "%.2fx", m->effective_tps_compute / base_c);
+        printf("%-17s %11.0f %8s %9.2f %7.2f %7.2f %10.1f %7.3f %10.4f", r[i].name, m->effective_tps, sp,
                100 * m->dp_bubble, 100 * m->padding_ratio, 100 * r[i].plan.packing_efficiency,
                (double)x->peak_bytes / (1 << 20), 100 * m->mfu, x->loss_curve[x->n_steps - 1]);
+        if (with_comm) printf(" %12.0f %13s", m->effective_tps_compute, spc);
+        printf("\n");
     }
+    printf("\nLongAlign (8xA800, ZeRO-3 + offload), speed-up over naive in training hours:\n"
+           "  packing / sorted: ChatGLM3-6B 2.21x / 2.38x, Llama-2-7B 2.87x / 2.88x, Llama-2-13B 2.84x / 2.63x\n");
 }
 
 /* Loads the distribution and draws the samples, exiting 2 with file:line on bad input. */
@@ -420,6 +449,7 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
     o.weight_decay = 0.01;
     o.clip = 1.0;
     o.profile = PROF_BASIC;
+    comm_options_init(&o.comm);
     parse_options(argc, argv, &o);
     if (!o.len_dist && !o.lengths) o.len_dist = DEFAULT_LEN_DIST;
 
@@ -450,6 +480,19 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
         printf("labench: %s backend on %s; model %s (%d layers, %zu parameters), %s\n", be->name, be->device_name,
                mc_cfg.name, mc_cfg.layers, model_param_count(&mc_cfg), dtype_name(be->act_dtype));
     }
+    /* Communication: modelled from the system's figures and the options, PCIe measured on request. */
+    CommConfig comm;
+    char comm_desc[1024];
+    if (comm_config_resolve(&o.comm, &comm, err, sizeof err) != 0) die_input("%s", err);
+    if (train && o.measure_pcie) {
+        double up, down;
+        char why[256] = "the CPU backend has no device";
+        if (strcmp(be->name, "cuda") == 0 && comm_measure_pcie(&up, &down, why, sizeof why) == 0)
+            comm_set_measured_pcie(&comm, up, down);
+        else
+            fprintf(stderr, "labench: --measure-pcie: %s; PCIe stays modelled\n", why);
+    }
+    if (train) printf("labench: communication: %s\n", comm_describe(&comm, comm_desc, sizeof comm_desc));
 
     Sample *samples;
     int64_t n_samples;
@@ -512,6 +555,7 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
         prof_range_push("labench run");
     }
 
+    CommTimes doc_comm = {0, 0, 0};   /* for the results' config (the first strategy's world size) */
     StrategyResult results[16];
     RunResult runs[16];
     memset(results, 0, sizeof results);
@@ -540,6 +584,10 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
             rc.cupti = cupti;
             rc.trace = trace;
             rc.trace_kernel_limit = 200000;
+            CommCost cost;
+            comm_cost(&comm, &mc_cfg, cfgs[i].world_size, &cost);
+            rc.comm = (CommTimes){cost.per_micro_step_s, cost.per_step_s, cost.optimizer_on_host};
+            if (i == 0) doc_comm = rc.comm;
             Model trained;
             if (run_plan(be, &plan, &rc, &chain, &runs[i], o.save_model ? &trained : NULL, err, sizeof err) != 0) {
                 fprintf(stderr, "labench: %s: %s\n", chosen[i]->name, err);
@@ -565,7 +613,7 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
 
     if (status == 0) {
         if (train)
-            print_train_table(results, n_strat);
+            print_train_table(results, n_strat, comm.kind != COMM_NONE);
         else
             print_plan_table(results, n_strat);
         const char *out = o.out ? o.out : train ? "results/latest.json" : NULL;
@@ -587,8 +635,9 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
                 doc.n_params = model_param_count(&mc_cfg);
                 doc.steps = (int)o.steps;
                 doc.recompute = o.recompute;
-                doc.comm = "none";
-                doc.comm_source = "none: compute only";
+                doc.comm = comm_kind_name(comm.kind);
+                doc.comm_times = doc_comm;
+                doc.comm_source = comm_desc;
                 doc.profile = o.profile == PROF_OFF ? "off" : o.profile == PROF_FULL ? "full" : "basic";
                 doc.cupti_status = cupti_status;
                 doc.cupti_overhead = overhead;
@@ -597,7 +646,11 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
             }
             doc.strategies = results;
             doc.n_strategies = n_strat;
-            if (results_write(out, &doc, err, sizeof err) != 0) {
+            json_t *comm_json = NULL;
+            if (train) doc.comm_detail = comm_json = comm_to_json(&comm, NULL);
+            int wrote = results_write(out, &doc, err, sizeof err);
+            json_decref(comm_json);
+            if (wrote != 0) {
                 fprintf(stderr, "labench: %s\n", err);
                 status = EXIT_BAD_INPUT;
             } else {

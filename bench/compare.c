@@ -84,7 +84,8 @@ static void diff_json(Diffs *d, const char *path, const json_t *a, const json_t 
 static void check_compatible(const ResultsFile *a, const ResultsFile *b, Diffs *d)
 {
     static const char *fields[] = {"len_dist", "samples", "len_scale", "seed", "model", "dtype",
-                                   "steps", "recompute", "comm", "comm_per_sync_seconds"};
+                                   "steps", "recompute", "comm", "comm_per_micro_step_seconds",
+                                   "comm_per_step_seconds"};
     diff_json(d, "kind", json_object_get(a->root, "kind"), json_object_get(b->root, "kind"));
     const json_t *ma = json_object_get(a->root, "machine"), *mb = json_object_get(b->root, "machine");
     diff_json(d, "machine.device", json_object_get(ma, "device"), json_object_get(mb, "device"));

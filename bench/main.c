@@ -6,6 +6,7 @@
 #include "bench/cli.h"
 #include "bench/hist.h"
 #include "bench/plan_metrics.h"
+#include "bench/predict.h"
 #include "bench/report.h"
 
 static void usage(FILE *f)
@@ -21,6 +22,8 @@ static void usage(FILE *f)
           "  plan              plan only (no model): padding, packing, predicted bubble, weights\n"
           "  report R.json...  REPORT.md (tables, LongAlign's ratios, gnuplot plots) from results\n"
           "  compare B.json C.json   deltas per strategy; exit 1 on a regression (nightly CI gate)\n"
+          "  predict --from R.json   fit per-micro-batch time from a run; predict other cluster\n"
+          "                    sizes and length distributions, with and without communication\n"
           "  hist FILE         turn a plain list of lengths into a .hist distribution\n"
           "  grad              one forward/backward on given weights and batch: check against PyTorch\n"
           "  bench-plan        time the planners on 1,000,000 samples\n"
@@ -60,6 +63,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "compare") == 0) return cmd_compare(argc - 1, argv + 1);
     if (strcmp(cmd, "grad") == 0) return cmd_grad(argc - 1, argv + 1);
     if (strcmp(cmd, "bench-plan") == 0) return cmd_bench_plan(argc - 1, argv + 1);
+    if (strcmp(cmd, "predict") == 0) return cmd_predict(argc - 1, argv + 1);
     if (cmd[0] && cmd[0] != '-') {
         fprintf(stderr, "labench: unknown command '%s' (see labench help)\n", cmd);
         return 2;

@@ -27,14 +27,43 @@ static int sync_times(const MbRecord *recs, int64_t n, int W, SyncModel sync, in
     return 0;
 }
 
-/* Communication of one step: every micro-step pays comm.micro_s, the step comm.step_s. */
-static double step_comm(CommTimes comm, int micro_steps) { return comm.micro_s * micro_steps + comm.step_s; }
+/* Micro-steps of each step in which some rank has work (an epoch's last step may stop early):
+ * busy[step], n_steps entries. 0, or -1 when out of memory. */
+static int busy_micro_steps(const MbRecord *recs, int64_t n, int micro_steps, int n_steps, int *busy)
+{
+    const int A = micro_steps > 0 ? micro_steps : 1;
+    unsigned char *seen = calloc((size_t)(n_steps > 0 ? n_steps : 1) * (size_t)A, 1);
+    if (!seen) return -1;
+    for (int s = 0; s < n_steps; s++) busy[s] = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const MbRecord *r = &recs[i];
+        if (r->rows <= 0 || r->step < 0 || r->step >= n_steps || r->micro < 0 || r->micro >= A) continue;
+        unsigned char *f = &seen[(size_t)r->step * A + r->micro];
+        if (!*f) busy[r->step]++;
+        *f = 1;
+    }
+    free(seen);
+    return 0;
+}
+
+/* Communication of one step with `busy` micro-steps with work (docs/communication.md). */
+static double step_comm(CommTimes comm, int busy) { return busy > 0 ? comm.micro_s * busy + comm.step_s : 0.0; }
+
+/* The optimizer time that counts in the DP wall. */
+static double wall_optimizer(CommTimes comm, double optimizer_s) { return comm.optimizer_on_host ? 0.0 : optimizer_s; }
 
 void run_step_walls(const MbRecord *recs, int64_t n, int W, SyncModel sync, int micro_steps,
                     const double *step_optimizer_s, int n_steps, CommTimes comm, double *out)
 {
     SyncTimes st;
-    for (int s = 0; s < n_steps; s++) out[s] = (step_optimizer_s ? step_optimizer_s[s] : 0) + step_comm(comm, micro_steps);
+    int *busy = calloc((size_t)(n_steps > 0 ? n_steps : 1), sizeof *busy);
+    if (!busy || busy_micro_steps(recs, n, micro_steps, n_steps, busy) != 0) {
+        free(busy);
+        return;
+    }
+    for (int s = 0; s < n_steps; s++)
+        out[s] = wall_optimizer(comm, step_optimizer_s ? step_optimizer_s[s] : 0) + step_comm(comm, busy[s]);
+    free(busy);
     if (sync_times(recs, n, W, sync, micro_steps, n_steps, &st) != 0) return;
     for (int64_t sp = 0; sp < st.n_sp; sp++) {
         double mx = 0;
@@ -78,9 +107,19 @@ void run_metrics_compute(const MbRecord *recs, int64_t n, int W, SyncModel sync,
     }
     free(st.t);
     m->sync_points = st.n_sp;
-    m->comm_s = step_comm(comm, micro_steps) * n_steps;
+    int *busy = calloc((size_t)(n_steps > 0 ? n_steps : 1), sizeof *busy);
+    if (!busy || busy_micro_steps(recs, n, micro_steps, n_steps, busy) != 0) {
+        free(busy);
+        return;
+    }
+    for (int s = 0; s < n_steps; s++) m->comm_s += step_comm(comm, busy[s]);
+    free(busy);
     m->compute_wall_s = sum_max + m->optimizer_s;
-    m->dp_wall_s = m->compute_wall_s + m->comm_s;
+    m->dp_wall_s = sum_max + m->comm_s + wall_optimizer(comm, m->optimizer_s);
+    if (m->compute_wall_s > 0) {
+        m->dp_bubble_compute = m->bubble_s / (W * m->compute_wall_s);
+        m->effective_tps_compute = (double)m->real_tokens / m->compute_wall_s;
+    }
     if (m->dp_wall_s > 0) {
         m->dp_bubble = m->bubble_s / (W * m->dp_wall_s);
         m->effective_tps = (double)m->real_tokens / m->dp_wall_s;

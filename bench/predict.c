@@ -25,10 +25,12 @@ const int N_LONGALIGN_FIG5 = (int)(sizeof LONGALIGN_FIG5 / sizeof LONGALIGN_FIG5
  * The fit
  * ====================================================================================== */
 
-/* Terms of the time model, in the order of TimeFit's dropped bits. */
-enum { T_TOKEN, T_SQ, T_SEG, T_ICPT, N_TERMS };
-static const char *const TERM_NAMES[N_TERMS] = {"per_computed_token", "per_seq_len_sq", "per_segment",
-                                                "intercept"};
+/* Terms of the time model, in the order of TimeFit's dropped bits. The intercept comes before
+ * the per-segment term so that, when the two cannot be told apart (one sequence per micro-batch:
+ * segments is always 1), the fixed cost is reported as the intercept. */
+enum { T_TOKEN, T_SQ, T_ICPT, T_SEG, N_TERMS };
+static const char *const TERM_NAMES[N_TERMS] = {"per_computed_token", "per_seq_len_sq", "intercept",
+                                                "per_segment"};
 
 static void terms_of(const MbShape *s, double x[N_TERMS])
 {
@@ -116,7 +118,7 @@ int time_fit(const MbShape *x, const double *y, int64_t n, int holdout_every, Ti
              size_t errlen)
 {
     memset(f, 0, sizeof *f);
-    f->holdout_mape = f->holdout_r2 = NAN;
+    f->holdout_mape = f->holdout_wape = f->holdout_r2 = NAN;
 
     /* Column scales (largest |value| of each term over the fitted records) keep the normal
      * equations well conditioned: tokens are ~1e4 while len^2 sums are ~1e9. */
@@ -205,7 +207,7 @@ int time_fit(const MbShape *x, const double *y, int64_t n, int holdout_every, Ti
 
     /* R^2 on the fitted records, MAPE and R^2 on the held-back ones, from the data itself. */
     double sse_fit = 0, mean_fit = ysum / (double)f->n_fit;
-    double sse_h = 0, ape = 0, hsum = 0, hsq = 0;
+    double sse_h = 0, ape = 0, abs_err = 0, hsum = 0, hsq = 0;
     int64_t n_ape = 0;
     busy = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -216,6 +218,7 @@ int time_fit(const MbShape *x, const double *y, int64_t n, int holdout_every, Ti
             continue;
         }
         sse_h += e * e;
+        abs_err += fabs(e);
         hsum += y[i];
         hsq += y[i] * y[i];
         if (y[i] > 0) {
@@ -226,6 +229,7 @@ int time_fit(const MbShape *x, const double *y, int64_t n, int holdout_every, Ti
     double sst_fit = yy - (double)f->n_fit * mean_fit * mean_fit;
     f->fit_r2 = sst_fit > 0 ? 1 - sse_fit / sst_fit : NAN;
     if (n_ape > 0) f->holdout_mape = ape / (double)n_ape;
+    if (hsum > 0) f->holdout_wape = abs_err / hsum;
     if (f->n_holdout > 1) {
         double sst_h = hsq - hsum * hsum / (double)f->n_holdout;
         if (sst_h > 0) f->holdout_r2 = 1 - sse_h / sst_h;
@@ -792,21 +796,24 @@ static void print_fits(const Source *src, const PredictOptions *o)
 {
     printf("\nFit of each micro-batch's measured time (%s; every %d-th micro-batch held back):\n",
            o->pooled ? "one fit over every strategy" : "one fit per strategy", o->holdout);
-    printf("%-17s %11s %11s %11s %11s %6s %5s %8s %8s %9s\n", "strategy", "a s/token", "b s/len^2", "c s/seg",
-           "d s/mb", "fit", "held", "R^2 fit", "R^2 held", "MAPE held");
+    printf("%-17s %11s %11s %11s %11s %6s %5s %8s %8s %9s %9s\n", "strategy", "a s/token", "b s/len^2", "c s/seg",
+           "d s/mb", "fit", "held", "R^2 fit", "R^2 held", "MAPE held", "WAPE held");
     for (int i = 0; i < src->n; i++) {
         const SrcStrategy *s = &src->strats[i];
+        if (o->pooled && i > 0) break;   /* one fit shared by every strategy */
         if (!s->fitted) {
             printf("%-17s  (not fitted: too few micro-batches)\n", s->name);
             continue;
         }
         const TimeFit *f = &s->fit;
-        char r2h[16] = "-", mape[16] = "-";
+        char r2h[16] = "-", mape[16] = "-", wape[16] = "-";
         if (isfinite(f->holdout_r2)) snprintf(r2h, sizeof r2h, "%.4f", f->holdout_r2);
         if (isfinite(f->holdout_mape)) snprintf(mape, sizeof mape, "%.2f%%", 100 * f->holdout_mape);
-        printf("%-17s %11.4g %11.4g %11.4g %11.4g %6lld %5lld %8.4f %8s %9s\n", s->name, f->per_token,
+        if (isfinite(f->holdout_wape)) snprintf(wape, sizeof wape, "%.2f%%", 100 * f->holdout_wape);
+        printf("%-17s %11.4g %11.4g %11.4g %11.4g %6lld %5lld %8.4f %8s %9s %9s\n",
+               o->pooled ? "(all, pooled)" : s->name, f->per_token,
                f->per_token_sq, f->per_segment, f->intercept, (long long)f->n_fit, (long long)f->n_holdout,
-               f->fit_r2, r2h, mape);
+               f->fit_r2, r2h, mape, wape);
     }
     printf("Replay check (the fit on the run's own micro-batches; sum over sync points of the slowest rank):\n");
     for (int i = 0; i < src->n; i++) {
@@ -823,9 +830,9 @@ static void print_world(int W, const CommCost *cc, const CommConfig *comm, const
     if (comm->kind != COMM_NONE)
         printf("  (%s: %.4g s per micro-step, %.4g s per optimizer step)", comm_kind_name(comm->kind),
                cc->per_micro_step_s, cc->per_step_s);
-    printf("\n%-17s %6s %7s | %10s %6s %11s %7s | %10s %10s %6s %11s %7s\n", "", "", "", "compute", "only", "", "",
-           "with", "comm", "", "", "");
-    printf("%-17s %6s %7s | %10s %6s %11s %7s | %10s %10s %6s %11s %7s\n", "strategy", "steps", "syncs", "wall s",
+    printf("\n%-33s | %-37s | %s\n", "", "------------ compute only -----------",
+           "---------------- with communication ----------------");
+    printf("%-18s %6s %7s | %10s %6s %11s %7s | %10s %10s %6s %11s %7s\n", "strategy", "steps", "syncs", "wall s",
            "bub %", "eff tok/s", "x naive", "comm s", "wall s", "bub %", "eff tok/s", "x naive");
     const Prediction *naive = find_pred(p, n, "naive");
     for (int i = 0; i < n; i++) {
@@ -834,7 +841,7 @@ static void print_world(int W, const CommCost *cc, const CommConfig *comm, const
         if (naive && naive->dp.eff_tps > 0) snprintf(s1, sizeof s1, "%.2fx", d->eff_tps / naive->dp.eff_tps);
         if (naive && naive->dp.eff_tps_comm > 0)
             snprintf(s2, sizeof s2, "%.2fx", d->eff_tps_comm / naive->dp.eff_tps_comm);
-        printf("%-16s%s %6lld %7lld | %10.4g %6.2f %11.4g %7s | %10.4g %10.4g %6.2f %11.4g %7s\n", p[i].src->name,
+        printf("%-17s%s %6lld %7lld | %10.4g %6.2f %11.4g %7s | %10.4g %10.4g %6.2f %11.4g %7s\n", p[i].src->name,
                p[i].extrapolated ? "*" : " ", (long long)d->steps, (long long)d->sync_points, d->compute_wall_s,
                100 * d->bubble, d->eff_tps, s1, d->comm_s, d->comm_wall_s, 100 * d->bubble_comm, d->eff_tps_comm, s2);
     }
@@ -923,6 +930,7 @@ static json_t *fit_json(const SrcStrategy *s, int pooled)
     json_object_set_new(o, "fit_r2", jnum(f->fit_r2));
     json_object_set_new(o, "holdout_r2", jnum(f->holdout_r2));
     json_object_set_new(o, "holdout_mape", jnum(f->holdout_mape));
+    json_object_set_new(o, "holdout_wape", jnum(f->holdout_wape));
     json_object_set_new(o, "optimizer_step_seconds_median", jnum(s->optimizer_s));
     json_object_set_new(o, "replay_measured_sync_max_seconds", jnum(s->replay_measured_s));
     json_object_set_new(o, "replay_fitted_sync_max_seconds", jnum(s->replay_predicted_s));

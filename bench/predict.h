@@ -23,11 +23,12 @@ typedef struct {
     int64_t n_fit, n_holdout;        /* busy micro-batches fitted / held back */
     double fit_r2;                   /* on the fitted ones */
     double holdout_mape;             /* mean |pred - t| / t on the held-back ones (NaN: none) */
+    double holdout_wape;             /* sum |pred - t| / sum t on them: the error in total time */
     double holdout_r2;               /* 1 - SSE/SST on the held-back ones (NaN: none, or SST = 0) */
     int64_t max_tokens;              /* largest computed_tokens fitted */
     double max_sum_sq;               /* largest sum_seq_len_sq fitted */
-    int dropped;                     /* bit mask of terms forced to 0 (1 token, 2 sq, 4 segment,
-                                        8 intercept): the data left them unidentified or negative */
+    int dropped;                     /* bit mask of terms forced to 0 (1 token, 2 sq, 4 intercept,
+                                        8 segment): the data left them unidentified or negative */
 } TimeFit;
 
 /* Least squares over the busy records (rows > 0) with non-negative coefficients, holding back

@@ -400,7 +400,8 @@ int results_read(const char *path, ResultsFile *rf, char *err, size_t errlen)
             rf->recompute = json_is_true(rc);
             const json_t *comm = json_object_get(c, "comm");
             rf->comm = json_is_string(comm) ? json_string_value(comm) : "none";
-            rf->comm_per_sync_s = opt_num(c, "comm_per_sync_seconds", 0.0);
+            /* the timeline draws communication at each micro-step's sync point */
+            rf->comm_per_sync_s = opt_num(c, "comm_per_micro_step_seconds", opt_num(c, "comm_per_sync_seconds", 0.0));
             if (!(rf->comm_per_sync_s >= 0)) rf->comm_per_sync_s = 0;
         }
     }

@@ -138,6 +138,8 @@ static json_t *run_json(const RunResult *r)
     json_object_set_new(o, "elapsed_seconds", jreal(r->elapsed_s));
     json_object_set_new(o, "timing_source", json_string(r->timing_source));
     json_object_set_new(o, "compute_wall_seconds", jreal(m->compute_wall_s));
+    json_object_set_new(o, "dp_bubble_fraction_compute_only", jreal(m->dp_bubble_compute));
+    json_object_set_new(o, "effective_tokens_per_s_compute_only", jreal(m->effective_tps_compute));
     json_object_set_new(o, "matmul_share", r->matmul_share >= 0 ? jreal(r->matmul_share) : json_null());
     json_object_set_new(o, "attention_share", r->attention_share >= 0 ? jreal(r->attention_share) : json_null());
     const GpuIdle *g = &r->gpu;
@@ -240,6 +242,7 @@ json_t *results_to_json(const ResultsDoc *d)
         json_object_set_new(cfg, "comm_per_micro_step_seconds", jreal(d->comm_times.micro_s));
         json_object_set_new(cfg, "comm_per_step_seconds", jreal(d->comm_times.step_s));
         json_object_set_new(cfg, "comm_source", json_string(d->comm_source ? d->comm_source : "none"));
+        if (d->comm_detail) json_object_set(cfg, "comm_model", d->comm_detail);
         json_object_set_new(cfg, "profile", json_string(d->profile ? d->profile : "off"));
     }
     if (d->kind && strcmp(d->kind, "train") == 0) {

@@ -43,6 +43,7 @@ typedef struct {
     const char *comm;            /* communication model name */
     CommTimes comm_times;
     const char *comm_source;     /* what the communication figures are: modelled from what, or measured */
+    json_t *comm_detail;         /* bandwidths and their sources (comm_to_json), or NULL */
     const char *profile;         /* off | basic | full */
     const char *cupti_status;    /* "collecting", or why not */
     double cupti_overhead;       /* tokens/s lost to CUPTI: t_on / t_off - 1 */

@@ -292,13 +292,19 @@ void run_trace(Trace *t, const char *strategy, const RunResult *r, int W, SyncMo
     double now = t0_us;
     int64_t i = 0;
     for (int step = 0; step < r->n_steps; step++) {
+        int step_busy = 0;   /* only micro-steps and steps with work communicate */
         for (int sp = 0; sp < spp; sp++) {
             /* records of this sync point: one micro-step (sync micro) or the whole step */
             int64_t lo = i, hi = i + (int64_t)W * (A / spp);
             for (int rk = 0; rk < W; rk++) t_rank[rk] = 0;
             double mx = 0;
+            int busy = 0, last_busy_micro = -1;
             for (int64_t j = lo; j < hi && j < r->n_recs; j++) {
                 const MbRecord *x = &r->recs[j];
+                if (x->rows > 0 && x->micro != last_busy_micro) {   /* records come micro-step by micro-step */
+                    busy++;
+                    last_busy_micro = x->micro;
+                }
                 if (x->rows > 0) {
                     char label[64];
                     snprintf(label, sizeof label, "step %d micro %d: %lld tok", x->step, x->micro,
@@ -315,7 +321,8 @@ void run_trace(Trace *t, const char *strategy, const RunResult *r, int W, SyncMo
                     trace_slice(t, rank_track[rk], "bubble: waiting for the slowest rank", "bubble",
                                 now + t_rank[rk] * us, (mx - t_rank[rk]) * us, NULL);
             now += mx * us;
-            double c = comm.micro_s * (A / spp) + (sp == spp - 1 ? comm.step_s : 0);
+            step_busy += busy;
+            double c = comm.micro_s * busy + (sp == spp - 1 && step_busy > 0 ? comm.step_s : 0);
             if (c > 0) {
                 trace_slice(t, comm_track, "communication", "comm", now, c * us, NULL);
                 now += c * us;

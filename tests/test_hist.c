@@ -421,7 +421,7 @@ static void test_sampler_deterministic(void **state)
     assert_true(differ > 4500);    /* lengths mostly come from wide bins: nearly all differ */
     /* Pinned: the same on every machine, and a change to the sampler's stream is noticed
      * (such a change alters every benchmark's samples, so it should be deliberate). */
-    const Sample pinned[4] = { {774, 522}, {795, 407}, {9188, 731}, {310, 220} };
+    const Sample pinned[4] = { {902, 608}, {795, 407}, {9188, 731}, {310, 220} };
     for (int i = 0; i < 4; i++) {
         assert_int_equal(a[i].len, pinned[i].len);
         assert_int_equal(a[i].target, pinned[i].target);
@@ -669,7 +669,7 @@ static void test_shipped_mix(void **state)
     Hist mix, lng;
     load_data("longalign-mix.hist", &mix);
     load_data("longalign-10k.hist", &lng);
-    assert_int_equal(mix.total, 94000);
+    assert_int_equal(mix.total, 110000);
     /* The long part is exactly longalign-10k. */
     int64_t long_count = 0, short_count = 0;
     int j = 0;
@@ -691,14 +691,15 @@ static void test_shipped_mix(void **state)
     }
     assert_int_equal(j, lng.n_bins);
     assert_int_equal(long_count, 10000);
-    assert_int_equal(short_count, 84000);
+    assert_int_equal(short_count, 100000);
 
-    /* The calibration the header states: mean about 5,000 tokens (65536 / ~12 per pack). */
+    /* The calibration the header states: mean about 4,450 tokens, so that next-fit packs of 64k
+     * (about 80% full) hold about 12 sequences. */
     double m = hist_mean(&mix);
     print_message("longalign-mix: %lld samples, mean length %.1f, %.1f%% under 8k\n",
                   (long long)mix.total, m, 100.0 * (double)short_count / (double)mix.total);
-    assert_true(m >= 5000 && m <= 5500);
-    assert_close(m, 5006, 1, 0);
+    assert_true(m >= 4300 && m <= 4600);
+    assert_close(m, 4455, 1, 0);
 
     /* Drawing the whole mix reproduces that mean, and every sample fits its bin's rules. */
     char err[ERRLEN];
