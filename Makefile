@@ -83,7 +83,7 @@ test: $(TESTS) $(if $(NVCC),$(GPU_TESTS)) labench
 # The same tests, CPU-only, under AddressSanitizer + UndefinedBehaviorSanitizer.
 check-asan:
 	$(MAKE) BUILD=build-asan NOCUDA=1 OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" $(patsubst $(BUILD)/%,build-asan/%,$(TESTS)) build-asan/labench
-	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 LABENCH=$(abspath build-asan/labench) \
+	@ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 LABENCH=$(abspath build-asan/labench) \
 	  sh tests/run_tests.sh $(patsubst $(BUILD)/%,build-asan/%,$(TESTS))
 
 gpu-tests: $(GPU_TESTS) labench

@@ -287,18 +287,18 @@ static void test_training_learns(void **state)
     be->destroy(be);
 }
 
-/* Out of memory is reported with the need and what to try, not a crash. */
+/* Out of memory is reported with the need and what to try, not a crash, and nothing leaks. */
 static void test_model_too_big(void **state)
 {
     (void)state;
     Backend *be = cpu(DT_F32);
     ModelConfig c;
-    assert_int_equal(0, model_preset("7b", &c));
+    assert_int_equal(0, model_preset("tiny", &c));
     Model m;
     char err[512] = "";
-    /* 7b with 2^30-token micro-batches needs petabytes: refused with a message */
+    /* micro-batches of 2^30 tokens need terabytes of activations: refused with a message */
     size_t need = model_bytes_needed(&c, DT_F32, DT_F32, 1 << 30, 0);
-    assert_true(need > ((size_t)1 << 50));
+    assert_true(need > ((size_t)1 << 40));
     assert_int_equal(-1, model_create(&m, &c, be, 1 << 30, 0, err, sizeof err));
     assert_non_null(strstr(err, "out of memory"));
     assert_non_null(strstr(err, "--recompute"));
