@@ -50,22 +50,8 @@ int plan_max_mb_tokens(const Plan *p)
     return (int)best;
 }
 
-/* Where a segment's tokens come from: exactly one of task / mc is set. */
-typedef struct {
-    const Task *task;
-    const MarkovChain *mc;
-    uint64_t seed;
-} TokenSource;
 
-static void fill_tokens(const TokenSource *src, int64_t id, const Segment *seg, int32_t *out)
-{
-    if (src->task)
-        task_tokens(src->task, src->seed, id, seg->len, seg->target, out);
-    else
-        markov_tokens(src->mc, src->seed, id, out, seg->len);
-}
-
-static void build(BatchBuf *b, const Plan *p, const MicroBatch *mb, const TokenSource *src)
+void batch_build(BatchBuf *b, const Plan *p, const MicroBatch *mb, const Task *task, uint64_t data_seed)
 {
     int n = 0, n_segs = 0, max_seqlen = 0;
     b->real_tokens = b->target_tokens = 0;
@@ -80,7 +66,8 @@ static void build(BatchBuf *b, const Plan *p, const MicroBatch *mb, const TokenS
             const int32_t si = row->first_segment + s;
             const Segment *seg = &p->segs[si];
             const int start = n, len = seg->len;
-            fill_tokens(src, b->sample_ids ? b->sample_ids[seg->sample] : seg->sample, seg, b->tokens + start);
+            task_tokens(task, data_seed, b->sample_ids ? b->sample_ids[seg->sample] : seg->sample, seg->len,
+                        seg->target, b->tokens + start);
             for (int t = 0; t < len; t++) {
                 b->positions[start + t] = t;
                 b->seg_of_pos[start + t] = si;
@@ -117,17 +104,4 @@ static void build(BatchBuf *b, const Plan *p, const MicroBatch *mb, const TokenS
     }
     b->computed_tokens = n;
     b->batch = (Batch){n, b->tokens, b->targets, b->weights, b->positions, b->cu_seqlens, n_segs, max_seqlen};
-}
-
-void batch_build_task(BatchBuf *b, const Plan *p, const MicroBatch *mb, const Task *task, uint64_t data_seed)
-{
-    const TokenSource src = {task, NULL, data_seed};
-    build(b, p, mb, &src);
-}
-
-void batch_build_markov(BatchBuf *b, const Plan *p, const MicroBatch *mb, const MarkovChain *mc,
-                        uint64_t data_seed)
-{
-    const TokenSource src = {NULL, mc, data_seed};
-    build(b, p, mb, &src);
 }

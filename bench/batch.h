@@ -38,19 +38,6 @@ int plan_max_mb_tokens(const Plan *p);
  *
  * Tokens: task_tokens(task, data_seed, id, len, target) for each segment, where id is the
  * sample's identity: b->sample_ids[seg->sample] when b->sample_ids is set, else seg->sample. */
-void batch_build_task(BatchBuf *b, const Plan *p, const MicroBatch *mb, const Task *task, uint64_t data_seed);
-
-/* Transitional: the same with the tokens of one Markov chain (markov_tokens), for callers that
- * still pass a MarkovChain; `--task markov` gives the very same tokens. Remove once bench/run.c
- * passes a Task. */
-void batch_build_markov(BatchBuf *b, const Plan *p, const MicroBatch *mb, const MarkovChain *mc,
-                        uint64_t data_seed);
-
-/* batch_build(b, plan, mb, task, data_seed): batch_build_task; a MarkovChain in place of the
- * task still selects batch_build_markov (transitional, see above). */
-#define batch_build(b, p, mb, source, data_seed)                                        \
-    _Generic((source),                                                                  \
-        const MarkovChain *: batch_build_markov, MarkovChain *: batch_build_markov,     \
-        default: batch_build_task)((b), (p), (mb), (source), (data_seed))
+void batch_build(BatchBuf *b, const Plan *p, const MicroBatch *mb, const Task *task, uint64_t data_seed);
 
 #endif

@@ -9,7 +9,8 @@
 
 #include "bench/cli.h"
 #include "bench/comm.h"
-#include "bench/data.h"
+#include "bench/task.h"
+#include "bench/validate.h"
 #include "bench/hist.h"
 #include "bench/plan_metrics.h"
 #include "bench/results.h"
@@ -47,6 +48,10 @@ typedef struct {
     ProfLevel profile;
     CommOptions comm;             /* --comm, --system, bandwidths (bench/comm.h) */
     int measure_pcie;             /* --measure-pcie: replace the PCIe default by a measurement */
+    const char *task;             /* --task (default TASK_DEFAULT) */
+    long long val_samples;        /* --val-samples, -1: val_default_count */
+    long long val_every;          /* --val-every, 0: after the last step only */
+    long long sequences;          /* --sequences, 0: --steps decides */
 } Options;
 
 static void usage_common(FILE *f)
@@ -113,6 +118,17 @@ static void usage(FILE *f, int train)
           "  --save-model FILE   save the trained weights (needs a single --strategy)\n"
           "  --progress / --no-progress   live progress on stderr (default: when a terminal)\n"
           "\n"
+          "What the model learns (docs/validation.md):\n"
+          "  --task T            two-source (default): targets of samples >= 8192 x len-scale tokens\n"
+          "                      follow one Markov chain, of shorter ones another; markov: one chain\n"
+          "  --val-samples N     held-out sequences, never trained on, evaluated per length bucket\n"
+          "                      (default 2% of the samples, 32 to 256; 0: no validation)\n"
+          "  --val-every K       evaluate before the first step, every K steps and after the last\n"
+          "                      (default 0: after the last step only)\n"
+          "  --sequences S       instead of --steps, train each strategy on the first S sequences of\n"
+          "                      its plan (to the step boundary at or after S); --steps 0 trains\n"
+          "                      every strategy on exactly the same samples (whole epochs)\n"
+          "\n"
           "Profiling (docs/profiling.md):\n"
           "  --trace[=FILE]      Chrome trace (Perfetto, chrome://tracing): a track per simulated\n"
           "                      rank with compute and bubble slices, the measured device\n"
@@ -132,7 +148,8 @@ static void usage(FILE *f, int train)
 enum {
     O_STRATEGY = 256, O_LEN_DIST, O_LENGTHS, O_SAMPLES, O_LEN_SCALE, O_SEED, O_WORLD, O_MICRO, O_ACCUM,
     O_MAXTOK, O_SYNC, O_EPOCHS, O_OUT, O_STEPS, O_BACKEND, O_MODEL, O_LAYERS, O_DTYPE, O_RECOMPUTE, O_LR, O_WD,
-    O_CLIP, O_SAVE, O_LOAD, O_PROGRESS, O_NO_PROGRESS, O_HELP, O_TRACE, O_PROFILE, O_COMM, O_MEASURE_PCIE
+    O_CLIP, O_SAVE, O_LOAD, O_PROGRESS, O_NO_PROGRESS, O_HELP, O_TRACE, O_PROFILE, O_COMM, O_MEASURE_PCIE,
+    O_TASK, O_VAL_SAMPLES, O_VAL_EVERY, O_SEQUENCES
 };
 
 static long long int_opt(const char *name, const char *v, long long min, long long max)
@@ -183,10 +200,12 @@ static void parse_options(int argc, char **argv, Options *o)
         {"gpus-per-node", required_argument, 0, O_COMM}, {"pcie-gbps", required_argument, 0, O_COMM},
         {"comm-latency-us", required_argument, 0, O_COMM}, {"comm-efficiency", required_argument, 0, O_COMM},
         {"host-mem-gbps", required_argument, 0, O_COMM}, {"measure-pcie", no_argument, 0, O_MEASURE_PCIE},
+        {"task", required_argument, 0, O_TASK}, {"val-samples", required_argument, 0, O_VAL_SAMPLES},
+        {"val-every", required_argument, 0, O_VAL_EVERY}, {"sequences", required_argument, 0, O_SEQUENCES},
         {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
     const int train_only[] = {O_STEPS, O_BACKEND, O_MODEL, O_LAYERS, O_DTYPE, O_RECOMPUTE, O_LR, O_WD,
                               O_CLIP, O_SAVE, O_LOAD, O_PROGRESS, O_NO_PROGRESS, O_TRACE, O_PROFILE,
-                              O_COMM, O_MEASURE_PCIE};
+                              O_COMM, O_MEASURE_PCIE, O_TASK, O_VAL_SAMPLES, O_VAL_EVERY, O_SEQUENCES};
     opterr = 0;
     optind = 1;
     int c, li = -1;
@@ -241,6 +260,10 @@ static void parse_options(int argc, char **argv, Options *o)
         case O_LOAD: o->load_model = optarg; break;
         case O_PROGRESS: o->progress = 1; break;
         case O_NO_PROGRESS: o->progress = 0; break;
+        case O_TASK: o->task = optarg; break;
+        case O_VAL_SAMPLES: o->val_samples = int_opt("val-samples", optarg, 0, 1000000000LL); break;
+        case O_VAL_EVERY: o->val_every = int_opt("val-every", optarg, 0, 1000000); break;
+        case O_SEQUENCES: o->sequences = int_opt("sequences", optarg, 1, INT64_MAX); break;
         case O_TRACE: {
             static char def[128];
             if (optarg) {
@@ -449,6 +472,7 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
     o.weight_decay = 0.01;
     o.clip = 1.0;
     o.profile = PROF_BASIC;
+    o.val_samples = -1;
     comm_options_init(&o.comm);
     parse_options(argc, argv, &o);
     if (!o.len_dist && !o.lengths) o.len_dist = DEFAULT_LEN_DIST;
@@ -510,8 +534,38 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
         if (plan_config_check(&cfgs[i], err, sizeof err) != 0) die_input("%s", err);
     }
 
-    MarkovChain chain;
-    if (train && markov_create(&chain, mc_cfg.vocab, 4, (uint64_t)o.seed) != 0) die_input("out of memory");
+    /* Training data: the task's tokens; the planners see the training part of the samples only. */
+    Task *task = NULL;
+    ValSet val = {0};
+    TrainSet part = {0};
+    const Sample *plan_samples = samples;
+    int64_t n_plan = n_samples;
+    if (train) {
+        const int64_t long_threshold = task_default_long_threshold(o.len_scale);
+        if (task_create(&task, o.task ? o.task : TASK_DEFAULT, mc_cfg.vocab, long_threshold, (uint64_t)o.seed, err,
+                        sizeof err) != 0)
+            die_input("%s", err);
+        ValBuckets buckets;
+        val_buckets_default(o.len_scale, &buckets);
+        int64_t n_val = o.val_samples >= 0 ? o.val_samples : val_default_count(n_samples);
+        /* every strategy truncates at the same L (--max-tokens, or 65536 x len-scale) */
+        if (val_split(samples, n_samples, n_val, cfgs[0].max_tokens, &buckets, (uint64_t)o.seed, &val, &part, err,
+                      sizeof err) != 0)
+            die_input("%s", err);
+        plan_samples = part.samples;
+        n_plan = part.n;
+        task_describe(task, err, sizeof err);
+        printf("labench: task %s\n", err);
+        if (val.n > 0) {
+            printf("labench: validation: %lld held-out sequences, per bucket", (long long)val.n);
+            for (int b = 0; b < buckets.n; b++) {
+                char label[32];
+                val_bucket_label(&buckets, b, label, sizeof label);
+                printf(" %s: %lld", label, (long long)val.count[b]);
+            }
+            printf("; %lld samples left to train on\n", (long long)part.n);
+        }
+    }
 
     /* Profiling: CUPTI on CUDA (before the first NVTX range, so it sees the markers), a trace. */
     int cupti = 0, overhead_set = 0;
@@ -530,13 +584,13 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
             rc0.model = mc_cfg;
             rc0.seed = (uint64_t)o.seed;
             rc0.recompute = o.recompute;
-            int have_cal = plan_make(chosen[0], &cfgs[0], samples, n_samples, &cal, err, sizeof err) == 0;
-            double t_off = have_cal ? run_calibrate(be, &cal, &rc0, &chain, 8) : -1;
+            int have_cal = plan_make(chosen[0], &cfgs[0], plan_samples, n_plan, &cal, err, sizeof err) == 0;
+            double t_off = have_cal ? run_calibrate(be, &cal, &rc0, task, 8) : -1;
             if (prof_cupti_start(o.profile, why, sizeof why) == 0) {
                 cupti = 1;
                 snprintf(cupti_status, sizeof cupti_status, "collecting (%s)%s%s",
                          o.profile == PROF_FULL ? "full" : "basic", why[0] ? "; " : "", why);
-                double t_on = have_cal ? run_calibrate(be, &cal, &rc0, &chain, 8) : -1;
+                double t_on = have_cal ? run_calibrate(be, &cal, &rc0, task, 8) : -1;
                 if (t_off > 0 && t_on > 0) {
                     overhead = t_on / t_off - 1;
                     overhead_set = 1;
@@ -561,16 +615,25 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
     memset(results, 0, sizeof results);
     memset(runs, 0, sizeof runs);
     int status = 0;
+    Plan plans[16];
     for (int i = 0; i < n_strat; i++) {
-        Plan plan;
         double t0 = wall_seconds();
-        if (plan_make(chosen[i], &cfgs[i], samples, n_samples, &plan, err, sizeof err) != 0) die_input("%s", err);
+        if (plan_make(chosen[i], &cfgs[i], plan_samples, n_plan, &plans[i], err, sizeof err) != 0)
+            die_input("%s", err);
         double plan_s = wall_seconds() - t0;
         results[i].name = chosen[i]->name;
         results[i].cfg = cfgs[i];
-        plan_metrics_compute(&plan, samples, &results[i].plan);
+        plan_metrics_compute(&plans[i], plan_samples, &results[i].plan);
         results[i].plan.plan_seconds = plan_s;
-        results[i].n_weights = plan_weight_pairs(&plan, 2000, &results[i].weights);
+        results[i].n_weights = plan_weight_pairs(&plans[i], 2000, &results[i].weights);
+        if (val.n > 0 && val_check_disjoint(&val, &plans[i], part.ids, err, sizeof err) != 0)
+            die_input("internal error: %s", err);
+    }
+    if (train && o.sequences > 0)
+        printf("labench: every strategy trains on the first %lld sequences of its plan (to a step boundary)\n",
+               o.sequences);
+    for (int i = 0; i < n_strat; i++) {
+        const Plan *plan = &plans[i];
         if (train) {
             RunConfig rc = {0};
             rc.steps = (int)o.steps;
@@ -584,14 +647,17 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
             rc.cupti = cupti;
             rc.trace = trace;
             rc.trace_kernel_limit = 200000;
+            rc.sequences = o.sequences;
+            rc.sample_ids = part.ids;
+            rc.val = val.n > 0 ? &val : NULL;
+            rc.val_every = (int)o.val_every;
             CommCost cost;
             comm_cost(&comm, &mc_cfg, cfgs[i].world_size, &cost);
             rc.comm = (CommTimes){cost.per_micro_step_s, cost.per_step_s, cost.optimizer_on_host};
             if (i == 0) doc_comm = rc.comm;
             Model trained;
-            if (run_plan(be, &plan, &rc, &chain, &runs[i], o.save_model ? &trained : NULL, err, sizeof err) != 0) {
+            if (run_plan(be, plan, &rc, task, &runs[i], o.save_model ? &trained : NULL, err, sizeof err) != 0) {
                 fprintf(stderr, "labench: %s: %s\n", chosen[i]->name, err);
-                plan_free(&plan);
                 status = EXIT_BAD_INPUT;
                 break;
             }
@@ -608,13 +674,21 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
                 model_free(&trained);
             }
         }
-        plan_free(&plan);
     }
-
+    for (int i = 0; i < n_strat; i++) plan_free(&plans[i]);
     if (status == 0) {
-        if (train)
+        if (train) {
             print_train_table(results, n_strat, comm.kind != COMM_NONE);
-        else
+            if (val.n > 0) {
+                const char *names[16];
+                const ValCurves *curves[16];
+                for (int i = 0; i < n_strat; i++) {
+                    names[i] = results[i].name;
+                    curves[i] = &runs[i].val;
+                }
+                val_print_table(stdout, names, curves, n_strat);
+            }
+        } else
             print_plan_table(results, n_strat);
         const char *out = o.out ? o.out : train ? "results/latest.json" : NULL;
         if (out) {
@@ -623,6 +697,8 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
             doc.command = command_line;
             doc.len_dist = o.lengths ? o.lengths : o.len_dist;
             doc.samples = n_samples;
+            doc.task = task ? task_name(task) : NULL;
+            doc.val_samples = val.n;
             doc.len_scale = o.len_scale;
             doc.seed = (uint64_t)o.seed;
             if (train) {
@@ -674,7 +750,9 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
         free(results[i].weights);
     }
     if (train) {
-        markov_free(&chain);
+        task_free(task);
+        val_set_free(&val);
+        train_set_free(&part);
         be->destroy(be);
     }
     free(init);

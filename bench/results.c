@@ -123,6 +123,7 @@ static json_t *run_json(const RunResult *r)
     json_object_set_new(o, "target_tokens", json_integer(m->target_tokens));
     json_object_set_new(o, "compute_seconds", jreal(m->compute_s));
     json_object_set_new(o, "optimizer_seconds", jreal(m->optimizer_s));
+    json_object_set_new(o, "validation_seconds", jreal(r->val_s));
     json_object_set_new(o, "comm_seconds", jreal(m->comm_s));
     json_object_set_new(o, "dp_wall_seconds", jreal(m->dp_wall_s));
     json_object_set_new(o, "bubble_seconds", jreal(m->bubble_s));
@@ -227,6 +228,10 @@ json_t *results_to_json(const ResultsDoc *d)
     json_object_set_new(cfg, "samples", json_integer(d->samples));
     json_object_set_new(cfg, "len_scale", jreal(d->len_scale));
     json_object_set_new(cfg, "seed", json_integer((json_int_t)d->seed));
+    if (d->task) {
+        json_object_set_new(cfg, "task", json_string(d->task));
+        json_object_set_new(cfg, "val_samples", json_integer(d->val_samples));
+    }
     if (d->model) {
         const ModelConfig *c = d->model;
         json_object_set_new(cfg, "model",
@@ -265,6 +270,8 @@ json_t *results_to_json(const ResultsDoc *d)
         if (s->n_weights > 0) json_object_set_new(pm, "weights", weights_json(s));
         json_object_set_new(o, "plan", pm);
         json_object_set_new(o, "run", s->run ? run_json(s->run) : json_null());
+        if (s->run && s->run->val.n_points > 0)
+            json_object_set_new(o, "validation", val_curves_json(&s->run->val));
         json_array_append_new(arr, o);
     }
     json_object_set_new(root, "strategies", arr);

@@ -29,6 +29,8 @@ typedef struct {
     const char *len_dist;        /* path of the .hist or lengths list */
     int64_t samples;
     double len_scale;
+    const char *task;            /* training data task (bench/task.h), NULL for a plan */
+    int64_t val_samples;         /* held-out validation sequences (0: none) */
     uint64_t seed;
     /* training (kind == "train") */
     const char *backend;         /* "cpu" / "cuda" */

@@ -108,12 +108,33 @@ static void trace_kernels(Trace *t, const char *strategy, int limit)
     }
 }
 
-int run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const MarkovChain *mc, RunResult *out,
+/* One validation point: the held-out losses per bucket after `step` steps. Outside every timed
+ * span (and CUPTI context), so no metric counts it. */
+static int evaluate(Model *m, const RunConfig *rc, const Task *task, int step, int64_t seen, RunResult *out,
+                    char *err, size_t errlen)
+{
+    double loss[VAL_MAX_BUCKETS];
+    int count[VAL_MAX_BUCKETS];
+    double t = wall_seconds();
+    prof_range_push("validation");
+    int rc_eval = val_eval(m, rc->val, task, rc->seed, loss, count);
+    prof_range_pop();
+    if (rc_eval != 0 || val_curves_add(&out->val, step, seen, loss) != 0) {
+        snprintf(err, errlen, "validation at step %d failed (out of memory)", step);
+        return -1;
+    }
+    out->val_s += wall_seconds() - t;
+    return 0;
+}
+
+int run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const Task *task, RunResult *out,
              Model *model_out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     const int W = plan->cfg.world_size, A = plan->micro_steps;
-    int n_steps = rc->steps > 0 && rc->steps < plan->n_steps ? rc->steps : plan->n_steps;
+    int n_steps = rc->sequences > 0                            ? steps_for_sequences(plan, rc->sequences)
+                  : rc->steps > 0 && rc->steps < plan->n_steps ? rc->steps
+                                                               : plan->n_steps;
     if (n_steps < 1) {
         snprintf(err, errlen, "the plan has no optimizer step (too few samples for one step?)");
         return -1;
@@ -121,6 +142,8 @@ int run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const MarkovCha
     Plan view = *plan;
     view.n_steps = n_steps;   /* size activations for the steps that will run */
     int max_tokens = plan_max_mb_tokens(&view);
+    /* ...and for the longest validation sequence (<= L, so packs are unaffected) */
+    if (rc->val && rc->val->max_len > max_tokens) max_tokens = rc->val->max_len;
 
     Model m;
     be->reset_peak(be);
@@ -139,12 +162,13 @@ int run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const MarkovCha
     out->optimizer_s = calloc((size_t)n_steps, sizeof(double));
     out->grad_norm = calloc((size_t)n_steps, sizeof(double));
     if (!out->recs || !out->loss_curve || !out->step_wall_s || !out->optimizer_s || !out->grad_norm ||
-        batch_buf_init(&bb, max_tokens) != 0) {
+        batch_buf_init(&bb, max_tokens) != 0 || (rc->val && val_curves_init(&out->val, rc->val) != 0)) {
         snprintf(err, errlen, "out of host memory for the run records");
         model_free(&m);
         run_result_free(out);
         return -1;
     }
+    bb.sample_ids = rc->sample_ids;
     out->max_mb_tokens = max_tokens;
     out->act_bytes = m.act_bytes;
     out->matmul_share = out->attention_share = -1;
@@ -160,8 +184,9 @@ int run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const MarkovCha
     prof_range_push(plan->strategy);
     double t0 = wall_seconds();
     int64_t ri = 0;
+    int failed = rc->val && rc->val_every > 0 ? evaluate(&m, rc, task, 0, 0, out, err, errlen) : 0;
     char name[64];
-    for (int step = 0; step < n_steps; step++) {
+    for (int step = 0; step < n_steps && !failed; step++) {
         prof_range_push("optimizer step");
         double step_loss = 0;
         for (int micro = 0; micro < A; micro++) {
@@ -176,7 +201,7 @@ int run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const MarkovCha
                     ri++;
                     continue;
                 }
-                batch_build(&bb, plan, mb, mc, rc->seed);
+                batch_build(&bb, plan, mb, task, rc->seed);
                 snprintf(name, sizeof name, "rank %d micro %d", rank, micro);
                 prof_range_push(name);
                 if (rc->cupti) prof_cupti_set_context(rank, (int)ri);
@@ -187,6 +212,7 @@ int run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const MarkovCha
                 prof_range_pop();
                 rec->loss = loss;
                 rec->sequences = bb.sequences;
+                out->sequences_seen += bb.sequences;
                 rec->segments = bb.batch.n_segs;
                 rec->real_tokens = bb.real_tokens;
                 rec->computed_tokens = bb.computed_tokens;
@@ -208,6 +234,15 @@ int run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const MarkovCha
         if (rc->cupti) prof_cupti_flush();
         prof_range_pop();
         if (rc->progress) progress_line(plan->strategy, step + 1, n_steps, step_loss, wall_seconds() - t0);
+        if (rc->val && ((rc->val_every > 0 && (step + 1) % rc->val_every == 0) || step + 1 == n_steps))
+            failed = evaluate(&m, rc, task, step + 1, out->sequences_seen, out, err, errlen);
+    }
+    if (failed) {
+        prof_range_pop();
+        batch_buf_free(&bb);
+        model_free(&m);
+        run_result_free(out);
+        return -1;
     }
     prof_range_pop();
     if (rc->progress) fputc('\n', stderr);
@@ -237,7 +272,7 @@ int run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const MarkovCha
     return 0;
 }
 
-double run_calibrate(Backend *be, const Plan *plan, const RunConfig *rc, const MarkovChain *mc, int k)
+double run_calibrate(Backend *be, const Plan *plan, const RunConfig *rc, const Task *task, int k)
 {
     char err[512];
     Plan view = *plan;
@@ -257,7 +292,7 @@ double run_calibrate(Backend *be, const Plan *plan, const RunConfig *rc, const M
         for (int rank = 0; rank < plan->cfg.world_size && done < k; rank++) {
             const MicroBatch *mb = plan_mb(plan, 0, micro, rank);
             if (!mb->n_rows) continue;
-            batch_build(&bb, plan, mb, mc, rc->seed);
+            batch_build(&bb, plan, mb, task, rc->seed);
             be->mark(be, 4);
             model_forward_backward(&m, &bb.batch, NULL);
             be->mark(be, 5);
@@ -355,5 +390,6 @@ void run_result_free(RunResult *r)
     free(r->step_wall_s);
     free(r->optimizer_s);
     free(r->grad_norm);
+    val_curves_free(&r->val);
     memset(r, 0, sizeof *r);
 }

@@ -3,7 +3,8 @@
 #ifndef LABENCH_RUN_H
 #define LABENCH_RUN_H
 
-#include "bench/data.h"
+#include "bench/task.h"
+#include "bench/validate.h"
 #include "bench/metrics.h"
 #include "kernels/backend.h"
 #include "model/model.h"
@@ -24,6 +25,12 @@ typedef struct {
     int cupti;               /* 1: CUPTI is collecting (prof_cupti_start succeeded) */
     Trace *trace;            /* optional: Chrome trace to add this strategy's tracks to */
     int trace_kernel_limit;  /* most GPU kernel slices one strategy adds to the trace */
+    int64_t sequences;       /* > 0: instead of `steps`, the fewest steps that train on this many
+                                sequences (steps_for_sequences): the same data for every strategy */
+    const int64_t *sample_ids;  /* identity of each plan sample (TrainSet.ids), NULL: its index */
+    const ValSet *val;       /* optional held-out set, evaluated after the last step, and with
+                                val_every > 0 also before the first and every val_every steps */
+    int val_every;
 } RunConfig;
 
 #define RUN_TOP_KERNELS 10
@@ -58,17 +65,20 @@ typedef struct {
     double attention_share;  /* share of compute time in attention, -1 unknown */
     char timing_source[96];
     GpuIdle gpu;
+    int64_t sequences_seen;  /* training sequences of the steps run */
+    ValCurves val;           /* validation losses (n_points 0 without rc->val) */
+    double val_s;            /* wall time spent evaluating (in elapsed_s, not in any metric) */
 } RunResult;
 
 /* Runs rc->steps steps of the plan; the trained weights are left in *model_out when non-NULL
  * (the caller then owns it and calls model_free). 0, or -1 with err (e.g. out of memory). */
-int run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const MarkovChain *mc, RunResult *out,
+int run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const Task *task, RunResult *out,
              Model *model_out, char *err, size_t errlen);
 void run_result_free(RunResult *r);
 
 /* Seconds the backend takes for the first k non-empty micro-batches of the plan's first step
  * (forward and backward, no update): used to measure the profiler's own overhead. */
-double run_calibrate(Backend *be, const Plan *plan, const RunConfig *rc, const MarkovChain *mc, int k);
+double run_calibrate(Backend *be, const Plan *plan, const RunConfig *rc, const Task *task, int k);
 
 /* Adds one strategy's tracks to a Chrome trace: a track per simulated rank on the DP timeline
  * (compute slices, and the waits as "bubble" slices), a communication track, and the measured

@@ -69,7 +69,7 @@ int64_t val_default_count(int64_t n_samples)
 {
     int64_t n = n_samples / 50;
     if (n < 32) n = 32;
-    if (n > 256) n = 256;
+    if (n > 128) n = 128;
     if (n > n_samples / 4) n = n_samples / 4;
     return n;
 }
@@ -272,7 +272,7 @@ int val_eval(Model *m, const ValSet *vs, const Task *task, uint64_t seed, double
         p.rows = &row;
         p.n_segs = vs->n;
         p.n_rows = 1;
-        batch_build_task(&bb, &p, &mb, task, seed);
+        batch_build(&bb, &p, &mb, task, seed);
         model_forward(m, &bb.batch, per_pos);
         int off = 0;
         for (int64_t i = first; i < end; i++) {
@@ -353,7 +353,8 @@ int val_curves_add(ValCurves *c, int step, int64_t sequences_seen, const double 
     int i = c->n_points++;
     c->step[i] = step;
     c->sequences[i] = sequences_seen;
-    for (int b = 0; b < VAL_MAX_BUCKETS; b++) c->loss[(size_t)i * VAL_MAX_BUCKETS + b] = b < c->buckets.n ? bucket_loss[b] : NAN;
+    for (int b = 0; b < VAL_MAX_BUCKETS; b++)
+        c->loss[(size_t)i * VAL_MAX_BUCKETS + b] = b < c->buckets.n ? bucket_loss[b] : NAN;
     return 0;
 }
 
@@ -365,7 +366,7 @@ void val_curves_free(ValCurves *c)
     memset(c, 0, sizeof *c);
 }
 
-/* Share-weighted mean of point i's bucket losses over the buckets `which` selects. */
+/* Share-weighted mean of a point's bucket losses: over every bucket, or the long ones only. */
 static double weighted(const ValCurves *c, int point, int long_only)
 {
     if (point < 0) point = c->n_points - 1;
@@ -388,7 +389,8 @@ static json_t *real_or_null(double x) { return isfinite(x) ? json_real(x) : json
 static json_t *point_json(const ValCurves *c, int i)
 {
     json_t *loss = json_array();
-    for (int b = 0; b < c->buckets.n; b++) json_array_append_new(loss, real_or_null(c->loss[(size_t)i * VAL_MAX_BUCKETS + b]));
+    for (int b = 0; b < c->buckets.n; b++)
+        json_array_append_new(loss, real_or_null(c->loss[(size_t)i * VAL_MAX_BUCKETS + b]));
     return json_pack("{s:i, s:I, s:o, s:o, s:o}", "step", c->step[i], "sequences_seen", (json_int_t)c->sequences[i],
                      "loss", loss, "overall", real_or_null(val_curves_overall(c, i)), "long",
                      real_or_null(val_curves_long(c, i)));
@@ -452,13 +454,13 @@ void val_print_table(FILE *f, const char *const *names, const ValCurves *const *
         if (strcmp(names[i], "packing-lw") == 0) lw = curves[i];
     }
     if (!pk || !lw || !pk->n_points || !lw->n_points) return;
-    const double *a = pk->loss + (size_t)(pk->n_points - 1) * VAL_MAX_BUCKETS;
-    const double *b2 = lw->loss + (size_t)(lw->n_points - 1) * VAL_MAX_BUCKETS;
+    const double *pk_loss = pk->loss + (size_t)(pk->n_points - 1) * VAL_MAX_BUCKETS;
+    const double *lw_loss = lw->loss + (size_t)(lw->n_points - 1) * VAL_MAX_BUCKETS;
     fprintf(f, "packing - packing-lw, long buckets:");
     for (int b = 0; b < bk->n; b++)
         if (val_bucket_is_long(bk, b)) {
             val_bucket_label(bk, b, label, sizeof label);
-            fprintf(f, "  %s %+.4f", label, a[b] - b2[b]);
+            fprintf(f, "  %s %+.4f", label, pk_loss[b] - lw_loss[b]);
         }
     double d = val_curves_long(pk, -1) - val_curves_long(lw, -1);
     fprintf(f, "  long %+.4f nats (%s)\n", d,

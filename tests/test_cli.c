@@ -201,8 +201,8 @@ static void test_trace_matches_bubble(void **state)
     assert_int_equal(0, plan_make(st, &pc, s, 64, &plan, err, sizeof err));
     Backend *be = backend_cpu_create(DT_F32, err, sizeof err);
     assert_non_null(be);
-    MarkovChain mc;
-    assert_int_equal(0, markov_create(&mc, 256, 4, 1));
+    Task *task;
+    assert_int_equal(0, task_create(&task, "markov", 256, 1, 1, err, sizeof err));
     RunConfig rc = {0};
     rc.steps = 3;
     assert_int_equal(0, model_preset("tiny", &rc.model));
@@ -210,7 +210,7 @@ static void test_trace_matches_bubble(void **state)
     rc.seed = 1;
     rc.trace = trace_new();
     RunResult res;
-    assert_int_equal(0, run_plan(be, &plan, &rc, &mc, &res, NULL, err, sizeof err));
+    assert_int_equal(0, run_plan(be, &plan, &rc, task, &res, NULL, err, sizeof err));
     char path[] = "/tmp/labench-trace-XXXXXX";
     int fd = mkstemp(path);
     close(fd);
@@ -242,7 +242,7 @@ static void test_trace_matches_bubble(void **state)
     unlink(path);
     trace_free(rc.trace);
     run_result_free(&res);
-    markov_free(&mc);
+    task_free(task);
     plan_free(&plan);
     be->destroy(be);
 }
