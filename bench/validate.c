@@ -74,15 +74,6 @@ int64_t val_default_count(int64_t n_samples)
     return n;
 }
 
-/* What the planners do to a sample longer than L: keep its last L tokens. */
-static Sample truncated(Sample s, int L)
-{
-    if (s.len > L) {
-        s.len = L;
-        if (s.target > L - 1) s.target = L - 1;
-    }
-    return s;
-}
 
 /* Shares n_val among the buckets as evenly as their eligible counts allow: a bucket with fewer
  * samples than an even share gives all it has, and the rest is shared among the others. */
@@ -131,7 +122,7 @@ int val_split(const Sample *all, int64_t n_all, int64_t n_val, int max_tokens, c
     const int nb = buckets->n;
     int64_t avail[VAL_MAX_BUCKETS] = {0}, quota[VAL_MAX_BUCKETS], taken[VAL_MAX_BUCKETS] = {0}, eligible = 0;
     for (int64_t i = 0; i < n_all; i++) {
-        Sample s = truncated(all[i], max_tokens);
+        Sample s = sample_truncate(all[i], max_tokens);
         if (s.target < 1) continue;   /* nothing to evaluate */
         avail[val_bucket_of(buckets, s.len)]++;
         eligible++;
@@ -166,7 +157,7 @@ int val_split(const Sample *all, int64_t n_all, int64_t n_val, int max_tokens, c
     Rng r = rng_seed(seed, VAL_RNG_STREAM);
     rng_shuffle_i32(&r, order, n_all);
     for (int64_t k = 0; k < n_all; k++) {
-        Sample s = truncated(all[order[k]], max_tokens);
+        Sample s = sample_truncate(all[order[k]], max_tokens);
         if (s.target < 1) continue;
         int b = val_bucket_of(buckets, s.len);
         if (taken[b] < quota[b]) {
@@ -177,7 +168,7 @@ int val_split(const Sample *all, int64_t n_all, int64_t n_val, int max_tokens, c
     /* both parts in the sampled order: ids ascending */
     for (int64_t i = 0; i < n_all; i++) {
         if (chosen[i]) {
-            Sample s = truncated(all[i], max_tokens);
+            Sample s = sample_truncate(all[i], max_tokens);
             int b = val_bucket_of(buckets, s.len);
             vs->samples[vs->n] = s;
             vs->ids[vs->n] = i;

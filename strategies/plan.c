@@ -110,12 +110,8 @@ int plan_make(const Strategy *s, const PlanConfig *cfg, const Sample *samples, i
             free(cut);
             return -1;
         }
-        if (x.len > L) {
-            x.len = L;
-            if (x.target > L - 1) x.target = L - 1;
-            truncated++;
-        }
-        cut[i] = x;
+        if (x.len > L) truncated++;
+        cut[i] = sample_truncate(x, L);
     }
 
     snprintf(plan->strategy, sizeof plan->strategy, "%s", s->name);

@@ -102,6 +102,17 @@ typedef struct {
     int packs;            /* 1: rows are packs of up to L tokens; 0: padded rows of B sequences */
 } Strategy;
 
+/* The truncation policy of every strategy (docs/strategies.md): a sample longer than L keeps its
+ * LAST L tokens, so the response survives; its target becomes at most L - 1. */
+static inline Sample sample_truncate(Sample s, int32_t L)
+{
+    if (s.len > L) {
+        s.len = L;
+        if (s.target > L - 1) s.target = L - 1;
+    }
+    return s;
+}
+
 /* Registry (strategies/registry.c). */
 extern const Strategy *const STRATEGIES[];
 extern const int N_STRATEGIES;
