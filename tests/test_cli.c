@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "bench/comm.h"
 #include "bench/run.h"
 #include "model/safetensors.h"
 #include "strategies/rng.h"
@@ -247,6 +248,75 @@ static void test_trace_matches_bubble(void **state)
     be->destroy(be);
 }
 
+/* A CPU run with --comm zero3: every micro-step pays the modelled gathers and reduce-scatter,
+ * so the time per micro-step grows and sorted batching's speed-up over naive shrinks (both have
+ * the same number of micro-steps; the fixed cost weighs more on the faster one). The runs are
+ * measured once; the two communication settings are applied to the same records, so the test
+ * compares arithmetic, not two noisy timings. */
+static void test_comm_zero3_shrinks_sorted_speedup(void **state)
+{
+    (void)state;
+    Sample s[256];
+    Rng r = rng_seed(8, 8);
+    for (int i = 0; i < 256; i++) {
+        /* a long tail, so naive's ranks wait for the longest and sorted is clearly faster */
+        s[i].len = 8 + (int32_t)(rng_below(&r, 10) == 0 ? 300 + rng_below(&r, 400) : rng_below(&r, 60));
+        s[i].target = s[i].len / 2;
+    }
+    char err[512];
+    Backend *be = backend_cpu_create(DT_F32, err, sizeof err);
+    assert_non_null(be);
+    Task *task;
+    assert_int_equal(0, task_create(&task, "markov", 256, 1, 1, err, sizeof err));
+    RunConfig rc = {0};
+    rc.steps = 2;
+    assert_int_equal(0, model_preset("tiny", &rc.model));
+    rc.opt = (AdamWConfig){1e-3f, 0.9f, 0.95f, 1e-8f, 0.0f};
+    rc.seed = 1;
+    /* ZeRO-3 over slow links, sized for the tiny model actually run */
+    CommConfig cc;
+    assert_int_equal(0, comm_system_defaults("a800", &cc));
+    cc.kind = COMM_ZERO3;
+    cc.link_Bps = 2e7;
+    CommCost cost;
+    comm_cost(&cc, &rc.model, 4, &cost);
+    assert_true(cost.per_micro_step_s > 0);
+    const char *names[2] = {"naive", "sorted"};
+    double tps_none[2], tps_comm[2], per_micro_none[2], per_micro_comm[2];
+    for (int k = 0; k < 2; k++) {
+        const Strategy *st = strategy_find(names[k]);
+        PlanConfig pc = plan_config_default(st);
+        pc.world_size = 4;
+        pc.grad_accum = 4;
+        pc.max_tokens = 1024;
+        Plan plan;
+        assert_int_equal(0, plan_make(st, &pc, s, 256, &plan, err, sizeof err));
+        RunResult res;
+        assert_int_equal(0, run_plan(be, &plan, &rc, task, &res, NULL, err, sizeof err));
+        RunMetrics none, zero3;
+        CommTimes ct = {cost.per_micro_step_s, cost.per_step_s, cost.optimizer_on_host};
+        run_metrics_compute(res.recs, res.n_recs, 4, pc.sync, plan.micro_steps, res.optimizer_s, res.n_steps,
+                            (CommTimes){0, 0, 0}, 0, &none);
+        run_metrics_compute(res.recs, res.n_recs, 4, pc.sync, plan.micro_steps, res.optimizer_s, res.n_steps, ct,
+                            0, &zero3);
+        tps_none[k] = none.effective_tps;
+        tps_comm[k] = zero3.effective_tps;
+        per_micro_none[k] = none.dp_wall_s / (double)none.sync_points;
+        per_micro_comm[k] = zero3.dp_wall_s / (double)zero3.sync_points;
+        assert_true(zero3.comm_s > 0);
+        assert_close(zero3.compute_wall_s, none.dp_wall_s, 1e-12, 1e-12);
+        run_result_free(&res);
+        plan_free(&plan);
+    }
+    for (int k = 0; k < 2; k++) assert_true(per_micro_comm[k] > per_micro_none[k]);
+    double speedup_none = tps_none[1] / tps_none[0], speedup_comm = tps_comm[1] / tps_comm[0];
+    print_message("sorted over naive: %.2fx without communication, %.2fx with zero3\n", speedup_none, speedup_comm);
+    assert_true(speedup_none > 1.0);
+    assert_true(speedup_comm < speedup_none);
+    task_free(task);
+    be->destroy(be);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -256,6 +326,7 @@ int main(void)
         cmocka_unit_test(test_grad_bad_batches),
         cmocka_unit_test(test_grad_uniform_loss),
         cmocka_unit_test(test_trace_matches_bubble),
+        cmocka_unit_test(test_comm_zero3_shrinks_sorted_speedup),
     };
     return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
 }
