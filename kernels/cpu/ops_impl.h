@@ -35,11 +35,105 @@
 static inline int imin(int a, int b) { return a < b ? a : b; }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Vectors: a vreal holds VW values, one 64-byte register of f32 with AVX-512 (GCC's vector
+ * extension splits it for narrower machines). Lane-wise arithmetic is plain IEEE arithmetic, in
+ * the order written: no reassociation, no contraction. */
+
+#define VW ((int)(64 / sizeof(real)))
+typedef real vreal __attribute__((vector_size(64)));
+typedef ireal vmask __attribute__((vector_size(64)));   /* lane masks: 0 or -1 */
+static inline int imax(int a, int b) { return a > b ? a : b; }
+
+/* every lane x (x - +0 is x for every x, -0 included: a plain broadcast) */
+static inline vreal vsplat(real x) { return x - (vreal){ 0 }; }
+static inline vmask msplat(ireal x) { return x + (vmask){ 0 }; }
+
+/* where mask is set, a; elsewhere b */
+static inline vreal vselect(vmask mask, vreal a, vreal b)
+{
+    return (vreal)(((vmask)a & mask) | ((vmask)b & ~mask));
+}
+
+static inline vreal vmax(vreal a, vreal b) { return vselect(a > b, a, b); }
+
+#if REAL_POLY_EXP
+/* exp of each lane for f32, branch-free so that it vectorizes: x = n ln2 + r with |r| <= ln2/2
+ * (Cody-Waite: ln2 in two parts, the first exact in few bits so that n * LN2_HI is exact),
+ * exp(r) by its Taylor series to r^7/7! (truncation < 1e-8 relative, below 1/6 ulp), then times
+ * 2^n as 2^(n/2) * 2^(n - n/2), two factors that stay normal from the subnormal results (n down
+ * to -150) up to FLT_MAX (n = 128). Measured against double exp over every float in
+ * [-104, 88.72]: within 1.3 ulp (mean 0.07 ulp); 0 below, +inf above, exp(-inf) = 0, NaN stays
+ * NaN. Used for f32 only: f64 keeps libm's exp (its tests compare to 1e-13). */
+static inline vreal vexp(vreal x)
+{
+    const vmask zero = x < vsplat(-103.98f);   /* exp(x) < 2^-150: rounds to 0 */
+    const vmask inf = x > vsplat(88.72283f);   /* exp(x) > FLT_MAX */
+    x = vselect(inf, vsplat(0), x);
+    const vreal shifter = vsplat(12582912.0f);          /* 1.5 * 2^23: t's low bits hold n */
+    const vreal t = x * vsplat(1.44269504088896341f) + shifter;
+    const vreal n = t - shifter;
+    const real LN2_HI = 0.693359375f, LN2_LO = -2.12194440054690583e-4f;
+    const vreal r = (x - n * vsplat(LN2_HI)) - n * vsplat(LN2_LO);
+    vreal p = vsplat((real)(1.0 / 5040));
+    p = p * r + vsplat((real)(1.0 / 720));
+    p = p * r + vsplat((real)(1.0 / 120));
+    p = p * r + vsplat((real)(1.0 / 24));
+    p = p * r + vsplat((real)(1.0 / 6));
+    p = p * r + vsplat((real)0.5);
+    p = p * r + vsplat((real)1);
+    p = p * r + vsplat((real)1);
+    /* u = n + 256 in [106, 384]; the exponent fields of 2^na and 2^nb, na = floor(n / 2) and
+     * nb = n - na, are u/2 - 1 and u - u/2 - 1 (unsigned: no sign games, no overflow) */
+    typedef uint32_t vbits __attribute__((vector_size(64)));
+    const vbits u = (vbits)t - (vbits)shifter + 256, ua = u >> 1;
+    const vreal y = p * (vreal)((ua - 1) << 23) * (vreal)((u - ua - 1) << 23);
+    return vselect(inf, vsplat(INFINITY), (vreal)((vmask)y & ~zero));
+}
+#else
+/* f64 (gradient checks): libm, lane by lane */
+static inline vreal vexp(vreal x)
+{
+    for (int k = 0; k < VW; k++) x[k] = exp(x[k]);
+    return x;
+}
+#endif
+
+/* y[i] = exp(x[i]) for i < n, through vexp (y may be x) */
+static void exp_array(real *y, const real *x, int n)
+{
+    int i = 0;
+    for (; i + VW <= n; i += VW) {
+        vreal v;
+        memcpy(&v, x + i, sizeof v);
+        v = vexp(v);
+        memcpy(y + i, &v, sizeof v);
+    }
+    if (i < n) {
+        vreal v = vsplat(0);
+        memcpy(&v, x + i, (size_t)(n - i) * sizeof(real));
+        v = vexp(v);
+        memcpy(y + i, &v, (size_t)(n - i) * sizeof(real));
+    }
+}
+
+/* Parallel regions: below these sizes an op runs on the calling thread (the if clauses; the
+ * results are the same bits either way). A region costs a few microseconds when the other
+ * threads are spinning, but on a busy machine -- the 2-core hosts the CPU comparison runs on,
+ * shared with other work and with OpenBLAS's own threads -- waking the team and meeting at the
+ * closing barrier waits for a descheduled thread: 0.5 to 5 ms per empty region measured there.
+ * So only ops of a millisecond or more of work go parallel: at hidden 64, none of the row-wise
+ * ops below 16k tokens, swiglu from 1.5k and cross-entropy (vocabulary 256) from 1k. Counts
+ * are elements of ops of a few flops each, ... */
+#define PAR_MIN_ELEMS (1 << 20)
+/* ... and of ops that take an exp, a division or a sqrt per element */
+#define PAR_MIN_EXPS (1 << 18)
+
+/* ------------------------------------------------------------------------------------------ */
 /* embedding */
 
 void OP(cpu_embedding_forward)(real *out, const int32_t *tokens, const real *wte, int N, int C)
 {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if ((size_t)N * C >= 2 * PAR_MIN_ELEMS)
     for (int n = 0; n < N; n++)
         memcpy(out + (size_t)n * C, wte + (size_t)tokens[n] * C, (size_t)C * sizeof(real));
 }
@@ -50,7 +144,7 @@ void OP(cpu_embedding_backward)(real *dwte, const real *dout, const int32_t *tok
      * thread walks all positions in order (deterministic, no atomics). Narrow blocks keep a
      * 64-wide model on several threads. */
     int n_blocks = (C + COL_BLOCK - 1) / COL_BLOCK;
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if ((size_t)N * C >= PAR_MIN_ELEMS)
     for (int b = 0; b < n_blocks; b++) {
         int c0 = b * COL_BLOCK, c1 = imin(c0 + COL_BLOCK, C);
         for (int n = 0; n < N; n++) {
@@ -67,7 +161,7 @@ void OP(cpu_embedding_backward)(real *dwte, const real *dout, const int32_t *tok
 void OP(cpu_rmsnorm_forward)(real *out, real *rstd, const real *inp, const real *w,
                              int N, int C, float eps)
 {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if ((size_t)N * C >= PAR_MIN_ELEMS)
     for (int n = 0; n < N; n++) {
         const real *x = inp + (size_t)n * C;
         real *y = out + (size_t)n * C;
@@ -83,36 +177,38 @@ void OP(cpu_rmsnorm_backward)(real *dinp, real *dw, const real *dout, const real
                               const real *w, const real *rstd, int N, int C)
 {
     /* With g = w * dout, dinp = r * g - r^3 / C * x * (g . x); the second term is the path
-     * through rstd. */
-    #pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) {
-        const real *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
-        real *dx = dinp + (size_t)n * C;
-        real r = rstd[n];
-        double gx = 0.0;
-        for (int c = 0; c < C; c++) gx += (double)w[c] * dy[c] * x[c];
-        real k = (real)(gx * r * r * r / C);
-        for (int c = 0; c < C; c++) dx[c] += r * w[c] * dy[c] - k * x[c];
-    }
-    /* dw sums over all rows: partial sums per fixed chunk of rows, then the chunks in order, so
-     * the result does not depend on the thread count */
+     * through rstd. dw sums over all rows: partial sums per fixed chunk of rows, then the chunks
+     * in order, so the result does not depend on the thread count. One parallel region. */
     const int n_chunks = (N + ROW_CHUNK - 1) / ROW_CHUNK;
     double *partial = calloc((size_t)n_chunks * C + 1, sizeof(double));
     if (!partial) abort();
-    #pragma omp parallel for schedule(static)
-    for (int k = 0; k < n_chunks; k++) {
-        double *acc = partial + (size_t)k * C;
-        for (int n = k * ROW_CHUNK; n < imin(N, (k + 1) * ROW_CHUNK); n++) {
+    #pragma omp parallel if ((size_t)N * C >= PAR_MIN_ELEMS)
+    {
+        #pragma omp for schedule(static) nowait
+        for (int n = 0; n < N; n++) {
             const real *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
-            const real r = rstd[n];
-            for (int c = 0; c < C; c++) acc[c] += (double)(dy[c] * x[c] * r);
+            real *dx = dinp + (size_t)n * C;
+            real r = rstd[n];
+            double gx = 0.0;
+            for (int c = 0; c < C; c++) gx += (double)w[c] * dy[c] * x[c];
+            real k = (real)(gx * r * r * r / C);
+            for (int c = 0; c < C; c++) dx[c] += r * w[c] * dy[c] - k * x[c];
         }
-    }
-    #pragma omp parallel for schedule(static)
-    for (int c = 0; c < C; c++) {
-        double sum = 0.0;
-        for (int k = 0; k < n_chunks; k++) sum += partial[(size_t)k * C + c];
-        dw[c] += (real)sum;
+        #pragma omp for schedule(static)
+        for (int k = 0; k < n_chunks; k++) {
+            double *acc = partial + (size_t)k * C;
+            for (int n = k * ROW_CHUNK; n < imin(N, (k + 1) * ROW_CHUNK); n++) {
+                const real *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
+                const real r = rstd[n];
+                for (int c = 0; c < C; c++) acc[c] += (double)(dy[c] * x[c] * r);
+            }
+        }
+        #pragma omp for schedule(static)
+        for (int c = 0; c < C; c++) {
+            double sum = 0.0;
+            for (int k = 0; k < n_chunks; k++) sum += partial[(size_t)k * C + c];
+            dw[c] += (real)sum;
+        }
     }
     free(partial);
 }
@@ -148,11 +244,16 @@ static void rope_rotate(real *qkv, const int32_t *pos, int N, int H, int Hkv, in
 {
     const size_t row = (size_t)(H + 2 * Hkv) * D;
     const int half = D / 2, heads = H + Hkv;   /* the query and key heads sit first in the row */
-    #pragma omp parallel for schedule(static)
+    /* theta^(-2i/D) does not depend on the position: once per call */
+    double *freq = malloc((size_t)(half > 0 ? half : 1) * sizeof(double));
+    if (!freq) abort();
+    for (int i = 0; i < half; i++) freq[i] = pow((double)theta, -2.0 * i / D);
+    /* a sin and a cos per (token, pair), then a rotation per head */
+    #pragma omp parallel for schedule(static) if ((size_t)N * half * (heads + 8) >= PAR_MIN_ELEMS)
     for (int n = 0; n < N; n++) {
         real *x = qkv + (size_t)n * row;
         for (int i = 0; i < half; i++) {
-            double angle = sign * pos[n] * pow((double)theta, -2.0 * i / D);
+            double angle = sign * pos[n] * freq[i];
             real c = (real)cos(angle), s = (real)sin(angle);
             for (int h = 0; h < heads; h++) {
                 real *a = x + (size_t)h * D + i, *b = a + half;
@@ -162,6 +263,7 @@ static void rope_rotate(real *qkv, const int32_t *pos, int N, int H, int Hkv, in
             }
         }
     }
+    free(freq);
 }
 
 void OP(cpu_rope_forward)(real *qkv, const int32_t *pos, int N, int H, int Hkv, int D, float theta)
@@ -177,21 +279,107 @@ void OP(cpu_rope_backward)(real *dqkv, const int32_t *pos, int N, int H, int Hkv
 /* ------------------------------------------------------------------------------------------ */
 /* Varlen causal attention, FlashAttention-2 style.
  *
- * Each segment is cut into tiles of TILE rows counted from the segment's start, so query tile i
- * and key tile i of a segment cover the same tokens. Forward: one task per (query tile, head)
- * walks the key tiles up to the diagonal with an online softmax (running max m and sum l), so at
- * most one tile of the segment's score matrix exists at a time per thread; it stores
+ * Each segment is cut into tiles of TILE rows counted from the segment's start; a tile is the
+ * unit of work of one task. Forward: one task per (query tile, head) walks the keys up to the
+ * diagonal, KB at a time, with an online softmax (running max m and sum l), so at most a
+ * VW x KB block of the segment's score matrix exists at a time per thread; it stores
  * lse = m + log(l). Backward recomputes P = exp(S - lse) and, with Di = dO_i . O_i,
  * dS = P * (dP - Di); Di is computed once per (head, token) up front, in lse's layout. The
- * backward runs as two passes so that every output row has one owner:
- *   pass 1, one task per (key tile, kv head): dK, dV of those rows, summed over the query
- *           heads of the group and over every query row at or below the tile;
- *   pass 2, one task per (query tile, head): dQ of those rows.
+ * backward has two kinds of task so that every output row has one owner:
+ *   dK/dV, one task per (key tile, kv head): dK, dV of those rows, summed over the query heads
+ *          of the group and over every query row at or below the tile;
+ *   dQ,    one task per (query tile, head): dQ of those rows.
  * That recomputes S and dP once more than a fused backward, and buys parallelism over key tiles
- * even for a single 64k-token segment with few kv heads.
+ * even for a single 64k-token segment with few kv heads. Both kinds share one task list, run
+ * longest first (a task's cost is known from its tile), so two threads finish together.
  *
- * Key tiles are copied transposed (kT[d][j]) so that the score loop runs over keys: a strip of
- * keys accumulates in vector registers across d, with no dot product to reassociate. */
+ * Vectors: a vreal holds VW values (one 64-byte register of f32). Everything runs on blocks in
+ * which a vreal's lanes are VW different rows -- query rows in the forward and the dQ pass, key
+ * rows in the dK/dV pass -- so the softmax's max, exp, sums and the P @ V, dS @ K, P^T @ dO,
+ * dS^T @ Q products are all lane-wise: no horizontal reduction, no shuffles. Each lane's sums
+ * run in a fixed order (over d, then over keys or query rows in index order, in blocks of KB)
+ * that depends on the shapes only, never on the thread count. exp is vexp: a polynomial for
+ * f32, libm for f64. Calls with little work run on one thread (ATTN_PAR_MIN_WORK). */
+
+/* keys (forward, dQ) or query rows (dK/dV) per block of scores */
+#define KB 64
+/* register blocking of the block products */
+#define RBLK 8
+
+/* s[j] = scale * sum_d a[j * lda + d] * bT[d], for j < nj: row j of a (a key, value, query or
+ * output-gradient row, read in place) against VW rows held transposed in bT[D]. The sum over d
+ * runs in order, as a plain dot product would. */
+static inline void block_dots(vreal *s, const real *a, size_t lda, int nj, const vreal *bT,
+                              int D, real scale)
+{
+    int j = 0;
+    for (; j + RBLK <= nj; j += RBLK) {
+        vreal acc[RBLK] = { 0 };
+        for (int d = 0; d < D; d++) {
+            const vreal b = bT[d];
+            #pragma GCC unroll 8
+            for (int r = 0; r < RBLK; r++) acc[r] += a[(size_t)(j + r) * lda + d] * b;
+        }
+        #pragma GCC unroll 8
+        for (int r = 0; r < RBLK; r++) s[j + r] = acc[r] * scale;
+    }
+    for (; j < nj; j++) {
+        vreal acc = { 0 };
+        for (int d = 0; d < D; d++) acc += a[(size_t)j * lda + d] * bT[d];
+        s[j] = acc * scale;
+    }
+}
+
+/* cT[d] += sum_j a[j * lda + d] * p[j], for d < D, j < nj in order: a product like P @ V with
+ * the VW rows of P in lanes and the result transposed. */
+static inline void block_accumulate(vreal *cT, const real *a, size_t lda, const vreal *p, int nj, int D)
+{
+    int d = 0;
+    for (; d + RBLK <= D; d += RBLK) {
+        vreal acc[RBLK];
+        #pragma GCC unroll 8
+        for (int e = 0; e < RBLK; e++) acc[e] = cT[d + e];
+        for (int j = 0; j < nj; j++) {
+            const vreal pj = p[j];
+            const real *aj = a + (size_t)j * lda + d;
+            #pragma GCC unroll 8
+            for (int e = 0; e < RBLK; e++) acc[e] += aj[e] * pj;
+        }
+        #pragma GCC unroll 8
+        for (int e = 0; e < RBLK; e++) cT[d + e] = acc[e];
+    }
+    for (; d < D; d++) {
+        vreal acc = cT[d];
+        for (int j = 0; j < nj; j++) acc += a[(size_t)j * lda + d] * p[j];
+        cT[d] = acc;
+    }
+}
+
+/* xT[d] lane r = x[(i0 + r) * ld + d] for r < n, 0 for the lanes past n */
+static inline void load_transposed(vreal *xT, const real *x, size_t ld, int i0, int n, int D)
+{
+    for (int d = 0; d < D; d++) xT[d] = vsplat(0);
+    for (int r = 0; r < n; r++) {
+        const real *src = x + (size_t)(i0 + r) * ld;
+        for (int d = 0; d < D; d++) xT[d][r] = src[d];
+    }
+}
+
+/* lane r = x[i0 + r] for r < n, else fill */
+static inline vreal load_lanes(const real *x, int i0, int n, real fill)
+{
+    vreal v = vsplat(fill);
+    for (int r = 0; r < n; r++) v[r] = x[i0 + r];
+    return v;
+}
+
+/* lane r = i0 + r, the row (or key) index of each lane */
+static inline vmask lane_index(int i0)
+{
+    vmask v;
+    for (int r = 0; r < VW; r++) v[r] = (ireal)i0 + r;
+    return v;
+}
 
 typedef struct {
     int start, end;       /* the tile's tokens [start, end) */
@@ -213,6 +401,20 @@ static AttnTile *attn_tiles(const int32_t *cu_seqlens, int n_segs, int *n_tiles)
     return tiles;
 }
 
+/* A task list, longest first: task ids with their cost (any unit, the same for all). */
+typedef struct { double cost; int id; } AttnTask;
+
+static int attn_task_cmp(const void *pa, const void *pb)
+{
+    const AttnTask *a = pa, *b = pb;
+    if (a->cost != b->cost) return a->cost < b->cost ? 1 : -1;
+    return (a->id > b->id) - (a->id < b->id);
+}
+
+/* Below this many multiply-adds of scores (summed over tiles and heads: about a millisecond of
+ * work) a call runs on one thread: see PAR_MIN_ELEMS. */
+#define ATTN_PAR_MIN_WORK (1 << 23)
+
 /* Zeroes the rows of x[N, row] outside [cu_seqlens[0], cu_seqlens[n_segs]): a well-formed batch
  * has none, and the segments themselves are contiguous and fully written by the passes. */
 static void zero_outside_segments(real *x, size_t row, const int32_t *cu_seqlens, int n_segs, int N)
@@ -222,114 +424,200 @@ static void zero_outside_segments(real *x, size_t row, const int32_t *cu_seqlens
     if (last < (size_t)N) memset(x + last * row, 0, ((size_t)N - last) * row * sizeof(real));
 }
 
-static void *attn_scratch(size_t count)
+static vreal *attn_vectors(size_t count)
 {
-    real *p = malloc(count * sizeof(real));
+    vreal *p = aligned_alloc(sizeof(vreal), (count > 0 ? count : 1) * sizeof(vreal));
     if (!p) abort();
     return p;
 }
 
-/* Score columns are computed in strips of this many keys, held in registers across the D loop. */
-#define STRIP 16
-_Static_assert(TILE % STRIP == 0, "a tile must hold whole strips");
-
-/* xT[d * TILE + j] = x[(k0 + j) * row + d] for the jn rows of one head's keys or values; the
- * columns up to the next STRIP boundary are zeroed so tile_dots may run whole strips. */
-static void tile_transpose(real *xT, const real *x, size_t row, int k0, int jn, int D)
+/* Sets the scores of keys after their query row to -inf (lanes are query rows i0 + r; s[j] is
+ * key k0 + j). Only the block that crosses the diagonal has any. */
+static inline void mask_causal_rows(vreal *s, int i0, int k0, int nk)
 {
-    for (int j = 0; j < jn; j++) {
-        const real *src = x + (size_t)(k0 + j) * row;
-        for (int d = 0; d < D; d++) xT[d * TILE + j] = src[d];
-    }
-    const int jpad = imin((jn + STRIP - 1) / STRIP * STRIP, TILE);
-    for (int d = 0; d < D; d++)
-        for (int j = jn; j < jpad; j++) xT[d * TILE + j] = 0;
+    if (k0 + nk - 1 <= i0) return;
+    const vmask rows = lane_index(i0);
+    for (int j = imax(0, i0 + 1 - k0); j < nk; j++)
+        s[j] = vselect(rows < msplat((ireal)(k0 + j)), vsplat(-INFINITY), s[j]);
 }
 
-/* s[j] = scale * (a . xT[:, j]) for j < jn */
-static void tile_dots(real *s, const real *a, const real *xT, int jn, int D, real scale)
+/* The lane-wise max of s[0..n) and m (exact, so the grouping is free) */
+static inline vreal block_max(const vreal *s, int n, vreal m)
 {
-    for (int j0 = 0; j0 < jn; j0 += STRIP) {
-        real acc[STRIP] = { 0 };
-        for (int d = 0; d < D; d++) {
-            const real ad = a[d], *col = xT + d * TILE + j0;
-            /* fully unrolled, acc lives in registers (3x faster than through memory at -O2) */
-            #pragma GCC unroll 16
-            for (int j = 0; j < STRIP; j++) acc[j] += ad * col[j];
+    vreal m4[4] = { m, m, m, m };
+    int j = 0;
+    for (; j + 4 <= n; j += 4)
+        #pragma GCC unroll 4
+        for (int e = 0; e < 4; e++) m4[e] = vmax(m4[e], s[j + e]);
+    for (; j < n; j++) m4[0] = vmax(m4[0], s[j]);
+    return vmax(vmax(m4[0], m4[1]), vmax(m4[2], m4[3]));
+}
+
+typedef struct {
+    const real *qkv, *dout, *lse, *delta;
+    real *out;            /* out (forward) or dqkv (backward) */
+    size_t row, orow;     /* qkv's and out's row lengths */
+    int N, H, Hkv, D, group;
+    real scale;
+} AttnArgs;
+
+/* forward: out and lse of the rows of tile t, head h; work space qT[D], oT[D], p[KB] */
+static void attn_forward_task(const AttnArgs *a, real *lse, AttnTile t, int h,
+                              vreal *qT, vreal *oT, vreal *p)
+{
+    const int D = a->D, g = h / a->group;
+    const size_t row = a->row;
+    const real *q = a->qkv + (size_t)h * D;
+    const real *k = a->qkv + (size_t)(a->H + g) * D, *v = a->qkv + (size_t)(a->H + a->Hkv + g) * D;
+    for (int i0 = t.start; i0 < t.end; i0 += VW) {
+        const int nr = imin(VW, t.end - i0), last = i0 + nr;   /* causal: keys before last */
+        load_transposed(qT, q, row, i0, nr, D);
+        for (int d = 0; d < D; d++) oT[d] = vsplat(0);
+        vreal m = vsplat(-INFINITY), l = vsplat(0);
+        for (int k0 = t.seg_start; k0 < last; k0 += KB) {
+            const int nk = imin(KB, last - k0);
+            block_dots(p, k + (size_t)k0 * row, row, nk, qT, D, a->scale);
+            mask_causal_rows(p, i0, k0, nk);
+            const vreal mx = block_max(p, nk, m);
+            /* rescale what was summed under the old max (exp(-inf) = 0 on the first block) */
+            const vreal alpha = vexp(m - mx);
+            vreal sum[4] = { 0 };
+            int j = 0;
+            for (; j + 4 <= nk; j += 4)
+                #pragma GCC unroll 4
+                for (int e = 0; e < 4; e++) {
+                    p[j + e] = vexp(p[j + e] - mx);
+                    sum[e] += p[j + e];
+                }
+            for (; j < nk; j++) {
+                p[j] = vexp(p[j] - mx);
+                sum[0] += p[j];
+            }
+            l = l * alpha + ((sum[0] + sum[1]) + (sum[2] + sum[3]));
+            for (int d = 0; d < D; d++) oT[d] *= alpha;
+            block_accumulate(oT, v + (size_t)k0 * row, row, p, nk, D);
+            m = mx;
         }
-        const int n = imin(STRIP, jn - j0);
-        for (int j = 0; j < n; j++) s[j0 + j] = acc[j] * scale;
+        for (int r = 0; r < nr; r++) {
+            const real inv = 1 / l[r];
+            real *dst = a->out + (size_t)(i0 + r) * a->orow + (size_t)h * D;
+            for (int d = 0; d < D; d++) dst[d] = oT[d][r] * inv;
+            lse[(size_t)h * a->N + i0 + r] = m[r] + log(l[r]);
+        }
     }
-}
-
-static real dot(const real *a, const real *b, int D)
-{
-    real acc = 0;
-    for (int d = 0; d < D; d++) acc += a[d] * b[d];
-    return acc;
 }
 
 void OP(cpu_attention_forward)(real *out, real *lse, const real *qkv, const int32_t *cu_seqlens,
                                int n_segs, int N, int H, int Hkv, int D)
 {
-    const size_t row = (size_t)(H + 2 * Hkv) * D, orow = (size_t)H * D;
-    const int group = H / Hkv;
-    const real scale = (real)(1.0 / sqrt((double)D));
+    const AttnArgs a = { qkv, NULL, NULL, NULL, out, (size_t)(H + 2 * Hkv) * D, (size_t)H * D,
+                         N, H, Hkv, D, H / Hkv, (real)(1.0 / sqrt((double)D)) };
     int n_tiles;
     AttnTile *tiles = attn_tiles(cu_seqlens, n_segs, &n_tiles);
-    zero_outside_segments(out, orow, cu_seqlens, n_segs, N);
+    zero_outside_segments(out, a.orow, cu_seqlens, n_segs, N);
     for (int h = 0; h < H; h++) zero_outside_segments(lse + (size_t)h * N, 1, cu_seqlens, n_segs, N);
 
-    #pragma omp parallel
-    {
-        real *kT = attn_scratch((size_t)D * TILE), *acc = attn_scratch((size_t)TILE * D);
-        real s[TILE], m[TILE], l[TILE];
-        #pragma omp for schedule(dynamic, 1)
-        for (int task = 0; task < n_tiles * H; task++) {
-            const AttnTile t = tiles[task / H];
-            const int h = task % H, g = h / group;
-            const real *q = qkv + (size_t)h * D;
-            const real *k = qkv + (size_t)(H + g) * D, *v = qkv + (size_t)(H + Hkv + g) * D;
-            for (int i = 0; i < t.end - t.start; i++) { m[i] = -INFINITY; l[i] = 0; }
-            memset(acc, 0, (size_t)TILE * D * sizeof(real));
+    /* task = tile * H + head, costed by its count of scores */
+    const int n_tasks = n_tiles * H;
+    AttnTask *tasks = malloc((size_t)(n_tasks > 0 ? n_tasks : 1) * sizeof(AttnTask));
+    if (!tasks) abort();
+    double work = 0;
+    for (int task = 0; task < n_tasks; task++) {
+        const AttnTile *t = &tiles[task / H];
+        tasks[task] = (AttnTask){ (double)(t->end - t->start) * (t->end - t->seg_start), task };
+        work += tasks[task].cost * D;
+    }
+    qsort(tasks, (size_t)n_tasks, sizeof *tasks, attn_task_cmp);
 
-            for (int k0 = t.seg_start; k0 < t.end; k0 += TILE) {
-                const int k1 = imin(k0 + TILE, t.end);   /* keys past the last query are masked */
-                tile_transpose(kT, k, row, k0, k1 - k0, D);
-                for (int i = t.start; i < t.end; i++) {
-                    const int ii = i - t.start, jn = imin(k1, i + 1) - k0;   /* causal: j <= i */
-                    real *o = acc + (size_t)ii * D;
-                    tile_dots(s, q + (size_t)i * row, kT, jn, D, scale);
-                    real mx = m[ii];
-                    for (int j = 0; j < jn; j++) mx = s[j] > mx ? s[j] : mx;
-                    /* rescale what was summed under the old max */
-                    const real alpha = exp(m[ii] - mx);
-                    real sum = 0;
-                    #pragma omp simd
-                    for (int d = 0; d < D; d++) o[d] *= alpha;
-                    for (int j = 0; j < jn; j++) {
-                        const real p = exp(s[j] - mx);
-                        const real *vj = v + (size_t)(k0 + j) * row;
-                        sum += p;
-                        #pragma omp simd
-                        for (int d = 0; d < D; d++) o[d] += p * vj[d];
-                    }
-                    l[ii] = l[ii] * alpha + sum;
-                    m[ii] = mx;
+    #pragma omp parallel if (n_tasks > 1 && work >= ATTN_PAR_MIN_WORK)
+    {
+        vreal *qT = attn_vectors((size_t)D), *oT = attn_vectors((size_t)D), *p = attn_vectors(KB);
+        #pragma omp for schedule(dynamic, 1)
+        for (int k = 0; k < n_tasks; k++) {
+            const int task = tasks[k].id;
+            attn_forward_task(&a, lse, tiles[task / H], task % H, qT, oT, p);
+        }
+        free(qT); free(oT); free(p);
+    }
+    free(tasks);
+    free(tiles);
+}
+
+/* backward, dQ of the rows of tile t, head h; work space qT, doT, dqT [D], s, dp [KB] */
+static void attn_dq_task(const AttnArgs *a, AttnTile t, int h, vreal *qT, vreal *doT, vreal *dqT,
+                         vreal *s, vreal *dp)
+{
+    const int D = a->D, g = h / a->group;
+    const size_t row = a->row;
+    const real *q = a->qkv + (size_t)h * D, *dout = a->dout + (size_t)h * D;
+    const real *k = a->qkv + (size_t)(a->H + g) * D, *v = a->qkv + (size_t)(a->H + a->Hkv + g) * D;
+    const real *lse = a->lse + (size_t)h * a->N, *delta = a->delta + (size_t)h * a->N;
+    const vreal scale = vsplat(a->scale);
+    for (int i0 = t.start; i0 < t.end; i0 += VW) {
+        const int nr = imin(VW, t.end - i0), last = i0 + nr;
+        load_transposed(qT, q, row, i0, nr, D);
+        load_transposed(doT, dout, a->orow, i0, nr, D);
+        const vreal lse_i = load_lanes(lse, i0, nr, 0), di = load_lanes(delta, i0, nr, 0);
+        for (int d = 0; d < D; d++) dqT[d] = vsplat(0);
+        for (int k0 = t.seg_start; k0 < last; k0 += KB) {
+            const int nk = imin(KB, last - k0);
+            block_dots(s, k + (size_t)k0 * row, row, nk, qT, D, a->scale);
+            block_dots(dp, v + (size_t)k0 * row, row, nk, doT, D, 1);
+            mask_causal_rows(s, i0, k0, nk);
+            for (int j = 0; j < nk; j++) s[j] = vexp(s[j] - lse_i) * (dp[j] - di) * scale;
+            block_accumulate(dqT, k + (size_t)k0 * row, row, s, nk, D);
+        }
+        for (int r = 0; r < nr; r++) {
+            real *dst = a->out + (size_t)(i0 + r) * row + (size_t)h * D;
+            for (int d = 0; d < D; d++) dst[d] = dqT[d][r];
+        }
+    }
+}
+
+/* backward, dK and dV of the rows of tile t, kv head g, summed over the group's query heads;
+ * work space kT, vT, dkT, dvT [D], s, dp [KB] */
+static void attn_dkdv_task(const AttnArgs *a, AttnTile t, int g, vreal *kT, vreal *vT,
+                           vreal *dkT, vreal *dvT, vreal *s, vreal *dp)
+{
+    const int D = a->D;
+    const size_t row = a->row, orow = a->orow;
+    const real *k = a->qkv + (size_t)(a->H + g) * D, *v = a->qkv + (size_t)(a->H + a->Hkv + g) * D;
+    const vreal scale = vsplat(a->scale);
+    for (int c0 = t.start; c0 < t.end; c0 += VW) {
+        const int nc = imin(VW, t.end - c0);
+        load_transposed(kT, k, row, c0, nc, D);
+        load_transposed(vT, v, row, c0, nc, D);
+        /* each lane's key index; lanes past the tile get one that no query row reaches */
+        vmask keys = lane_index(c0);
+        for (int c = nc; c < VW; c++) keys[c] = (ireal)t.seg_end;
+        for (int d = 0; d < D; d++) dkT[d] = dvT[d] = vsplat(0);
+        for (int h = g * a->group; h < (g + 1) * a->group; h++) {
+            const real *q = a->qkv + (size_t)h * D, *dout = a->dout + (size_t)h * D;
+            const real *lse = a->lse + (size_t)h * a->N, *delta = a->delta + (size_t)h * a->N;
+            /* every query row at or after the block's first key, to the end of the segment */
+            for (int i0 = c0; i0 < t.seg_end; i0 += KB) {
+                const int ni = imin(KB, t.seg_end - i0);
+                block_dots(s, q + (size_t)i0 * row, row, ni, kT, D, a->scale);
+                block_dots(dp, dout + (size_t)i0 * orow, orow, ni, vT, D, 1);
+                for (int r = 0; r < ni; r++) {
+                    const int i = i0 + r;
+                    /* causal: key > i gets P = 0 */
+                    const vreal p = vselect(keys > msplat((ireal)i), vsplat(0), vexp(s[r] - vsplat(lse[i])));
+                    s[r] = p;
+                    dp[r] = p * (dp[r] - vsplat(delta[i])) * scale;
                 }
-            }
-            for (int i = t.start; i < t.end; i++) {
-                const int ii = i - t.start;
-                const real inv = 1 / l[ii];
-                real *dst = out + (size_t)i * orow + (size_t)h * D;
-                for (int d = 0; d < D; d++) dst[d] = acc[(size_t)ii * D + d] * inv;
-                lse[(size_t)h * N + i] = m[ii] + log(l[ii]);
+                block_accumulate(dvT, dout + (size_t)i0 * orow, orow, s, ni, D);
+                block_accumulate(dkT, q + (size_t)i0 * row, row, dp, ni, D);
             }
         }
-        free(kT);
-        free(acc);
+        for (int c = 0; c < nc; c++) {
+            real *dst = a->out + (size_t)(c0 + c) * row;
+            for (int d = 0; d < D; d++) {
+                dst[(size_t)(a->H + g) * D + d] = dkT[d][c];
+                dst[(size_t)(a->H + a->Hkv + g) * D + d] = dvT[d][c];
+            }
+        }
     }
-    free(tiles);
 }
 
 void OP(cpu_attention_backward)(real *dqkv, const real *dout, const real *qkv, const real *out,
@@ -337,165 +625,152 @@ void OP(cpu_attention_backward)(real *dqkv, const real *dout, const real *qkv, c
                                 int N, int H, int Hkv, int D)
 {
     const size_t row = (size_t)(H + 2 * Hkv) * D, orow = (size_t)H * D;
-    const int group = H / Hkv;
-    const real scale = (real)(1.0 / sqrt((double)D));
     int n_tiles;
     AttnTile *tiles = attn_tiles(cu_seqlens, n_segs, &n_tiles);
     zero_outside_segments(dqkv, row, cu_seqlens, n_segs, N);
+    real *delta = malloc((size_t)(N > 0 ? N : 1) * H * sizeof(real));
+    if (!delta) abort();
+    const AttnArgs a = { qkv, dout, lse, delta, dqkv, row, orow, N, H, Hkv, D, H / Hkv,
+                         (real)(1.0 / sqrt((double)D)) };
 
-    /* Di = dO_i . O_i per (head, token), read by both passes */
-    real *delta = attn_scratch((size_t)N * H);
-    #pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++)
-        for (int h = 0; h < H; h++)
-            delta[(size_t)h * N + n] = dot(dout + (size_t)n * orow + (size_t)h * D,
-                                           out + (size_t)n * orow + (size_t)h * D, D);
-
-    /* pass 1: dK, dV per (key tile, kv head) */
-    #pragma omp parallel
-    {
-        real *kT = attn_scratch((size_t)D * TILE), *vT = attn_scratch((size_t)D * TILE);
-        real *dk = attn_scratch((size_t)TILE * D), *dv = attn_scratch((size_t)TILE * D);
-        real s[TILE], dp[TILE];
-        #pragma omp for schedule(dynamic, 1)
-        for (int task = 0; task < n_tiles * Hkv; task++) {
-            const AttnTile t = tiles[task / Hkv];
-            const int g = task % Hkv, jn_tile = t.end - t.start;
-            const real *k = qkv + (size_t)(H + g) * D, *v = qkv + (size_t)(H + Hkv + g) * D;
-            tile_transpose(kT, k, row, t.start, jn_tile, D);
-            tile_transpose(vT, v, row, t.start, jn_tile, D);
-            memset(dk, 0, (size_t)TILE * D * sizeof(real));
-            memset(dv, 0, (size_t)TILE * D * sizeof(real));
-
-            for (int h = g * group; h < (g + 1) * group; h++) {
-                const real *q = qkv + (size_t)h * D;
-                /* every query at or after the tile's first key, to the end of the segment */
-                for (int i = t.start; i < t.seg_end; i++) {
-                    const int jn = imin(t.end, i + 1) - t.start;
-                    const real *qi = q + (size_t)i * row;
-                    const real *doi = dout + (size_t)i * orow + (size_t)h * D;
-                    const real di = delta[(size_t)h * N + i], lse_i = lse[(size_t)h * N + i];
-                    tile_dots(s, qi, kT, jn, D, scale);
-                    tile_dots(dp, doi, vT, jn, D, 1);
-                    for (int j = 0; j < jn; j++) {
-                        const real p = exp(s[j] - lse_i);
-                        const real ds = p * (dp[j] - di) * scale;
-                        real *dkj = dk + (size_t)j * D, *dvj = dv + (size_t)j * D;
-                        #pragma omp simd
-                        for (int d = 0; d < D; d++) {
-                            dvj[d] += p * doi[d];
-                            dkj[d] += ds * qi[d];
-                        }
-                    }
-                }
-            }
-            for (int j = 0; j < jn_tile; j++) {
-                real *dst = dqkv + (size_t)(t.start + j) * row;
-                memcpy(dst + (size_t)(H + g) * D, dk + (size_t)j * D, (size_t)D * sizeof(real));
-                memcpy(dst + (size_t)(H + Hkv + g) * D, dv + (size_t)j * D, (size_t)D * sizeof(real));
-            }
-        }
-        free(kT); free(vT); free(dk); free(dv);
+    /* tasks [0, n_kv): dK/dV of tile id / Hkv, kv head id % Hkv; [n_kv, n_kv + n_tiles * H): dQ
+     * of tile (id - n_kv) / H, head (id - n_kv) % H. Costs count products of D terms: dK/dV
+     * makes four per (query row, key) pair for each of the group's heads, dQ three. */
+    const int n_kv = n_tiles * Hkv, n_tasks = n_kv + n_tiles * H;
+    AttnTask *tasks = malloc((size_t)(n_tasks > 0 ? n_tasks : 1) * sizeof(AttnTask));
+    if (!tasks) abort();
+    double work = 0;
+    for (int id = 0; id < n_tasks; id++) {
+        const AttnTile *t = &tiles[id < n_kv ? id / Hkv : (id - n_kv) / H];
+        const double rows = t->end - t->start;
+        tasks[id] = (AttnTask){ id < n_kv ? 4.0 * a.group * rows * (t->seg_end - t->start)
+                                          : 3.0 * rows * (t->end - t->seg_start), id };
+        work += tasks[id].cost * D;
     }
+    qsort(tasks, (size_t)n_tasks, sizeof *tasks, attn_task_cmp);
 
-    /* pass 2: dQ per (query tile, head) */
-    #pragma omp parallel
+    #pragma omp parallel if (n_tasks > 1 && work >= ATTN_PAR_MIN_WORK)
     {
-        real *kT = attn_scratch((size_t)D * TILE), *vT = attn_scratch((size_t)D * TILE);
-        real *dq = attn_scratch((size_t)TILE * D);
-        real s[TILE], dp[TILE];
-        #pragma omp for schedule(dynamic, 1)
-        for (int task = 0; task < n_tiles * H; task++) {
-            const AttnTile t = tiles[task / H];
-            const int h = task % H, g = h / group;
-            const real *q = qkv + (size_t)h * D;
-            const real *k = qkv + (size_t)(H + g) * D, *v = qkv + (size_t)(H + Hkv + g) * D;
-            memset(dq, 0, (size_t)TILE * D * sizeof(real));
-
-            for (int k0 = t.seg_start; k0 < t.end; k0 += TILE) {
-                const int k1 = imin(k0 + TILE, t.end);
-                tile_transpose(kT, k, row, k0, k1 - k0, D);
-                tile_transpose(vT, v, row, k0, k1 - k0, D);
-                for (int i = t.start; i < t.end; i++) {
-                    const int ii = i - t.start, jn = imin(k1, i + 1) - k0;
-                    const real *doi = dout + (size_t)i * orow + (size_t)h * D;
-                    const real di = delta[(size_t)h * N + i], lse_i = lse[(size_t)h * N + i];
-                    real *dqi = dq + (size_t)ii * D;
-                    tile_dots(s, q + (size_t)i * row, kT, jn, D, scale);
-                    tile_dots(dp, doi, vT, jn, D, 1);
-                    for (int j = 0; j < jn; j++) {
-                        const real ds = exp(s[j] - lse_i) * (dp[j] - di) * scale;
-                        const real *kj = k + (size_t)(k0 + j) * row;
-                        #pragma omp simd
-                        for (int d = 0; d < D; d++) dqi[d] += ds * kj[d];
-                    }
-                }
+        /* Di = dO_i . O_i per (head, token), read by both kinds of task */
+        #pragma omp for schedule(static)
+        for (int n = 0; n < N; n++)
+            for (int h = 0; h < H; h++) {
+                const real *x = dout + (size_t)n * orow + (size_t)h * D, *y = out + (size_t)n * orow + (size_t)h * D;
+                real acc = 0;
+                for (int d = 0; d < D; d++) acc += x[d] * y[d];
+                delta[(size_t)h * N + n] = acc;
             }
-            for (int i = t.start; i < t.end; i++)
-                memcpy(dqkv + (size_t)i * row + (size_t)h * D, dq + (size_t)(i - t.start) * D,
-                       (size_t)D * sizeof(real));
+
+        vreal *xT = attn_vectors((size_t)D), *yT = attn_vectors((size_t)D);
+        vreal *zT = attn_vectors((size_t)D), *wT = attn_vectors((size_t)D);
+        vreal *s = attn_vectors(KB), *dp = attn_vectors(KB);
+        #pragma omp for schedule(dynamic, 1)
+        for (int k = 0; k < n_tasks; k++) {
+            const int id = tasks[k].id;
+            if (id < n_kv) attn_dkdv_task(&a, tiles[id / Hkv], id % Hkv, xT, yT, zT, wT, s, dp);
+            else attn_dq_task(&a, tiles[(id - n_kv) / H], (id - n_kv) % H, xT, yT, zT, s, dp);
         }
-        free(kT); free(vT); free(dq);
+        free(xT); free(yT); free(zT); free(wT); free(s); free(dp);
     }
+    free(tasks);
     free(delta);
     free(tiles);
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* SwiGLU: out = silu(gate) * up, gate_up = [gate | up] per row */
+/* SwiGLU: out = silu(gate) * up, gate_up = [gate | up] per row. exp(-gate) is taken through
+ * vexp, a row's columns at a time into a stack buffer of SW_CHUNK; the rest of each formula is a
+ * plain loop that the compiler vectorizes. */
+#define SW_CHUNK 256
 
 void OP(cpu_swiglu_forward)(real *out, const real *gate_up, int N, int F)
 {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if ((size_t)N * F >= PAR_MIN_EXPS)
     for (int n = 0; n < N; n++) {
         const real *gate = gate_up + (size_t)n * 2 * F, *up = gate + F;
         real *o = out + (size_t)n * F;
-        for (int f = 0; f < F; f++) o[f] = gate[f] / (1 + exp(-gate[f])) * up[f];
+        real e[SW_CHUNK];
+        for (int f0 = 0; f0 < F; f0 += SW_CHUNK) {
+            const int nf = imin(SW_CHUNK, F - f0);
+            for (int f = 0; f < nf; f++) e[f] = -gate[f0 + f];
+            exp_array(e, e, nf);
+            for (int f = 0; f < nf; f++) o[f0 + f] = gate[f0 + f] / (1 + e[f]) * up[f0 + f];
+        }
     }
 }
 
 void OP(cpu_swiglu_backward)(real *dgate_up, const real *dout, const real *gate_up, int N, int F)
 {
     /* silu'(g) = sig(g) * (1 + g * (1 - sig(g))) */
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if ((size_t)N * F >= PAR_MIN_EXPS)
     for (int n = 0; n < N; n++) {
         const real *gate = gate_up + (size_t)n * 2 * F, *up = gate + F;
         const real *dy = dout + (size_t)n * F;
         real *dgate = dgate_up + (size_t)n * 2 * F, *dup = dgate + F;
-        for (int f = 0; f < F; f++) {
-            const real g = gate[f], sig = 1 / (1 + exp(-g));
-            dgate[f] = dy[f] * up[f] * sig * (1 + g * (1 - sig));
-            dup[f] = dy[f] * g * sig;
+        real e[SW_CHUNK];
+        for (int f0 = 0; f0 < F; f0 += SW_CHUNK) {
+            const int nf = imin(SW_CHUNK, F - f0);
+            for (int f = 0; f < nf; f++) e[f] = -gate[f0 + f];
+            exp_array(e, e, nf);
+            for (int f = 0; f < nf; f++) {
+                const real g = gate[f0 + f], sig = 1 / (1 + e[f]);
+                dgate[f0 + f] = dy[f0 + f] * up[f0 + f] * sig * (1 + g * (1 - sig));
+                dup[f0 + f] = dy[f0 + f] * g * sig;
+            }
         }
     }
 }
 
 void OP(cpu_add)(real *out, const real *a, const real *b, size_t n)
 {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (n >= 4 * PAR_MIN_ELEMS)
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* cross-entropy over V classes per row; a target outside [0, V) is ignored (loss 0, grad 0) */
+/* cross-entropy over V classes per row; a target outside [0, V) is ignored (loss 0, grad 0).
+ * exp(x - max) goes through vexp, CE_CHUNK classes at a time; the sum stays sequential in
+ * double, in class order. */
+#define CE_CHUNK 256
 
 static real row_max(const real *x, int V)
 {
-    real mx = x[0];
-    for (int v = 1; v < V; v++) mx = x[v] > mx ? x[v] : mx;
+    /* lane-wise maxima, then across lanes: max is exact, so the grouping does not matter */
+    if (V < VW) {
+        real mx = x[0];
+        for (int v = 1; v < V; v++) mx = x[v] > mx ? x[v] : mx;
+        return mx;
+    }
+    vreal m;
+    memcpy(&m, x, sizeof m);
+    int v = VW;
+    for (; v + VW <= V; v += VW) {
+        vreal xv;
+        memcpy(&xv, x + v, sizeof xv);
+        m = vmax(m, xv);
+    }
+    real mx = m[0];
+    for (int k = 1; k < VW; k++) mx = m[k] > mx ? m[k] : mx;
+    for (; v < V; v++) mx = x[v] > mx ? x[v] : mx;
     return mx;
 }
 
 void OP(cpu_crossentropy_forward)(real *losses, const real *logits, const int32_t *targets, int N, int V)
 {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if ((size_t)N * V >= PAR_MIN_EXPS)
     for (int n = 0; n < N; n++) {
         const real *x = logits + (size_t)n * V;
         const int t = targets[n];
         if (t < 0 || t >= V) { losses[n] = 0; continue; }
         const real mx = row_max(x, V);   /* shift by the max so exp never overflows */
         double sum = 0.0;
-        for (int v = 0; v < V; v++) sum += exp(x[v] - mx);
+        real e[CE_CHUNK];
+        for (int v0 = 0; v0 < V; v0 += CE_CHUNK) {
+            const int nv = imin(CE_CHUNK, V - v0);
+            for (int v = 0; v < nv; v++) e[v] = x[v0 + v] - mx;
+            exp_array(e, e, nv);
+            for (int v = 0; v < nv; v++) sum += e[v];
+        }
         losses[n] = (real)(log(sum) - (double)(x[t] - mx));
     }
 }
@@ -505,7 +780,7 @@ void OP(cpu_crossentropy_backward)(real *dlogits, const real *logits, const int3
 {
     /* dlogits may be logits: each pass reads x[v] before it writes d[v] at the same index, and
      * the max is taken before anything is written. */
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if ((size_t)N * V >= PAR_MIN_EXPS)
     for (int n = 0; n < N; n++) {
         const real *x = logits + (size_t)n * V;
         real *d = dlogits + (size_t)n * V;
@@ -513,7 +788,13 @@ void OP(cpu_crossentropy_backward)(real *dlogits, const real *logits, const int3
         if (t < 0 || t >= V) { memset(d, 0, (size_t)V * sizeof(real)); continue; }
         const real mx = row_max(x, V);
         double sum = 0.0;
-        for (int v = 0; v < V; v++) { d[v] = exp(x[v] - mx); sum += d[v]; }
+        for (int v0 = 0; v0 < V; v0 += CE_CHUNK) {
+            const int nv = imin(CE_CHUNK, V - v0);
+            real e[CE_CHUNK];
+            for (int v = 0; v < nv; v++) e[v] = x[v0 + v] - mx;
+            exp_array(d + v0, e, nv);
+            for (int v = 0; v < nv; v++) sum += d[v0 + v];
+        }
         const real scale = (real)(weights[n] / sum);
         for (int v = 0; v < V; v++) d[v] *= scale;
         d[t] -= (real)weights[n];
@@ -530,7 +811,7 @@ double OP(cpu_sum_squares)(const real *x, size_t n)
     if (n_chunks == 0) return 0.0;
     double *partial = malloc(n_chunks * sizeof(double));
     if (!partial) abort();
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (n_chunks * chunk >= PAR_MIN_ELEMS)
     for (size_t c = 0; c < n_chunks; c++) {
         const size_t end = (c + 1) * chunk < n ? (c + 1) * chunk : n;
         double acc = 0.0;
@@ -550,7 +831,7 @@ void OP(cpu_adamw)(real *params, const real *grads, real *m, real *v, size_t n,
     /* bias corrections: the moments start at zero, so early averages are scaled up */
     const real bc1 = (real)(1.0 - pow((double)cfg->beta1, t));
     const real bc2 = (real)(1.0 - pow((double)cfg->beta2, t));
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (n >= PAR_MIN_EXPS)
     for (size_t i = 0; i < n; i++) {
         const real g = grads[i] * (real)grad_scale;
         m[i] = b1 * m[i] + (1 - b1) * g;
@@ -567,4 +848,11 @@ void OP(cpu_adamw)(real *params, const real *grads, real *m, real *v, size_t n,
 #undef TILE
 #undef COL_BLOCK
 #undef ROW_CHUNK
-#undef STRIP
+#undef VW
+#undef SW_CHUNK
+#undef CE_CHUNK
+#undef PAR_MIN_ELEMS
+#undef PAR_MIN_EXPS
+#undef KB
+#undef RBLK
+#undef ATTN_PAR_MIN_WORK
