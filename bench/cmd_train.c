@@ -27,7 +27,7 @@
 
 #define DEFAULT_LEN_DIST "data/longalign-mix.hist"
 #define CPU_DEFAULT_LEN_SCALE (1.0 / 16.0)
-#define CPU_DEFAULT_STEPS 4
+#define CPU_DEFAULT_STEPS 8
 #define GPU_DEFAULT_STEPS 10
 
 typedef struct {
@@ -111,7 +111,7 @@ static void usage(FILE *f, int train)
           "  --layers N          run N layers of the preset (per-layer cost is what strategies change)\n"
           "  --dtype D           bf16 | fp32 on CUDA (default bf16); the CPU backend is fp32\n"
           "  --recompute         recompute each layer's forward in the backward (less memory)\n"
-          "  --steps N           optimizer steps per strategy (default 4 on CPU, 10 on GPU; 0: all)\n"
+          "  --steps N           optimizer steps per strategy (default 8 on CPU, 10 on GPU; 0: all)\n"
           "  --lr F              AdamW learning rate (default 1e-3), --weight-decay F (0.01),\n"
           "  --clip F            gradient clipping by global norm (default 1.0; 0: none)\n"
           "  --load-model FILE   start from a safetensors checkpoint (Hugging Face Llama names)\n"
@@ -139,8 +139,8 @@ static void usage(FILE *f, int train)
           f);
     fputs(COMM_USAGE, f);
     fputs("  --measure-pcie      measure host<->device bandwidth on the GPU and use it (CUDA backend)\n\n", f);
-    fputs("On a CPU the defaults (tiny model, lengths x 1/16, 4 steps) finish the comparison of\n"
-          "every strategy in about a minute on two cores: the ranking, not the absolute speed,\n"
+    fputs("On a CPU the defaults (tiny model, lengths x 1/16, 8 steps) finish the comparison of\n"
+          "every strategy in about two minutes on two cores: the ranking, not the absolute speed,\n"
           "is what carries over. Other commands: labench help.\n",
           f);
 }
