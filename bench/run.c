@@ -115,10 +115,16 @@ static int evaluate(Model *m, const RunConfig *rc, const Task *task, int step, i
 {
     double loss[VAL_MAX_BUCKETS];
     int count[VAL_MAX_BUCKETS];
-    double t = wall_seconds();
+    double t = wall_seconds(), mm0 = 0, at0 = 0, mm1 = 0, at1 = 0;
+    Backend *be = m->be;
+    if (be->op_seconds) be->op_seconds(be, &mm0, &at0);
     prof_range_push("validation");
     int rc_eval = val_eval(m, rc->val, task, rc->seed, loss, count);
     prof_range_pop();
+    /* keep evaluation out of the matmul / attention shares of the training compute */
+    if (be->op_seconds) be->op_seconds(be, &mm1, &at1);
+    out->val_op_s[0] += mm1 - mm0;
+    out->val_op_s[1] += at1 - at0;
     if (rc_eval != 0 || val_curves_add(&out->val, step, seen, loss) != 0) {
         snprintf(err, errlen, "validation at step %d failed (out of memory)", step);
         return -1;
@@ -257,8 +263,8 @@ int run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const Task *tas
         double mm1, at1;
         be->op_seconds(be, &mm1, &at1);
         double total = out->metrics.compute_s + out->metrics.optimizer_s;
-        out->matmul_share = (mm1 - mm0) / total;
-        out->attention_share = (at1 - at0) / total;
+        out->matmul_share = (mm1 - mm0 - out->val_op_s[0]) / total;
+        out->attention_share = (at1 - at0 - out->val_op_s[1]) / total;
     }
     if (rc->trace) {
         run_trace(rc->trace, plan->strategy, out, W, plan->cfg.sync, A, rc->comm, 0);

@@ -63,6 +63,7 @@ typedef struct {
     double elapsed_s;        /* real time the whole run took (DP simulated serially) */
     double matmul_share;     /* share of compute time in matrix products, -1 unknown */
     double attention_share;  /* share of compute time in attention, -1 unknown */
+    double val_op_s[2];      /* matmul and attention seconds spent in validation (excluded above) */
     char timing_source[96];
     GpuIdle gpu;
     int64_t sequences_seen;  /* training sequences of the steps run */
