@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "model/config.h"
+#include "profile/commbench.h"
 
 typedef enum {
     COMM_NONE,          /* compute only */
@@ -110,16 +111,6 @@ json_t *comm_to_json(const CommConfig *c, const CommCost *cost);
 /* Replaces the PCIe figures with measured ones (comm_measure_pcie) and marks them measured. */
 void comm_set_measured_pcie(CommConfig *c, double h2d_Bps, double d2h_Bps);
 
-/* ---- Measurements on a real GPU (bench/commbench_cuda.c; stubs in commbench_nocuda.c) ---- */
-
-/* Host<->device bandwidth of the current CUDA device: pinned host memory, cudaMemcpyAsync of
- * 256 MiB each way, timed with CUDA events over several copies after a warm-up. 0, or -1 with
- * err (built without CUDA, no device, out of memory). */
-int comm_measure_pcie(double *h2d_Bps, double *d2h_Bps, char *err, size_t errlen);
-
-/* Bus bandwidth of an NCCL all-reduce and all-gather of `bytes` across n_gpus local GPUs.
- * Not implemented yet (labench does not link NCCL): returns -1 with the reason in err. */
-int comm_measure_collectives(int n_gpus, size_t bytes, double *allreduce_bus_Bps, double *allgather_bus_Bps,
-                             char *err, size_t errlen);
+/* Measurements on a real GPU (comm_measure_pcie, comm_measure_collectives): profile/commbench.h. */
 
 #endif

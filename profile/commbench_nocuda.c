@@ -1,7 +1,7 @@
 /* Built without CUDA: nothing to measure, so the communication figures stay modelled. */
 #include <stdio.h>
 
-#include "bench/comm.h"
+#include "profile/commbench.h"
 
 int comm_measure_pcie(double *h2d_Bps, double *d2h_Bps, char *err, size_t errlen)
 {

@@ -4,7 +4,7 @@
 #include <cuda_runtime.h>
 #include <stdio.h>
 
-#include "bench/comm.h"
+#include "profile/commbench.h"
 
 #define PCIE_BYTES ((size_t)256 << 20)   /* large enough that launch latency is noise */
 #define PCIE_REPS 8
