@@ -181,6 +181,20 @@ static void test_grad_uniform_loss(void **state)
     param_layout_free(&l);
 }
 
+/* A tiny-model CPU run's pieces: backend, the markov task and a RunConfig of `steps` steps. */
+static void tiny_cpu_run(Backend **be, Task **task, RunConfig *rc, int steps)
+{
+    char err[512];
+    *be = backend_cpu_create(DT_F32, err, sizeof err);
+    assert_non_null(*be);
+    assert_int_equal(0, task_create(task, "markov", 256, 1, 1, err, sizeof err));
+    memset(rc, 0, sizeof *rc);
+    rc->steps = steps;
+    assert_int_equal(0, model_preset("tiny", &rc->model));
+    rc->opt = (AdamWConfig){1e-3f, 0.9f, 0.95f, 1e-8f, 0.0f};
+    rc->seed = 1;
+}
+
 /* The trace of a CPU run: valid JSON, a track per simulated rank, bubble slices summing to the
  * bubble the metrics report. */
 static void test_trace_matches_bubble(void **state)
@@ -200,15 +214,10 @@ static void test_trace_matches_bubble(void **state)
     Plan plan;
     char err[512];
     assert_int_equal(0, plan_make(st, &pc, s, 64, &plan, err, sizeof err));
-    Backend *be = backend_cpu_create(DT_F32, err, sizeof err);
-    assert_non_null(be);
+    Backend *be;
     Task *task;
-    assert_int_equal(0, task_create(&task, "markov", 256, 1, 1, err, sizeof err));
-    RunConfig rc = {0};
-    rc.steps = 3;
-    assert_int_equal(0, model_preset("tiny", &rc.model));
-    rc.opt = (AdamWConfig){1e-3f, 0.9f, 0.95f, 1e-8f, 0.0f};
-    rc.seed = 1;
+    RunConfig rc;
+    tiny_cpu_run(&be, &task, &rc, 3);
     rc.trace = trace_new();
     RunResult res;
     assert_int_equal(0, run_plan(be, &plan, &rc, task, &res, NULL, err, sizeof err));
@@ -264,15 +273,10 @@ static void test_comm_zero3_shrinks_sorted_speedup(void **state)
         s[i].target = s[i].len / 2;
     }
     char err[512];
-    Backend *be = backend_cpu_create(DT_F32, err, sizeof err);
-    assert_non_null(be);
+    Backend *be;
     Task *task;
-    assert_int_equal(0, task_create(&task, "markov", 256, 1, 1, err, sizeof err));
-    RunConfig rc = {0};
-    rc.steps = 2;
-    assert_int_equal(0, model_preset("tiny", &rc.model));
-    rc.opt = (AdamWConfig){1e-3f, 0.9f, 0.95f, 1e-8f, 0.0f};
-    rc.seed = 1;
+    RunConfig rc;
+    tiny_cpu_run(&be, &task, &rc, 2);
     /* ZeRO-3 over slow links, sized for the tiny model actually run */
     CommConfig cc;
     assert_int_equal(0, comm_system_defaults("a800", &cc));
