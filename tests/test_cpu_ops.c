@@ -470,7 +470,9 @@ static void test_attention_same_bits_any_thread_count(void **state)
     /* every output element has one owner and a fixed summation order: 1 thread and 3 threads
      * give the same bits (runs compare strategies, which must not differ by scheduling noise) */
     enum { H = 4, Hkv = 2, D = 8, W = (H + 2 * Hkv) * D, NSEG = 3 };
-    const int32_t cu[NSEG + 1] = { 0, 130, 135, 200 };
+    /* a 1500-token segment: above the size under which attention runs on one thread, so the
+     * parallel path is the one compared; plus a short and a tile-straddling one */
+    const int32_t cu[NSEG + 1] = { 0, 1500, 1505, 1635 };
     const int N = cu[NSEG], saved = omp_get_max_threads();
     float *qkv = malloc((size_t)N * W * sizeof(float)), *dout = malloc((size_t)N * H * D * sizeof(float));
     for (int i = 0; i < N * W; i++) qkv[i] = (float)rnd();
