@@ -103,20 +103,30 @@ static void test_no_half_written_output(void **state)
     rmdir(dir);
 }
 
+/* Writes an all-zero tiny checkpoint to a fresh temporary path (model, at least 32 bytes). */
+static void zero_tiny_checkpoint(char *model, ModelConfig *c)
+{
+    assert_int_equal(0, model_preset("tiny", c));
+    ParamLayout l;
+    assert_int_equal(0, param_layout_make(c, &l));
+    float *p = calloc(l.n_params, sizeof *p);
+    assert_non_null(p);
+    strcpy(model, "/tmp/labench-grad-XXXXXX");
+    int fd = mkstemp(model);
+    close(fd);
+    char err[512];
+    assert_int_equal(0, safetensors_save_model(model, c, p, err, sizeof err));
+    free(p);
+    param_layout_free(&l);
+}
+
 /* labench grad: every malformed batch gets exit 2 and says what is wrong. */
 static void test_grad_bad_batches(void **state)
 {
     (void)state;
     ModelConfig c;
-    assert_int_equal(0, model_preset("tiny", &c));
-    ParamLayout l;
-    assert_int_equal(0, param_layout_make(&c, &l));
-    float *p = calloc(l.n_params, sizeof *p);
-    char model[] = "/tmp/labench-grad-XXXXXX";
-    int fd = mkstemp(model);
-    close(fd);
-    char err[512];
-    assert_int_equal(0, safetensors_save_model(model, &c, p, err, sizeof err));
+    char model[32];
+    zero_tiny_checkpoint(model, &c);
     struct { const char *json, *needle; } cases[] = {
         {"{\"tokens\":[1,2,3],\"cu_seqlens\":[0,2,2,3],\"weights\":[0,0,0]}", "not increasing"},
         {"{\"tokens\":[1,2,3],\"cu_seqlens\":[0,2],\"weights\":[0,0,0]}", "must end at len(tokens)"},
@@ -145,8 +155,6 @@ static void test_grad_bad_batches(void **state)
     snprintf(args, sizeof args, "grad --load-model %s --batch /dev/null --out /tmp/x.safetensors", model);
     expect_bad(args, model);
     unlink(model);
-    free(p);
-    param_layout_free(&l);
 }
 
 /* A good grad call: the loss printed equals the weighted CE of an all-zero model, ln(V) per
@@ -155,15 +163,8 @@ static void test_grad_uniform_loss(void **state)
 {
     (void)state;
     ModelConfig c;
-    assert_int_equal(0, model_preset("tiny", &c));
-    ParamLayout l;
-    assert_int_equal(0, param_layout_make(&c, &l));
-    float *p = calloc(l.n_params, sizeof *p);
-    char model[] = "/tmp/labench-grad-XXXXXX", batch[64], args[512], out[4096];
-    int fd = mkstemp(model);
-    close(fd);
-    char err[512];
-    assert_int_equal(0, safetensors_save_model(model, &c, p, err, sizeof err));
+    char model[32], batch[64], args[512], out[4096];
+    zero_tiny_checkpoint(model, &c);
     const char *json = "{\"tokens\":[5,6,7,8,9],\"cu_seqlens\":[0,2,5],\"weights\":[0.5,0,0.25,0.25,0]}";
     test_write_file(batch, sizeof batch, json, strlen(json));
     char outp[128];
@@ -177,8 +178,6 @@ static void test_grad_uniform_loss(void **state)
     unlink(outp);
     unlink(batch);
     unlink(model);
-    free(p);
-    param_layout_free(&l);
 }
 
 /* A tiny-model CPU run's pieces: backend, the markov task and a RunConfig of `steps` steps. */
