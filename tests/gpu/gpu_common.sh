@@ -90,6 +90,13 @@ preflight() {
     [ "$major" = 12 ] && need=525
     [ -n "$driver" ] && [ "$driver" -ge "$need" ] 2>/dev/null ||
         stop "driver $driver is older than CUDA $major needs ($need or newer)"
+    # the bundle holds machine code for sm_80 (runs on 8.x) and sm_90 (9.0) only
+    local cc
+    cc=$(timeout 5 nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 | tr -d ' ')
+    case "$cc" in
+    8.*|9.0|"") ;;
+    *) stop "the GPU is compute capability $cc, and the bundle holds code for sm_80 and sm_90 only: rebuild with make gpu-bundle CUDA_ARCH=... for it" ;;
+    esac
 
     # the CUDA libraries: the toolkit's lib64 and extras/CUPTI/lib64, the driver's folders, and
     # the Python wheels (nvidia/*/lib) of the python3 that holds torch

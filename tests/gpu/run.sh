@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # gpu-check: the GPU verification, run from the GPU bundle (make gpu-bundle; copy the folder to
-# the GPU machine and run its run.sh). About 5 minutes on an H100/H200; step limits sum to 530 s
-# with the preflight, under the 600 s a device command may run.
+# the GPU machine and run its run.sh). About 5 minutes on an H100/H200; step limits sum to 480 s,
+# 490 s with the preflight, under the 600 s a device command may run.
 #   preflight     (<= 10 s) driver, GPU, CUDA libraries, every binary loads; else exit 2
 #   cpu-reference test_cpu_ops, test_model: the CPU reference on this machine's CPU and OpenBLAS
 #   gpu-ops       every CUDA op against the CPU reference (f32, bf16, bf16 scalar attention)
 #   gpu-step      whole training steps against the CPU reference
-#   memcheck      compute-sanitizer memcheck on one tiny training step, then on the
-#                 tensor-core (WMMA) attention, bf16, D = 64 and 128, small segments
-#   racecheck, synccheck   the same WMMA attention cases
+#   memcheck-step compute-sanitizer memcheck on one tiny training step
+#   memcheck-attn, racecheck, synccheck   the same three tools on the tensor-core (WMMA)
+#                 attention, bf16, D = 64 and 128, small segments (test_gpu_ops --sanitize)
 #   benchmark     three strategies, one step, packs of 16k tokens, no validation; then its report
 # Logs and results go to $OUT (default ./out next to this script): gpu-check.log, results.json,
 # REPORT.md. Exit status: 0 all passed; 1 a step failed (the summary says which); 2 preflight.
@@ -21,15 +21,15 @@ step cpu-reference 30 cpu sh -c '"$0"/test_cpu_ops && "$0"/test_model' "$B"
 step gpu-ops 100 gpu "$B/test_gpu_ops"
 step gpu-step 100 gpu "$B/test_gpu_step"
 if [ -n "$SANITIZER" ]; then
-    san="$SANITIZER --error-exitcode 3 --print-limit 20"
-    # shellcheck disable=SC2086
-    step memcheck 60 gpu sh -c "$san --tool memcheck \"\$0\"/labench --backend cuda --model tiny --strategy packing-lw \
-        --steps 1 --samples 400 --len-scale 1/32 --val-samples 0 --profile off --no-progress \
-        --out \"\$1\"/memcheck-results.json && $san --tool memcheck \"\$0\"/test_gpu_ops --sanitize" "$B" "$STEPS_TMP"
-    step racecheck 40 gpu $san --tool racecheck "$B/test_gpu_ops" --sanitize
-    step synccheck 40 gpu $san --tool synccheck "$B/test_gpu_ops" --sanitize
+    san=("$SANITIZER" --error-exitcode 3 --print-limit 20)
+    step memcheck-step 40 gpu "${san[@]}" --tool memcheck "$B/labench" --backend cuda --model tiny \
+        --strategy packing-lw --steps 1 --samples 400 --len-scale 1/32 --val-samples 0 --profile off \
+        --no-progress --out "$STEPS_TMP/memcheck-results.json"
+    step memcheck-attn 30 gpu "${san[@]}" --tool memcheck "$B/test_gpu_ops" --sanitize
+    step racecheck 40 gpu "${san[@]}" --tool racecheck "$B/test_gpu_ops" --sanitize
+    step synccheck 30 gpu "${san[@]}" --tool synccheck "$B/test_gpu_ops" --sanitize
 else
-    for s in memcheck racecheck synccheck; do skip_step $s "compute-sanitizer not found"; done
+    for s in memcheck-step memcheck-attn racecheck synccheck; do skip_step $s "compute-sanitizer not found"; done
 fi
 step benchmark 90 gpu "$B/labench" --backend cuda --model small --strategy sorted,packing,packing-lw \
     --len-dist "$B/data/longalign-mix.hist" --steps 1 --max-tokens 16384 --val-samples 0 --no-progress \
