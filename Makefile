@@ -106,7 +106,7 @@ $(BUILD)/tests/gpu/%: tests/gpu/%.c tests/test_util.h $(BUILD)/liblabench.a
 # peer_torch.py and the data. `make test` builds it and tests/test_gpu_bundle.c checks it.
 # `make gpu-check` runs the check from the bundle (on a GPU machine: copy the folder, run run.sh).
 BUNDLE          ?= gpu-bundle
-BUNDLE_BUILD    ?= build-bundle
+BUNDLE_BUILD    ?= build-bundle$(if $(NVCC),,-nocuda)
 # (-Wno-psabi: the CPU ops' 64-byte vectors are split in two below AVX-512, and GCC notes that
 # returning one then has another ABI; they are static functions of one file, no ABI is crossed)
 BUNDLE_CPU_ARCH ?= -march=x86-64-v3
@@ -145,4 +145,4 @@ nightly: labench
 	bash scripts/nightly.sh
 
 clean:
-	rm -rf build build-asan labench $(BUNDLE_BUILD) $(BUNDLE)
+	rm -rf build build-asan labench build-bundle build-bundle-nocuda $(BUNDLE)

@@ -20,6 +20,7 @@
 static char BUNDLE[1024];   /* as built */
 static char DIR_[1024];     /* the temporary folder */
 static char COPY[1100];     /* DIR_/b, the copy under test */
+static int CUDA_BUILT;      /* BUILD-INFO says "cuda: yes"; else run.sh stops at that first */
 
 /* Runs a shell command; its stdout and stderr in out (truncated to len); returns its exit
  * status (-1 if it could not run). */
@@ -51,6 +52,8 @@ static int setup(void **state)
     if (!mkdtemp(DIR_)) return -1;
     snprintf(COPY, sizeof COPY, "%s/b", DIR_);
     char cmd[4096], out[4096];
+    snprintf(cmd, sizeof cmd, "grep -c '^cuda: yes' '%s/BUILD-INFO'", BUNDLE);
+    CUDA_BUILT = run(cmd, out, sizeof out) == 0;
     snprintf(cmd, sizeof cmd, "cp -a '%s' '%s'", BUNDLE, COPY);
     return run(cmd, out, sizeof out) == 0 ? 0 : -1;
 }
@@ -185,6 +188,7 @@ static void expect_preflight_stop(const char *script, const char *path_env, cons
     for (const char *q = out; (q = strstr(q, "gpu-check: preflight: ")); q++) lines++;
     assert_int_equal(1, lines);
     const char *last = strstr(out, "gpu-check: preflight: "), *nl = strchr(last, '\n');
+    if (!CUDA_BUILT) why = "this bundle was built without nvcc";   /* checked before the GPU */
     assert_non_null(strstr(last, why));
     assert_true(!nl || nl[1] == '\0');   /* it is the last line */
 }

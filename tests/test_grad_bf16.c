@@ -140,27 +140,19 @@ static const int SHORT[] = {37, 1, 90};
 static const int SMALL2[] = {200, 64, 257};
 
 /* A correct step must pass with room to spare: half the bound. */
-static void test_tiny_bf16_simulated(void **state)
+static void simulated_case(const char *preset, int layers, const int *lens, int n_segs)
 {
-    (void)state;
     Backend *sim = sim_create();
-    double worst = step_compare(sim, 1, "tiny", 0, SHORT, 3, STEP_GRAD_TOL_BF16, STEP_LOSS_TOL_BF16, NULL);
-    print_message("tiny: worst simulated bf16 gradient error %.3e, bound %.2g\n", worst, STEP_GRAD_TOL_BF16);
+    double worst = step_compare(sim, 1, preset, layers, lens, n_segs, STEP_GRAD_TOL_BF16, STEP_LOSS_TOL_BF16, NULL);
+    print_message("%s (%d layers; 0: all): worst simulated bf16 gradient error %.3e, bound %.2g\n", preset, layers,
+                  worst, STEP_GRAD_TOL_BF16);
     assert_true(worst <= 0.5 * STEP_GRAD_TOL_BF16);
     assert_true(worst > 1e-4);   /* the roundings happened */
     sim->destroy(sim);
 }
 
-static void test_small2_bf16_simulated(void **state)
-{
-    (void)state;
-    Backend *sim = sim_create();
-    double worst = step_compare(sim, 1, "small", 2, SMALL2, 3, STEP_GRAD_TOL_BF16, STEP_LOSS_TOL_BF16, NULL);
-    print_message("small/2 layers: worst simulated bf16 gradient error %.3e, bound %.2g\n", worst, STEP_GRAD_TOL_BF16);
-    assert_true(worst <= 0.5 * STEP_GRAD_TOL_BF16);
-    assert_true(worst > 1e-4);
-    sim->destroy(sim);
-}
+static void test_tiny_bf16_simulated(void **state) { (void)state; simulated_case("tiny", 0, SHORT, 3); }
+static void test_small2_bf16_simulated(void **state) { (void)state; simulated_case("small", 2, SMALL2, 3); }
 
 /* The measure can fail: the same simulation with one wrong op (RoPE's backward skipped, so the
  * q and k gradients miss their rotation back) must be caught. */

@@ -23,8 +23,8 @@ step gpu-step 100 gpu "$B/test_gpu_step"
 if [ -n "$SANITIZER" ]; then
     san=("$SANITIZER" --error-exitcode 3 --print-limit 20)
     step memcheck-step 40 gpu "${san[@]}" --tool memcheck "$B/labench" --backend cuda --model tiny \
-        --strategy packing-lw --steps 1 --samples 400 --len-scale 1/32 --val-samples 0 --profile off \
-        --no-progress --out "$STEPS_TMP/memcheck-results.json"
+        --strategy packing-lw --len-dist "$B/data/longalign-mix.hist" --steps 1 --samples 400 --len-scale 1/32 \
+        --val-samples 0 --profile off --no-progress --out "$STEPS_TMP/memcheck-results.json"
     step memcheck-attn 30 gpu "${san[@]}" --tool memcheck "$B/test_gpu_ops" --sanitize
     step racecheck 40 gpu "${san[@]}" --tool racecheck "$B/test_gpu_ops" --sanitize
     step synccheck 30 gpu "${san[@]}" --tool synccheck "$B/test_gpu_ops" --sanitize
