@@ -158,6 +158,10 @@ static void test_layout_and_size(void **state)
         FMT(p, "%s/%s", BUNDLE, files[i]);
         if (!exists(p)) fail_msg("the bundle has no %s", files[i]);
     }
+    /* BUILD-INFO names the oldest glibc the binaries run on, for the preflight */
+    char cmd0[1200], out0[256];
+    FMT(cmd0, "grep -c '^glibc: 2\\.[0-9]' '%s/BUILD-INFO'", BUNDLE);
+    assert_int_equal(0, run(cmd0, out0, sizeof out0));
     /* the size its README states is the bundle's, as built (README.md itself left out) */
     char cmd[2400], out[4096];
     FMT(cmd, "du -sb --exclude=README.md '%s' | cut -f1; sed -n 's/^Size: .*(\\([0-9]*\\) bytes).*/\\1/p' '%s/README.md'",

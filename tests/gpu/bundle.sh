@@ -95,6 +95,11 @@ if [ -f "$tmp/lib/libopenblas.so.0" ]; then
         { echo "bundle.sh: lib/libopenblas.so.0 is not a DYNAMIC_ARCH build" >&2; exit 1; }
 fi
 
+# the newest glibc symbol version any bundled ELF needs: the oldest glibc it runs on
+glibc=$(for f in "$tmp"/* "$tmp"/lib/*; do [ -f "$f" ] && objdump -T "$f" 2>/dev/null || true; done |
+        grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -V -u | tail -n 1)
+echo "glibc: $glibc" >>"$info"
+
 # Libraries over 8 MiB (OpenBLAS: 37 MB, with the kernels of every CPU it knows) travel
 # xz-compressed (4 MB); the preflight of run.sh / measure.sh unpacks them in place. The
 # compressed file is kept next to the build and reused while its source is unchanged.

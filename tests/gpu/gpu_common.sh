@@ -75,6 +75,14 @@ preflight() {
         done
     fi
     note "cpu: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores"
+    # glibc: at least the newest symbol version the bundle needs
+    local need_libc have_libc
+    need_libc=$(info_get glibc)
+    have_libc=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{ print $2 }')
+    if [ -n "$need_libc" ] && [ -n "$have_libc" ] &&
+        [ "$(printf '%s\n%s\n' "$need_libc" "$have_libc" | sort -V | head -n 1)" != "$need_libc" ]; then
+        stop "glibc $have_libc is older than the $need_libc the bundle needs: build it on an older distribution"
+    fi
 
     # the driver and the GPU
     command -v nvidia-smi >/dev/null || stop "nvidia-smi not found: no NVIDIA driver on this machine"
