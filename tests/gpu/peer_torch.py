@@ -32,7 +32,6 @@ import os
 import random
 import statistics
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,7 +41,7 @@ for d in (os.path.join(HERE, "scripts"), os.path.join(HERE, "..", "..", "scripts
     if os.path.isfile(os.path.join(d, "check_grad_torch.py")):
         sys.path.insert(0, d)
         break
-from check_grad_torch import FLOAT_KEYS, INT_KEYS, hf_names, st_read, st_write  # noqa: E402
+from check_grad_torch import FLOAT_KEYS, INT_KEYS, hf_names, run_grad, st_read, st_write  # noqa: E402
 
 # the presets of model/config.c (vocab, hidden, intermediate, layers, heads, kv heads)
 PRESETS = {
@@ -217,14 +216,10 @@ def main():
     # ---- labench
     cmd = [args.labench, "grad", "--load-model", ckpt, "--batch", batch, "--out", gpath, "--repeat", str(repeat),
            "--backend", args.device] + (["--dtype", "bf16"] if cuda else [])
-    print("$ " + " ".join(cmd), flush=True)
-    run = subprocess.run(cmd, capture_output=True, text=True)
-    sys.stdout.write(run.stdout)
-    sys.stderr.write(run.stderr)
-    if run.returncode != 0:
-        print(f"peer_torch: labench grad failed with exit status {run.returncode}", file=sys.stderr)
+    got = run_grad(cmd, gpath)
+    if got is None:
         return 2
-    meta, graw = st_read(gpath)
+    _, meta, graw = got
     lb_loss, lb_step = float(meta["loss"]), float(meta["step_seconds"])
     lb_grads = {n: torch.frombuffer(bytearray(raw), dtype=torch.float32).reshape(shape)
                 for n, (shape, raw) in graw.items()}
