@@ -1,6 +1,7 @@
 # labench — one Makefile. `make` builds ./labench (with the CUDA backend when nvcc is found),
 # `make test` runs the CPU tests, `make check-asan` the same under ASan + UBSan,
-# `make gpu-check` the GPU verification (tests/gpu/run.sh; needs a GPU).
+# `make gpu-bundle` the self-contained folder for a GPU machine, `make gpu-check` the GPU
+# verification from it (gpu-bundle/run.sh; needs a GPU).
 #
 # Source conventions: every .c under bench/ strategies/ model/ kernels/ profile/ is part of the
 # library, except bench/main.c (the CLI) and two suffixes that follow the CUDA switch:
@@ -28,9 +29,14 @@ LIB_C    := $(filter-out %_nocuda.c, $(LIB_C))
 LIB_CU   := $(wildcard kernels/cuda/*.cu)
 CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
 NVFLAGS  += -std=c++17 -O3 -g -lineinfo $(CUDA_ARCH) -I. -Xcompiler -Wall,-Wextra,-Wno-unused-parameter \
-            --expt-relaxed-constexpr
-CFLAGS   += -DLABENCH_CUDA=1 -I$(CUDA_HOME)/include
-LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcupti -lcudart -lstdc++ -ldl
+            --expt-relaxed-constexpr $(NVFATBIN)
+# CUPTI's headers may sit in extras/CUPTI; libcupti itself is loaded with dlopen at run time
+# (profile/cupti_cuda.c), so it is not linked. The CUDA runtime is linked statically where the
+# toolkit ships libcudart_static.a.
+CFLAGS   += -DLABENCH_CUDA=1 -I$(CUDA_HOME)/include $(if $(wildcard $(CUDA_HOME)/extras/CUPTI/include),-I$(CUDA_HOME)/extras/CUPTI/include) \
+            -DLABENCH_CUDA_HOME='"$(CUDA_HOME)"'
+CUDART   ?= $(if $(wildcard $(CUDA_HOME)/lib64/libcudart_static.a),-lcudart_static -lrt -lpthread,-lcudart)
+LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas $(CUDART) -lstdc++ -ldl
 else
 LIB_C    := $(filter-out %_cuda.c, $(LIB_C))
 LIB_CU   :=
@@ -77,8 +83,8 @@ $(BUILD)/tests/%: tests/%.c tests/test_util.h $(BUILD)/liblabench.a
 
 # `make test`: every CPU test binary, then the GPU tests when CUDA was built (they skip, saying
 # why, where no GPU is usable), then one closing line "N passed, N failed, N skipped".
-test: $(TESTS) $(if $(NVCC),$(GPU_TESTS)) labench
-	@LABENCH=$(abspath $(BUILD)/labench) sh tests/run_tests.sh $(TESTS) $(if $(NVCC),$(GPU_TESTS))
+test: $(TESTS) $(if $(NVCC),$(GPU_TESTS)) labench gpu-bundle
+	@LABENCH=$(abspath $(BUILD)/labench) LABENCH_BUNDLE=$(abspath $(BUNDLE)) sh tests/run_tests.sh $(TESTS) $(if $(NVCC),$(GPU_TESTS))
 
 # The same tests, CPU-only, under AddressSanitizer + UndefinedBehaviorSanitizer.
 check-asan:
@@ -92,8 +98,32 @@ $(BUILD)/tests/gpu/%: tests/gpu/%.c tests/test_util.h $(BUILD)/liblabench.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/liblabench.a -lcmocka $(LDLIBS)
 
-gpu-check:
-	bash tests/gpu/run.sh
+# ---- GPU bundle (issue 12): build here, run on a GPU machine ---------------------------------
+# `make gpu-bundle` builds labench, the GPU tests and the CPU-reference tests that gpu-check runs
+# in $(BUNDLE_BUILD) (for any x86-64-v3 CPU, without MPI: NOMPI=1), then tests/gpu/bundle.sh
+# copies them, stripped, into $(BUNDLE)/ with RUNPATH $ORIGIN/lib and lib/ holding every shared
+# library they need beyond glibc, libstdc++/libgcc_s and CUDA's own, with run.sh, measure.sh,
+# peer_torch.py and the data. `make test` builds it and tests/test_gpu_bundle.c checks it.
+# `make gpu-check` runs the check from the bundle (on a GPU machine: copy the folder, run run.sh).
+BUNDLE          ?= gpu-bundle
+BUNDLE_BUILD    ?= build-bundle$(if $(NVCC),,-nocuda)
+# (-Wno-psabi: the CPU ops' 64-byte vectors are split in two below AVX-512, and GCC notes that
+# returning one then has another ABI; they are static functions of one file, no ABI is crossed)
+BUNDLE_CPU_ARCH ?= -march=x86-64-v3
+# device code compressed in the binaries (fatbinary's long-standing -compress-all: 5.0 MB ->
+# 0.9 MB for attention.cu); the driver decompresses it when the module loads
+BUNDLE_NVFATBIN := -Xfatbin=-compress-all
+BUNDLE_ELFS     := $(BUNDLE_BUILD)/labench $(patsubst $(BUILD)/%,$(BUNDLE_BUILD)/%,$(GPU_TESTS)) \
+                   $(BUNDLE_BUILD)/tests/test_cpu_ops $(BUNDLE_BUILD)/tests/test_model
+.PHONY: gpu-bundle
+gpu-bundle:
+	@$(MAKE) --no-print-directory BUILD=$(BUNDLE_BUILD) NOMPI=1 CPU_ARCH="$(BUNDLE_CPU_ARCH) -Wno-psabi" \
+	    NVFATBIN="$(BUNDLE_NVFATBIN)" $(BUNDLE_ELFS)
+	@CC="$(CC)" NVCC="$(NVCC)" CPU_ARCH="$(BUNDLE_CPU_ARCH)" sh tests/gpu/bundle.sh $(BUNDLE) $(BUNDLE_ELFS)
+
+gpu-check: gpu-bundle
+	bash $(BUNDLE)/run.sh
+# ---- end of the GPU bundle block --------------------------------------------------------------
 
 # Plan-level comparison of every strategy (no model).
 plan: labench
@@ -115,4 +145,4 @@ nightly: labench
 	bash scripts/nightly.sh
 
 clean:
-	rm -rf build build-asan labench
+	rm -rf build build-asan labench build-bundle build-bundle-nocuda $(BUNDLE)

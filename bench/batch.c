@@ -1,5 +1,6 @@
 #include "bench/batch.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,4 +105,9 @@ void batch_build(BatchBuf *b, const Plan *p, const MicroBatch *mb, const Task *t
     }
     b->computed_tokens = n;
     b->batch = (Batch){n, b->tokens, b->targets, b->weights, b->positions, b->cu_seqlens, n_segs, max_seqlen};
+    char err[256];
+    if (batch_check(&b->batch, err, sizeof err) != 0) {
+        fprintf(stderr, "labench: internal error: batch_build made a malformed micro-batch: %s\n", err);
+        abort();
+    }
 }

@@ -15,7 +15,7 @@
 static void usage(FILE *f)
 {
     fputs("usage: labench grad --load-model M.safetensors --batch B.json --out G.safetensors\n"
-          "                    [--backend cpu|cuda] [--dtype fp32|bf16]\n"
+          "                    [--backend cpu|cuda] [--dtype fp32|bf16] [--repeat N]\n"
           "\n"
           "One forward and backward of one packed row. B.json holds:\n"
           "  tokens      token ids (ints)\n"
@@ -24,7 +24,10 @@ static void usage(FILE *f)
           "              inside its segment (a segment's last position must weigh 0)\n"
           "Prints the loss, sum over t of weights[t] * CE(logits[t], tokens[t+1]), and writes every\n"
           "parameter's gradient under its Hugging Face name (q/k/v and gate/up split) to --out.\n"
-          "Positions restart at 0 in each segment; attention never crosses segments.\n",
+          "Positions restart at 0 in each segment; attention never crosses segments.\n"
+          "--repeat N times N more forward+backward passes of the same row with the backend's\n"
+          "timer (CUDA events on cuda, after the first pass as warm-up) and prints their median\n"
+          "as `step_seconds` (also in --out's metadata), for comparing with another framework.\n",
           f);
 }
 
@@ -39,6 +42,7 @@ static json_t *get_array(json_t *root, const char *path, const char *key)
 int cmd_grad(int argc, char **argv)
 {
     const char *model_path = NULL, *batch_path = NULL, *out_path = NULL, *backend = "cpu", *dtype = "fp32";
+    int repeat = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -52,6 +56,12 @@ int cmd_grad(int argc, char **argv)
         else if (!strcmp(a, "--out")) out_path = v;
         else if (!strcmp(a, "--backend")) backend = v;
         else if (!strcmp(a, "--dtype")) dtype = v;
+        else if (!strcmp(a, "--repeat")) {
+            char *end;
+            long r = strtol(v, &end, 10);
+            if (*end || r < 0 || r > 1000) die_input("grad: --repeat must be an integer in 0..1000 (got '%s')", v);
+            repeat = (int)r;
+        }
         else die_input("grad: unknown option '%s' (see labench grad --help)", a);
     }
     if (!model_path || !batch_path || !out_path)
@@ -146,9 +156,33 @@ int cmd_grad(int argc, char **argv)
             row0 += (size_t)t->part_rows[p];
         }
     }
-    char loss_s[64];
+    /* timed passes after the first: gradients zeroed before each, the written ones kept above */
+    double step_s = 0;
+    if (repeat > 0) {
+        double *t = malloc((size_t)repeat * sizeof *t);
+        if (!t) die_input("out of host memory");
+        for (int r = 0; r < repeat; r++) {
+            model_zero_grads(&m);
+            be->mark(be, 0);
+            model_forward_backward(&m, &b, NULL);
+            be->mark(be, 1);
+            t[r] = be->seconds_between(be, 0, 1);
+        }
+        for (int i = 1; i < repeat; i++)   /* insertion sort: a handful of values */
+            for (int j = i; j > 0 && t[j - 1] > t[j]; j--) {
+                double x = t[j];
+                t[j] = t[j - 1];
+                t[j - 1] = x;
+            }
+        step_s = repeat % 2 ? t[repeat / 2] : 0.5 * (t[repeat / 2 - 1] + t[repeat / 2]);
+        printf("step_seconds %.6g (median of %d forward+backward passes, min %.6g, max %.6g; %.0f tokens/s)\n",
+               step_s, repeat, t[0], t[repeat - 1], (double)N / step_s);
+        free(t);
+    }
+    char loss_s[64], step_str[64];
     snprintf(loss_s, sizeof loss_s, "%.9g", loss);
-    const char *meta[] = {"loss", loss_s, "format", "pt", NULL};
+    snprintf(step_str, sizeof step_str, "%.6g", step_s);
+    const char *meta[] = {"loss", loss_s, "format", "pt", repeat > 0 ? "step_seconds" : NULL, step_str, NULL};
     int status = 0;
     if (safetensors_write(out_path, ts, nt, meta, err, sizeof err) != 0) {
         fprintf(stderr, "labench: %s\n", err);

@@ -371,11 +371,45 @@ static double head_and_loss(Model *m, const Batch *b, int backward, float *per_p
     return loss;
 }
 
+int batch_check(const Batch *b, char *err, size_t errlen)
+{
+    if (b->n_tokens < 1 || b->n_segs < 1 || !b->cu_seqlens) {
+        snprintf(err, errlen, "batch of %d tokens in %d segments", b->n_tokens, b->n_segs);
+        return -1;
+    }
+    if (b->cu_seqlens[0] != 0 || b->cu_seqlens[b->n_segs] != b->n_tokens) {
+        snprintf(err, errlen, "cu_seqlens runs from %d to %d, not from 0 to the batch's %d tokens", b->cu_seqlens[0],
+                 b->cu_seqlens[b->n_segs], b->n_tokens);
+        return -1;
+    }
+    int longest = 0;
+    for (int s = 0; s < b->n_segs; s++) {
+        const int len = b->cu_seqlens[s + 1] - b->cu_seqlens[s];
+        if (len < 1) {
+            snprintf(err, errlen, "segment %d of the batch is empty (cu_seqlens %d, %d)", s, b->cu_seqlens[s],
+                     b->cu_seqlens[s + 1]);
+            return -1;
+        }
+        if (len > longest) longest = len;
+    }
+    if (b->max_seqlen < longest) {
+        snprintf(err, errlen, "max_seqlen %d is shorter than the batch's longest segment (%d tokens): the GPU "
+                 "attention would skip the tiles past it", b->max_seqlen, longest);
+        return -1;
+    }
+    return 0;
+}
+
 static int batch_fits(const Model *m, const Batch *b)
 {
     if (b->n_tokens < 1 || b->n_tokens > m->max_tokens) {
         fprintf(stderr, "labench: internal error: micro-batch of %d tokens, model sized for %d\n", b->n_tokens,
                 m->max_tokens);
+        abort();
+    }
+    char err[256];
+    if (batch_check(b, err, sizeof err) != 0) {
+        fprintf(stderr, "labench: internal error: malformed micro-batch: %s\n", err);
         abort();
     }
     return 1;

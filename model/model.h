@@ -25,6 +25,12 @@ typedef struct {
     int max_seqlen;
 } Batch;
 
+/* 0 when b is well formed: at least one segment, cu_seqlens starting at 0, strictly increasing
+ * and ending at n_tokens, and max_seqlen >= the longest segment (the CUDA attention launches
+ * ceil(max_seqlen / tile) blocks per segment, so a smaller max_seqlen silently drops the tiles
+ * past it). Else -1 with what is wrong in err. Called where batches are built and by the step. */
+int batch_check(const Batch *b, char *err, size_t errlen);
+
 /* Activations of one layer, saved by the forward for the backward. */
 typedef struct {
     void *ln1, *rstd1, *qkv, *att, *lse, *h, *ln2, *rstd2, *gate_up, *mlp;

@@ -3,9 +3,15 @@
  * stored raw and joined lazily, on the first read after new records arrive:
  *   launch_ns   = start of the runtime/driver API call with the kernel's correlation id;
  *   rank, mb    = the prof_cupti_set_context in force at launch_ns (kernel start if unknown).
- * See docs/profiling.md for why attribution goes by time rather than by a callback. */
+ * See docs/profiling.md for why attribution goes by time rather than by a callback.
+ *
+ * libcupti is loaded with dlopen at the first prof_cupti_start, not linked: where it lives
+ * ($CUDA_HOME/lib64, $CUDA_HOME/extras/CUPTI/lib64, a Python wheel's nvidia/cu13/lib) differs
+ * from machine to machine, and a labench that cannot find it must still run (timing then falls
+ * back to CUDA events) and say where it looked. */
 #include "profile/cupti.h"
 
+#include <cuda.h>
 #include <cupti_activity.h>
 #include <cupti_result.h>
 #include <cupti_version.h>
@@ -79,6 +85,95 @@ static struct {
     int32_t *slots;     /* open addressing over name ids, -1 = empty */
     size_t nslots;
 } S = { .lock = PTHREAD_MUTEX_INITIALIZER, .cur_rank = -1, .cur_mb = -1 };
+
+/* ---- loading libcupti ------------------------------------------------------------------ */
+
+/* Every CUPTI entry point this file uses, called through these pointers. */
+#define CUPTI_FUNCS(X) \
+    X(cuptiGetVersion, (uint32_t *)) \
+    X(cuptiGetResultString, (CUptiResult, const char **)) \
+    X(cuptiGetTimestamp, (uint64_t *)) \
+    X(cuptiActivityRegisterCallbacks, (CUpti_BuffersCallbackRequestFunc, CUpti_BuffersCallbackCompleteFunc)) \
+    X(cuptiActivityEnable, (CUpti_ActivityKind)) \
+    X(cuptiActivityDisable, (CUpti_ActivityKind)) \
+    X(cuptiActivityFlushAll, (uint32_t)) \
+    X(cuptiActivityGetNextRecord, (uint8_t *, size_t, CUpti_Activity **)) \
+    X(cuptiActivityGetNumDroppedRecords, (CUcontext, uint32_t, size_t *))
+
+#define CUPTI_PTR(name, args) CUptiResult (*name) args;
+static struct {
+    CUPTI_FUNCS(CUPTI_PTR)
+} C;
+#undef CUPTI_PTR
+
+static pthread_once_t load_once = PTHREAD_ONCE_INIT;
+static int loaded;                 /* 1 when every pointer of C is set */
+static char load_path[1024];       /* the file loaded, for NVTX's injection variable */
+static char load_why[1536];        /* why not, when loaded is 0 */
+
+static void *try_open(const char *path, char *tried, size_t len)
+{
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (h) {
+        snprintf(load_path, sizeof load_path, "%s", path);
+        return h;
+    }
+    size_t used = strlen(tried);
+    snprintf(tried + used, len - used, "%s%s", used ? ", " : "", path);
+    return NULL;
+}
+
+/* LABENCH_CUPTI (a file) first; then the soname, as the loader finds it (LD_LIBRARY_PATH,
+ * RUNPATH, ld.so.cache); then the toolkit's lib64 and extras/CUPTI/lib64 under $CUDA_HOME,
+ * $CUDA_PATH, the CUDA_HOME labench was built with, and /usr/local/cuda. */
+static void load_cupti(void)
+{
+    char soname[32], tried[1024] = "";
+    snprintf(soname, sizeof soname, "libcupti.so.%d", CUDA_VERSION / 1000);
+    void *h = NULL;
+    const char *env = getenv("LABENCH_CUPTI");
+    if (env && env[0]) h = try_open(env, tried, sizeof tried);
+    if (!h) h = try_open(soname, tried, sizeof tried);
+#ifndef LABENCH_CUDA_HOME
+#define LABENCH_CUDA_HOME "/usr/local/cuda"
+#endif
+    const char *homes[] = {getenv("CUDA_HOME"), getenv("CUDA_PATH"), LABENCH_CUDA_HOME, "/usr/local/cuda"};
+    const char *subdirs[] = {"extras/CUPTI/lib64", "lib64", "lib"};
+    for (size_t i = 0; !h && i < sizeof homes / sizeof homes[0]; i++) {
+        if (!homes[i] || !homes[i][0]) continue;
+        int seen = 0;   /* the same folder named twice is tried once */
+        for (size_t j = 0; j < i; j++) seen |= homes[j] && strcmp(homes[j], homes[i]) == 0;
+        for (size_t k = 0; !seen && !h && k < sizeof subdirs / sizeof subdirs[0]; k++) {
+            char path[1024];
+            snprintf(path, sizeof path, "%s/%s/%s", homes[i], subdirs[k], soname);
+            h = try_open(path, tried, sizeof tried);
+        }
+    }
+    if (!h) {
+        snprintf(load_why, sizeof load_why,
+                 "CUPTI not found (tried %s): set LABENCH_CUPTI to the path of %s, or put its folder on "
+                 "LD_LIBRARY_PATH", tried, soname);
+        return;
+    }
+    void *sym;
+#define CUPTI_SYM(name, args) \
+    if (!(sym = dlsym(h, #name))) { \
+        snprintf(load_why, sizeof load_why, "%s has no symbol %s", load_path, #name); \
+        return; \
+    } \
+    memcpy(&C.name, &sym, sizeof sym);
+    CUPTI_FUNCS(CUPTI_SYM)
+#undef CUPTI_SYM
+    loaded = 1;
+}
+
+/* 0 when libcupti is loaded; else -1 with the reason in why. */
+static int cupti_load(char *why, size_t len)
+{
+    pthread_once(&load_once, load_cupti);
+    if (!loaded && why && len) snprintf(why, len, "%s", load_why);
+    return loaded ? 0 : -1;
+}
 
 /* ---- kernel names ---------------------------------------------------------------------- */
 
@@ -255,9 +350,9 @@ static void CUPTIAPI buffer_completed(CUcontext ctx, uint32_t stream, uint8_t *b
         S.st.buffers++;
         CUpti_Activity *r = NULL;
         /* Stops at the end of the buffer (MAX_LIMIT_REACHED) or at a record it cannot read. */
-        while (cuptiActivityGetNextRecord(buffer, valid, &r) == CUPTI_SUCCESS) take_record(r);
+        while (C.cuptiActivityGetNextRecord(buffer, valid, &r) == CUPTI_SUCCESS) take_record(r);
         size_t dropped = 0;
-        if (cuptiActivityGetNumDroppedRecords(ctx, stream, &dropped) == CUPTI_SUCCESS)
+        if (C.cuptiActivityGetNumDroppedRecords(ctx, stream, &dropped) == CUPTI_SUCCESS)
             S.st.dropped_records += (int64_t)dropped;
     }
     pthread_mutex_unlock(&S.lock);
@@ -340,7 +435,7 @@ static void say(char *why, size_t len, const char *fmt, ...)
 static void explain(char *why, size_t len, const char *call, CUptiResult rc)
 {
     const char *msg = NULL;
-    if (cuptiGetResultString(rc, &msg) != CUPTI_SUCCESS || !msg) msg = "unknown CUPTI error";
+    if (C.cuptiGetResultString(rc, &msg) != CUPTI_SUCCESS || !msg) msg = "unknown CUPTI error";
     const char *hint = "";
     if (rc == CUPTI_ERROR_INSUFFICIENT_PRIVILEGES || rc == CUPTI_ERROR_VIRTUALIZED_DEVICE_INSUFFICIENT_PRIVILEGES)
         hint = " (ERR_NVGPUCTRPERM: profiling is restricted to admin users; run as root or set the "
@@ -369,18 +464,22 @@ static const char *kind_name(CUpti_ActivityKind k)
 
 /* CUPTI sees NVTX only when NVTX loads it as its tool, which NVTX decides on its first call.
  * Unless a tool was chosen already (Nsight Systems sets the variable), point NVTX at the
- * libcupti this process runs. */
+ * libcupti this process loaded. */
 static void attach_nvtx(void)
 {
     if (getenv("NVTX_INJECTION64_PATH")) return;
     Dl_info info;
-    if (dladdr((void *)cuptiGetVersion, &info) && info.dli_fname && info.dli_fname[0])
+    void *fn;
+    memcpy(&fn, &C.cuptiGetVersion, sizeof fn);
+    if (dladdr(fn, &info) && info.dli_fname && info.dli_fname[0])
         setenv("NVTX_INJECTION64_PATH", info.dli_fname, 0);
+    else if (load_path[0])
+        setenv("NVTX_INJECTION64_PATH", load_path, 0);
 }
 
 static void disable_all(void)
 {
-    for (int i = 0; i < S.nenabled; i++) cuptiActivityDisable(S.enabled[i]);
+    for (int i = 0; i < S.nenabled; i++) C.cuptiActivityDisable(S.enabled[i]);
     S.nenabled = 0;
 }
 
@@ -409,8 +508,9 @@ int prof_cupti_start(ProfLevel level, char *why, size_t whylen)
         say(why, whylen, "CUPTI collection is already running");
         return -1;
     }
+    if (cupti_load(why, whylen) != 0) return -1;
     uint32_t version = 0;
-    CUptiResult rc = cuptiGetVersion(&version);
+    CUptiResult rc = C.cuptiGetVersion(&version);
     if (rc != CUPTI_SUCCESS) {
         explain(why, whylen, "cuptiGetVersion", rc);
         return -1;
@@ -422,7 +522,7 @@ int prof_cupti_start(ProfLevel level, char *why, size_t whylen)
         return -1;
     }
     if (level == PROF_FULL) attach_nvtx();
-    rc = cuptiActivityRegisterCallbacks(buffer_requested, buffer_completed);
+    rc = C.cuptiActivityRegisterCallbacks(buffer_requested, buffer_completed);
     if (rc != CUPTI_SUCCESS) {
         explain(why, whylen, "cuptiActivityRegisterCallbacks", rc);
         return -1;
@@ -452,7 +552,7 @@ int prof_cupti_start(ProfLevel level, char *why, size_t whylen)
 
     char notes[512] = "";
     for (int i = 0; i < nkinds; i++) {
-        rc = cuptiActivityEnable(kinds[i]);
+        rc = C.cuptiActivityEnable(kinds[i]);
         if (rc == CUPTI_SUCCESS) {
             S.enabled[S.nenabled++] = kinds[i];
             continue;
@@ -496,7 +596,7 @@ int prof_cupti_flush(void)
     if (!S.running) return -1;
     /* Not forced: after the caller's sync every record is complete, and a forced flush would
      * also hand over records still missing their timestamps. */
-    return cuptiActivityFlushAll(0) == CUPTI_SUCCESS ? 0 : -1;
+    return C.cuptiActivityFlushAll(0) == CUPTI_SUCCESS ? 0 : -1;
 }
 
 const KernelRecord *prof_cupti_kernels(int *n)
@@ -532,7 +632,7 @@ void prof_cupti_stats(ProfStats *out)
 void prof_cupti_reset(void)
 {
     /* Deliver what is pending first, so it is dropped now rather than counted in the next run. */
-    if (S.running) cuptiActivityFlushAll(0);
+    if (S.running) C.cuptiActivityFlushAll(0);
     int64_t now = prof_cupti_now_ns();
     pthread_mutex_lock(&S.lock);
     clear_records();
@@ -546,7 +646,7 @@ void prof_cupti_reset(void)
 void prof_cupti_stop(void)
 {
     if (!S.running) return;
-    cuptiActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
+    C.cuptiActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
     disable_all();
     pthread_mutex_lock(&S.lock);
     S.running = 0;
@@ -559,7 +659,8 @@ void prof_cupti_stop(void)
 int64_t prof_cupti_now_ns(void)
 {
     uint64_t t;
-    if (cuptiGetTimestamp(&t) == CUPTI_SUCCESS) return (int64_t)t;
+    /* CUPTI's clock once it is loaded (the records' clock); before that no record exists */
+    if (loaded && C.cuptiGetTimestamp(&t) == CUPTI_SUCCESS) return (int64_t)t;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;

@@ -47,11 +47,11 @@ FLOAT_KEYS = ["rms_norm_eps", "rope_theta"]
 # ---------------------------------------------------------------- safetensors (standard library)
 
 def st_write(path, tensors, meta):
-    """tensors: list of (name, shape, flat list/array of floats) written as F32."""
+    """tensors: list of (name, shape, flat list/array of floats, or their F32 bytes) written as F32."""
     import array
     header, blobs, off = {}, [], 0
     for name, shape, values in tensors:
-        blob = array.array("f", values).tobytes()
+        blob = bytes(values) if isinstance(values, (bytes, bytearray)) else array.array("f", values).tobytes()
         assert len(blob) == 4 * math.prod(shape), name
         header[name] = {"dtype": "F32", "shape": list(shape), "data_offsets": [off, off + len(blob)]}
         blobs.append(blob)
@@ -127,6 +127,20 @@ def make_batch(path, vocab, seed, lengths=(5, 1, 9)):
         weights += [1.0 / (M * n_targets)] * n_targets + [0.0] if n_targets else [0.0]
     with open(path, "w") as f:
         json.dump({"tokens": tokens, "cu_seqlens": cu, "weights": weights}, f)
+
+
+def run_grad(cmd, gpath):
+    """Runs a `labench grad` command line, echoing its output: (run, metadata, gradients of
+    gpath), or None (said on stderr) when it fails."""
+    print("$ " + " ".join(cmd), flush=True)
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    sys.stdout.write(run.stdout)
+    sys.stderr.write(run.stderr)
+    if run.returncode != 0:
+        print(f"labench grad failed with exit status {run.returncode}", file=sys.stderr)
+        return None
+    meta, graw = st_read(gpath)
+    return run, meta, graw
 
 
 # ---------------------------------------------------------------- the PyTorch reference
@@ -308,14 +322,10 @@ def main():
     weights = [struct.unpack("f", struct.pack("f", w))[0] for w in weights]
 
     cmd = [args.labench, "grad", "--load-model", ckpt, "--batch", batch, "--out", gpath]
-    print("$ " + " ".join(cmd))
-    run = subprocess.run(cmd, capture_output=True, text=True)
-    sys.stdout.write(run.stdout)
-    sys.stderr.write(run.stderr)
-    if run.returncode != 0:
-        print(f"labench grad failed with exit status {run.returncode}", file=sys.stderr)
+    got = run_grad(cmd, gpath)
+    if got is None:
         return 2
-    meta, graw = st_read(gpath)
+    run, meta, graw = got
     printed = [l for l in run.stdout.splitlines() if l.startswith("loss ")]
     lb_loss = float(printed[0].split()[1]) if printed else float(meta["loss"])
     lb_grads = {n: torch.frombuffer(bytearray(raw), dtype=torch.float32).reshape(shape).to(torch.float64)

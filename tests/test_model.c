@@ -306,6 +306,56 @@ static void test_model_too_big(void **state)
     be->destroy(be);
 }
 
+/* batch_check: what the CUDA attention needs of a batch. max_seqlen below the longest segment
+ * is refused (the GPU would drop the tiles past it); batches from batch_build all pass. */
+static void test_batch_check(void **state)
+{
+    (void)state;
+    int32_t tok[10] = {0}, pos[10] = {0}, cu[4] = {0, 3, 9, 10};
+    float w[10] = {0};
+    char err[256];
+    Batch b = {10, tok, tok, w, pos, cu, 3, 6};
+    assert_int_equal(0, batch_check(&b, err, sizeof err));
+    b.max_seqlen = 5;
+    assert_int_equal(-1, batch_check(&b, err, sizeof err));
+    assert_non_null(strstr(err, "max_seqlen 5"));
+    b.max_seqlen = 6;
+    cu[2] = 3;   /* an empty segment */
+    assert_int_equal(-1, batch_check(&b, err, sizeof err));
+    cu[2] = 9;
+    cu[3] = 11;  /* past the tokens */
+    assert_int_equal(-1, batch_check(&b, err, sizeof err));
+    cu[3] = 10;
+
+    /* every micro-batch of every strategy's plan over varied lengths, padded rows too */
+    Sample samples[64];
+    Rng r = rng_seed(9, 9);
+    for (int i = 0; i < 64; i++) {
+        samples[i].len = 1 + (int32_t)rng_below(&r, 300);
+        samples[i].target = (int32_t)rng_below(&r, (uint64_t)samples[i].len);   /* 0 .. len - 1 */
+    }
+    Task *task;
+    assert_int_equal(0, task_create(&task, "markov", 256, 1, 1, err, sizeof err));
+    for (int si = 0; si < N_STRATEGIES; si++) {
+        PlanConfig pc = plan_config_default(STRATEGIES[si]);
+        pc.world_size = 2;
+        pc.max_tokens = 256;
+        Plan plan;
+        if (plan_make(STRATEGIES[si], &pc, samples, 64, &plan, err, sizeof err) != 0) fail_msg("%s: %s", STRATEGIES[si]->name, err);
+        BatchBuf bb;
+        assert_int_equal(0, batch_buf_init(&bb, plan_max_mb_tokens(&plan)));
+        size_t n = (size_t)plan.n_steps * plan.micro_steps * pc.world_size;
+        for (size_t i = 0; i < n; i++) {
+            if (!plan.mbs[i].n_rows) continue;
+            batch_build(&bb, &plan, &plan.mbs[i], task, 1);
+            assert_int_equal(0, batch_check(&bb.batch, err, sizeof err));
+        }
+        batch_buf_free(&bb);
+        plan_free(&plan);
+    }
+    task_free(task);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -314,6 +364,7 @@ int main(void)
         cmocka_unit_test(test_packing_lw_equals_eq2),
         cmocka_unit_test(test_training_learns),
         cmocka_unit_test(test_model_too_big),
+        cmocka_unit_test(test_batch_check),
     };
     return cmocka_run_group_tests_name("model", tests, NULL, NULL);
 }

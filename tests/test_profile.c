@@ -503,9 +503,27 @@ static void test_cupti_idle_entry_points(void **state)
     prof_range_pop();
 }
 
+/* CUPTI is loaded with dlopen at start: every entry point resolves (no "has no symbol"), and
+ * without a GPU start fails with a reason instead of killing the process. */
+static void test_cupti_start_loads_or_says_why(void **state)
+{
+    (void)state;
+    char why[2048] = "";
+    int rc = prof_cupti_start(PROF_BASIC, why, sizeof why);
+    print_message("prof_cupti_start: %d (%s)\n", rc, why);
+    if (rc == 0) {   /* a machine with a GPU */
+        prof_cupti_stop();
+        return;
+    }
+    assert_true(why[0] != 0);
+    assert_null(strstr(why, "has no symbol"));
+    assert_true(prof_cupti_now_ns() > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cupti_start_loads_or_says_why),
         cmocka_unit_test(test_union_overlap_and_nesting),
         cmocka_unit_test(test_union_clips_to_window),
         cmocka_unit_test(test_idle_no_kernels_is_other),

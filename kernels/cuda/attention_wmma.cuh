@@ -13,8 +13,15 @@
  * WMMA wants fragment pointers 32-byte aligned and leading dimensions a multiple of 16 bytes:
  * every shared tile below has a pitch of (columns + 8) bf16 or (columns + 4) f32 (which also
  * staggers rows across banks), tiles are carved at multiples of 32 bytes, and fragments start
- * at multiples of 16 rows and 16 columns. Global rows are read 16 bytes at a time, so the
- * launcher takes this path only when qkv, out and dout are 16-byte aligned.
+ * at multiples of 16 rows and 16 columns, so every fragment pointer is a multiple of 32 bytes
+ * from the start of shared memory, which is 128-byte aligned.
+ *
+ * Global memory: rows of qkv (forward and backward) and of dout (backward) are read 16 bytes
+ * (8 bf16) at a time by wmma_load_rows. Row strides ((H + 2 Hkv) D and H D elements) and head
+ * offsets (h D) are multiples of 8 elements for D = 64 and 128, so those reads are aligned when
+ * the qkv and dout pointers are 16-byte aligned, which is all the launcher checks
+ * (wmma_path in attention.cu; buffers from the arena are 256-byte aligned). out, lse, dqkv and
+ * the dQ scratch are written one element at a time and need only their type's alignment.
  */
 #ifndef LABENCH_CUDA_ATTENTION_WMMA_CUH
 #define LABENCH_CUDA_ATTENTION_WMMA_CUH

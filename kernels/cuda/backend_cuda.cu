@@ -155,6 +155,10 @@ extern "C" size_t backend_cuda_device_used_peak(Backend *be)
     return im->device_used_at_peak;
 }
 
+/* 1 when bf16 attention with D = 64 or 128 runs on the tensor cores (attention_wmma.cuh); for
+ * tests that must know which kernels they check. Not in backend.h; declare it where needed. */
+extern "C" int backend_cuda_attention_wmma(Backend *be) { return cuda_impl(be)->attn_wmma; }
+
 /* ------------------------------------------------------------------------------------------ */
 /* transfers. Host buffers are the caller's ordinary (pageable) memory; uploads wait until the
  * copy is done so that the caller may reuse its buffer at once. */
@@ -173,9 +177,20 @@ static void cuda_download(Backend *be, void *dst, const void *src, size_t bytes)
     CUDA_CHECK(cudaStreamSynchronize(cuda_stream(be)));
 }
 
+/* memmove semantics, as the CPU backend's copy: cudaMemcpy's result is undefined on overlapping
+ * ranges, so those go through a temporary buffer (stream-ordered, freed once the copy is done) */
 static void cuda_copy(Backend *be, void *dst, const void *src, size_t bytes)
 {
     if (!bytes || dst == src) return;
+    const char *d = (const char *)dst, *s = (const char *)src;
+    if (d < s + bytes && s < d + bytes) {
+        void *tmp = NULL;
+        CUDA_CHECK(cudaMallocAsync(&tmp, bytes, cuda_stream(be)));
+        CUDA_CHECK(cudaMemcpyAsync(tmp, src, bytes, cudaMemcpyDeviceToDevice, cuda_stream(be)));
+        CUDA_CHECK(cudaMemcpyAsync(dst, tmp, bytes, cudaMemcpyDeviceToDevice, cuda_stream(be)));
+        CUDA_CHECK(cudaFreeAsync(tmp, cuda_stream(be)));
+        return;
+    }
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cuda_stream(be)));
 }
 

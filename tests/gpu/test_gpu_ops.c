@@ -211,6 +211,19 @@ static void test_memory(void **state)
     g->zero(g, b, 12);
     g->download_f32(g, y, b, DT_F32, 3);
     assert_true(y[0] == 0.0f && y[1] == 0.0f && y[2] == 0.0f);
+
+    /* copy of overlapping ranges, both directions: what memmove gives (the CPU backend's copy) */
+    float h[200], want[200], got[200];
+    for (int i = 0; i < 200; i++) h[i] = (float)i;
+    for (int dir = 0; dir < 2; dir++) {
+        const int from = dir ? 37 : 0, to = dir ? 0 : 37;
+        g->upload_f32(g, b, DT_F32, h, 200);
+        g->copy(g, (float *)b + to, (float *)b + from, 150 * sizeof(float));
+        memcpy(want, h, sizeof want);
+        memmove(want + to, want + from, 150 * sizeof(float));
+        g->download_f32(g, got, b, DT_F32, 200);
+        assert_memory_equal(got, want, sizeof want);
+    }
     g->free(g, b);
 }
 
@@ -472,6 +485,9 @@ static AttnCase LONG64 = {2, 1, 64, 6, {1, 63, 64, 65, 1000, 8192}, 0, 0, {0}, N
 static AttnCase LONG128 = {2, 1, 128, 6, {1, 63, 64, 65, 1000, 8192}, 0, 0, {0}, NULL, NULL, NULL, NULL};
 static AttnCase GQA4 = {8, 2, 64, 5, {1, 63, 64, 65, 200}, 0, 0, {0}, NULL, NULL, NULL, NULL};
 static AttnCase TINY = {4, 2, 16, 5, {1, 63, 64, 65, 300}, 0, 0, {0}, NULL, NULL, NULL, NULL};
+/* small segments around the tile edges, for compute-sanitizer (--sanitize) */
+static AttnCase SMALL64 = {2, 1, 64, 5, {1, 17, 64, 65, 130}, 0, 0, {0}, NULL, NULL, NULL, NULL};
+static AttnCase SMALL128 = {2, 1, 128, 5, {1, 17, 64, 65, 130}, 0, 0, {0}, NULL, NULL, NULL, NULL};
 
 static size_t qkv_elems(const AttnCase *a) { return (size_t)a->N * (a->H + 2 * a->Hkv) * a->D; }
 static size_t out_elems(const AttnCase *a) { return (size_t)a->N * a->H * a->D; }
@@ -576,6 +592,8 @@ static void test_attention_long_d64(void **state) { attn_case(*state, &LONG64); 
 static void test_attention_long_d128(void **state) { attn_case(*state, &LONG128); }
 static void test_attention_gqa4(void **state) { attn_case(*state, &GQA4); }
 static void test_attention_tiny_d16(void **state) { attn_case(*state, &TINY); }
+static void test_attention_small_d64(void **state) { attn_case(*state, &SMALL64); }
+static void test_attention_small_d128(void **state) { attn_case(*state, &SMALL128); }
 
 /* one row of three segments on the GPU == each segment run alone on the GPU */
 static void test_attention_packed_equals_unpacked(void **state)
@@ -643,8 +661,29 @@ static void test_skip(void **state)
 #define BOTH(fn) {#fn " (f32)", fn, NULL, NULL, &MODE_F32}, {#fn " (bf16)", fn, NULL, NULL, &MODE_BF16}
 #define THREE(fn) BOTH(fn), {#fn " (bf16, scalar attention)", fn, NULL, NULL, &MODE_BF16_SCALAR}
 
-int main(void)
+/* backend_cuda.cu: 1 when bf16 attention with D = 64 or 128 runs on the tensor cores */
+int backend_cuda_attention_wmma(Backend *be);
+
+/* `test_gpu_ops --sanitize`: only the bf16 tensor-core attention on small segments (D = 64 and
+ * 128, and packed == unpacked), short enough for compute-sanitizer's racecheck and synccheck */
+static void test_wmma_in_use(void **state)
 {
+    Mode *m = *state;
+    if (!backend_cuda_attention_wmma(m->be)) {
+        print_error("the tensor-core attention is not in use on %s (LABENCH_ATTN=scalar, or too little shared "
+                    "memory): --sanitize would check the FMA kernels instead\n", m->be->device_name);
+        fail();
+    }
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);   /* a run killed by its time limit keeps its last lines */
+    const int sanitize = argc > 1 && strcmp(argv[1], "--sanitize") == 0;
+    if (argc > 1 && !sanitize) {
+        fprintf(stderr, "usage: %s [--sanitize]\n", argv[0]);
+        return 2;
+    }
     MODE_F32.be = backend_cuda_create(DT_F32, 0, skip_reason, sizeof skip_reason);
     if (MODE_F32.be) MODE_BF16.be = backend_cuda_create(DT_BF16, 0, skip_reason, sizeof skip_reason);
     if (MODE_BF16.be) {
@@ -686,17 +725,26 @@ int main(void)
         THREE(test_attention_tiny_d16),
         THREE(test_attention_gqa4),
         THREE(test_attention_packed_equals_unpacked),
+        BOTH(test_attention_small_d64),
+        BOTH(test_attention_small_d128),
         BOTH(test_attention_long_d64),
         BOTH(test_attention_long_d128),
     };
-    int failed = cmocka_run_group_tests_name("gpu_ops", tests, NULL, NULL);
+    const struct CMUnitTest sanitized[] = {
+        {"test_wmma_in_use (bf16)", test_wmma_in_use, NULL, NULL, &MODE_BF16},
+        {"test_attention_small_d64 (bf16)", test_attention_small_d64, NULL, NULL, &MODE_BF16},
+        {"test_attention_small_d128 (bf16)", test_attention_small_d128, NULL, NULL, &MODE_BF16},
+        {"test_attention_packed_equals_unpacked (bf16)", test_attention_packed_equals_unpacked, NULL, NULL, &MODE_BF16},
+    };
+    int failed = sanitize ? cmocka_run_group_tests_name("gpu_ops --sanitize", sanitized, NULL, NULL)
+                          : cmocka_run_group_tests_name("gpu_ops", tests, NULL, NULL);
 
     MODE_F32.be->destroy(MODE_F32.be);
     MODE_BF16.be->destroy(MODE_BF16.be);
     MODE_BF16_SCALAR.be->destroy(MODE_BF16_SCALAR.be);
     CPU->destroy(CPU);
-    AttnCase *cases[] = {&LONG64, &LONG128, &GQA4, &TINY};
-    for (int i = 0; i < 4; i++) {
+    AttnCase *cases[] = {&LONG64, &LONG128, &GQA4, &TINY, &SMALL64, &SMALL128};
+    for (int i = 0; i < 6; i++) {
         free(cases[i]->qkv); free(cases[i]->dout); free(cases[i]->out); free(cases[i]->lse);
     }
     return failed ? 1 : 0;
