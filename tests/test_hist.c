@@ -140,9 +140,13 @@ static const BadCase BAD_HIST[] = {
     { "", 0, 0, "empty file" },
     { "# only a comment\n\n   \n# another\n", 0, 0, "no data lines" },
     { "@target 50%\n", 0, 0, "no data lines" },
-    { "100 5\n0 3\n", 0, 2, "length must be at least 1 (got '0')" },
-    { "100 5\n\n-5 3\n", 0, 3, "length must be at least 1 (got '-5')" },
-    { "100 5\n100-0 3\n", 0, 2, "length must be at least 1 (got '0' in bin '100-0')" },
+    { "100 5\n\n-5 3\n", 0, 3, "length must be 0 or more (got '-5')" },
+    { "100 5\n-3-10 3\n", 0, 2, "length must be 0 or more (got '-3' in bin '-3-10')" },
+    { "100 5\n100-0 3\n", 0, 2, "bin '100-0' has LO above HI (100 > 0)" },
+    { "0 5\n# c\n0-0 3\n", 0, 0, "nothing left: all 8 samples have length 0 (2 lines from line 1)" },
+    { "0 0\n", 0, 1, "count must be at least 1 (got '0')" },
+    { "100 1\n0 5 abc\n", 0, 2, "bad target 'abc'" },
+    { "0-100 5 10\n", 0, 1, "the shortest sample here has 1 tokens, so at most 0 can be targets" },
     { "abc 5\n", 0, 1, "bad length 'abc'" },
     { "1000000000000 1\n", 0, 1, "length '1000000000000' over the limit 2147483647" },
     { "2147483648 1\n", 0, 1, "over the limit 2147483647" },
@@ -178,7 +182,7 @@ static const BadCase BAD_HIST[] = {
     { "@target 5 6\n100 5\n", 0, 1, "@target wants exactly one target spec" },
     { "@target zz\n100 5\n", 0, 1, "bad target 'zz'" },
     { "@targt 5\n100 5\n", 0, 1, "unknown directive '@targt'" },
-    { "100 5\r\n\r\n0 1\r\n", 0, 3, "length must be at least 1" },
+    { "100 5\r\n\r\n-1 1\r\n", 0, 3, "length must be 0 or more" },
     { "100 5\n\0\0\0\x01\x02", 11, 0, "not a text file (NUL byte 0x00 on line 2)" },
     { "\x7f" "ELF\x02\x01\x01\x03\x04\n", 0, 0, "not a text file" },
     { "100 5\n\xff\xfe\x80\x81 garbage\n", 0, 0, "not a text file (invalid UTF-8 0xff on line 2)" },
@@ -286,12 +290,74 @@ static void test_lengths_list_groups(void **state)
     hist_free(&h);
 }
 
+/* Real exports: numpy's first bin edge is 0, and empty records have length 0. A bin from 0
+ * draws from 1; length-0 samples are dropped and counted, whatever their (valid) target. */
+static void test_zero_lengths_accepted(void **state)
+{
+    (void)state;
+    const char *text = "0-3237 10 50%\n"
+                       "0 4\n"
+                       "0-0 2 0\n"
+                       "100 1\n";
+    char path[256], err[ERRLEN];
+    Hist h;
+    assert_int_equal(load_text(text, strlen(text), 0, &h, path, err), 0);
+    assert_int_equal(h.n_bins, 2);
+    assert_int_equal(h.total, 11);
+    assert_bin(&h.bins[0], 0, 3237, 10, TGT_PERCENT, 50, 50, 1);
+    assert_bin(&h.bins[1], 100, 100, 1, TGT_DEFAULT, 0, 0, 4);
+    assert_int_equal(h.zero_count, 6);
+    assert_int_equal(h.zero_lines, 2);
+    assert_int_equal(h.zero_first_line, 2);
+    char note[ERRLEN];
+    assert_int_equal(hist_zero_note(&h, note, sizeof note), 1);
+    assert_err(note, path, 0, "dropped 6 samples of length 0 (2 lines from line 2); 11 left");
+
+    /* Drawn lengths start at 1, never 0; the whole composition is the 11 kept. */
+    Sample *s;
+    int64_t n;
+    assert_int_equal(sample_draw(&h, 0, 1.0, 7, &s, &n, err, sizeof err), 0);
+    assert_int_equal(n, 11);
+    int32_t shortest = INT32_MAX;
+    for (int64_t i = 0; i < 10; i++) {
+        assert_true(s[i].len >= 1 && s[i].len <= 3237);
+        if (s[i].len < shortest) shortest = s[i].len;
+    }
+    free(s);
+    assert_int_equal(sample_draw(&h, 5000, 1.0, 7, &s, &n, err, sizeof err), 0);
+    for (int64_t i = 0; i < n; i++) assert_true(s[i].len >= 1);
+    free(s);
+
+    /* Written back as read: the 0 edge stays. */
+    Hist back;
+    write_and_reload(&h, "zero edge", &back);
+    assert_same_hist(&h, &back);
+    hist_free(&back);
+    hist_free(&h);
+
+    /* A file without any: no note. */
+    const char *plain = "5 1\n";
+    assert_int_equal(load_text(plain, strlen(plain), 0, &h, path, err), 0);
+    assert_int_equal(hist_zero_note(&h, note, sizeof note), 0);
+    hist_free(&h);
+
+    /* Lengths lists: a `0` line (with or without a target) is an empty record. */
+    const char *list = "0\n5 2\n0 0\n0 7\n5 2\n";
+    assert_int_equal(load_text(list, strlen(list), 1, &h, path, err), 0);
+    assert_int_equal(h.n_bins, 1);
+    assert_bin(&h.bins[0], 5, 5, 2, TGT_TOKENS, 2, 2, 2);
+    assert_int_equal(h.zero_count, 3);
+    assert_int_equal(h.zero_first_line, 1);
+    hist_free(&h);
+}
+
 static const BadCase BAD_LENGTHS[] = {
     { "", 0, 0, "empty file" },
     { "# nothing\n", 0, 0, "no data lines" },
     { "100\n100-200\n", 0, 2, "'100-200' is a range" },
     { "100\n100 100\n", 0, 2, "target 100 tokens over the length" },
-    { "0\n", 0, 1, "length must be at least 1" },
+    { "0\n0 0\n", 0, 0, "nothing left: all 2 samples have length 0" },
+    { "5\n-1\n", 0, 2, "length must be 0 or more (got '-1')" },
     { "100 5 6\n", 0, 1, "unexpected '6'" },
     { "100 x\n", 0, 1, "bad target 'x'" },
     { "\0\n", 2, 0, "not a text file" },
@@ -375,7 +441,7 @@ static void test_cmd_hist_lossless_and_binned(void **state)
     unlink(out);
 
     /* Bad input and bad options: status 2, and no output file left behind. */
-    const char *bad = "100\n0\n";
+    const char *bad = "100\n-1\n";
     char badin[256];
     test_write_file(badin, sizeof badin, bad, strlen(bad));
     assert_int_equal(run_cmd("hist", badin, "-o", out, NULL, NULL), 2);
@@ -728,6 +794,7 @@ int main(void)
         cmocka_unit_test(test_parse_lines_and_targets),
         cmocka_unit_test(test_parse_limits_accepted),
         cmocka_unit_test(test_docs_example_loads),
+        cmocka_unit_test(test_zero_lengths_accepted),
         cmocka_unit_test(test_bad_hist_inputs),
         cmocka_unit_test(test_missing_and_directory),
         cmocka_unit_test(test_lengths_list_groups),
