@@ -45,13 +45,14 @@ int cmd_grad(int argc, char **argv)
             usage(stdout);
             return 0;
         }
-        if (i + 1 >= argc) die_input("grad: %s needs a value (see labench grad --help)", a);
-        const char *v = argv[++i];
-        if (!strcmp(a, "--load-model")) model_path = v;
-        else if (!strcmp(a, "--batch")) batch_path = v;
-        else if (!strcmp(a, "--out")) out_path = v;
-        else if (!strcmp(a, "--backend")) backend = v;
-        else if (!strcmp(a, "--dtype")) dtype = v;
+        const char *v;
+        if (a[0] == '-' && !strchr(a, '=') && i + 1 >= argc)
+            die_input("grad: %s needs a value (see labench grad --help)", a);
+        if ((v = cli_opt_value(argc, argv, &i, "--load-model"))) model_path = v;
+        else if ((v = cli_opt_value(argc, argv, &i, "--batch"))) batch_path = v;
+        else if ((v = cli_opt_value(argc, argv, &i, "--out"))) out_path = v;
+        else if ((v = cli_opt_value(argc, argv, &i, "--backend"))) backend = v;
+        else if ((v = cli_opt_value(argc, argv, &i, "--dtype"))) dtype = v;
         else die_input("grad: unknown option '%s' (see labench grad --help)", a);
     }
     if (!model_path || !batch_path || !out_path)

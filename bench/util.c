@@ -114,3 +114,14 @@ int parse_f64(const char *s, double min, double max, double *out)
     *out = v;
     return 0;
 }
+
+const char *cli_opt_value(int argc, char **argv, int *i, const char *name)
+{
+    const char *a = argv[*i];
+    size_t len = strlen(name);
+    if (strncmp(a, name, len) != 0) return NULL;
+    if (a[len] == '=') return a + len + 1;
+    if (a[len] != 0) return NULL;
+    if (*i + 1 >= argc) die_input("%s needs a value", name);
+    return argv[++*i];
+}
