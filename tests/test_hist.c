@@ -487,7 +487,7 @@ static void test_sampler_deterministic(void **state)
     assert_true(differ > 4500);    /* lengths mostly come from wide bins: nearly all differ */
     /* Pinned: the same on every machine, and a change to the sampler's stream is noticed
      * (such a change alters every benchmark's samples, so it should be deliberate). */
-    const Sample pinned[4] = { {902, 608}, {795, 407}, {9188, 731}, {310, 220} };
+    const Sample pinned[4] = { {176, 119}, {692, 354}, {788, 532}, {1370, 973} };   /* data/longalign-mix.hist */
     for (int i = 0; i < 4; i++) {
         assert_int_equal(a[i].len, pinned[i].len);
         assert_int_equal(a[i].target, pinned[i].target);
@@ -582,8 +582,8 @@ static void test_sampler_len_scale(void **state)
     int64_t na, nb;
     assert_int_equal(sample_draw(&h, 0, 1.0, 5, &a, &na, err, sizeof err), 0);
     assert_int_equal(sample_draw(&h, 0, 1.0 / 16, 5, &b, &nb, err, sizeof err), 0);
-    assert_int_equal(na, 10000);
-    assert_int_equal(nb, 10000);
+    assert_int_equal(na, 9888);
+    assert_int_equal(nb, 9888);
     SampleStats sa, sb;
     sample_stats(a, na, &sa);
     sample_stats(b, nb, &sb);
@@ -683,27 +683,33 @@ static double hist_mean(const Hist *h)
     return sum / (double)h->total;
 }
 
+/* data/longalign-10k.hist is longalign-10k-quantiles.hist's buckets in ChatGLM3 tokens
+ * (scripts/make_longalign_hists.py): the same counts, edges x 63954/53176, from the paper's 8k. */
 static void test_shipped_longalign_10k(void **state)
 {
     (void)state;
-    Hist h;
+    Hist h, q;
     load_data("longalign-10k.hist", &h);
-    assert_int_equal(h.total, 10000);
+    load_data("longalign-10k-quantiles.hist", &q);
+    assert_int_equal(h.total, 9888);
+    assert_int_equal(q.total, 9888);
+    assert_int_equal(h.n_bins, q.n_bins);
     assert_int_equal(h.bins[0].lo, 8192);
-    assert_int_equal(h.bins[h.n_bins - 1].hi, 65536);
-    int64_t cmin = h.total, cmax = 0;
+    assert_int_equal(h.bins[h.n_bins - 1].hi, 63954);   /* row 0: 63,954 ChatGLM3 = 53,176 Qwen3 tokens */
     for (int i = 0; i < h.n_bins; i++) {
         const HistBin *b = &h.bins[i];
         if (i > 0) assert_int_equal(b->lo, h.bins[i - 1].hi + 1);   /* contiguous */
-        assert_true(b->hi - b->lo + 1 <= 4097);
+        assert_int_equal(b->count, q.bins[i].count);
+        assert_int_equal(b->hi, llround((double)q.bins[i].hi * 63954.0 / 53176.0));
         assert_int_equal(b->target.kind, TGT_TOKENS);
         assert_close(b->target.lo, 100, 0, 0);
         assert_close(b->target.hi, 1000, 0, 0);
-        if (b->count < cmin) cmin = b->count;
-        if (b->count > cmax) cmax = b->count;
     }
-    assert_true(cmax - cmin <= 1);        /* "fairly evenly distributed" */
-    assert_close(hist_mean(&h), 36856, 1, 0);
+    /* The measured shape: half the rows below the median (13.8k ChatGLM3 tokens), 10% above p90. */
+    assert_int_equal(h.bins[0].count, 9888 / 2);
+    assert_int_equal(h.bins[h.n_bins - 1].count, 989);
+    assert_close(hist_mean(&h), 20452, 1, 0);
+    hist_free(&q);
     hist_free(&h);
 }
 
@@ -729,43 +735,45 @@ static void test_shipped_sharegpt(void **state)
     hist_free(&h);
 }
 
+/* data/longalign-mix.hist keeps Figure 3's counts bin by bin, split into a LongAlign-10k part
+ * (100-1000 response tokens) and a ShareGPT part (50%-75%). */
 static void test_shipped_mix(void **state)
 {
     (void)state;
-    Hist mix, lng;
+    Hist mix, fig3, lng;
     load_data("longalign-mix.hist", &mix);
+    load_data("longalign-fig3-trainmix.hist", &fig3);
     load_data("longalign-10k.hist", &lng);
-    assert_int_equal(mix.total, 110000);
-    /* The long part is exactly longalign-10k. */
-    int64_t long_count = 0, short_count = 0;
+    assert_int_equal(mix.total, fig3.total);
+    assert_int_equal(mix.total, 92950);
+    int64_t long_count = 0;
     int j = 0;
-    for (int i = 0; i < mix.n_bins; i++) {
-        const HistBin *b = &mix.bins[i];
-        if (b->lo >= 8192) {
-            assert_true(j < lng.n_bins);
-            assert_int_equal(b->lo, lng.bins[j].lo);
-            assert_int_equal(b->hi, lng.bins[j].hi);
-            assert_int_equal(b->count, lng.bins[j].count);
-            assert_int_equal(b->target.kind, TGT_TOKENS);
-            j++;
-            long_count += b->count;
-        } else {
-            assert_true(b->hi <= 8192);
-            assert_int_equal(b->target.kind, TGT_PERCENT);
-            short_count += b->count;
+    for (int i = 0; i < fig3.n_bins; i++) {
+        const HistBin *f = &fig3.bins[i];
+        int64_t sum = 0;
+        for (; j < mix.n_bins && mix.bins[j].lo == f->lo && mix.bins[j].hi == f->hi; j++) {
+            const HistBin *b = &mix.bins[j];
+            sum += b->count;
+            if (b->target.kind == TGT_TOKENS) {
+                assert_close(b->target.lo, 100, 0, 0);
+                assert_close(b->target.hi, 1000, 0, 0);
+                assert_true(b->hi > 8192);   /* LongAlign-10k starts at 8k */
+                long_count += b->count;
+            } else {
+                assert_int_equal(b->target.kind, TGT_PERCENT);
+                assert_close(b->target.lo, 50, 0, 0);
+                assert_close(b->target.hi, 75, 0, 0);
+            }
         }
+        assert_int_equal(sum, f->count);
     }
-    assert_int_equal(j, lng.n_bins);
-    assert_int_equal(long_count, 10000);
-    assert_int_equal(short_count, 100000);
-
-    /* The calibration the header states: mean about 4,450 tokens, so that next-fit packs of 64k
-     * (about 80% full) hold about 12 sequences. */
+    assert_int_equal(j, mix.n_bins);
+    assert_true(long_count > 9000 && long_count <= lng.total);
     double m = hist_mean(&mix);
-    print_message("longalign-mix: %lld samples, mean length %.1f, %.1f%% under 8k\n",
-                  (long long)mix.total, m, 100.0 * (double)short_count / (double)mix.total);
-    assert_true(m >= 4300 && m <= 4600);
-    assert_close(m, 4455, 1, 0);
+    print_message("longalign-mix: %lld samples, %lld of them LongAlign-10k, mean length %.1f\n",
+                  (long long)mix.total, (long long)long_count, m);
+    assert_close(m, 5355, 1, 0);
+    assert_int_equal(mix.bins[0].lo, 0);   /* as the figure: drawn from 1 */
 
     /* Drawing the whole mix reproduces that mean, and every sample fits its bin's rules. */
     char err[ERRLEN];
@@ -775,17 +783,40 @@ static void test_shipped_mix(void **state)
     SampleStats st;
     sample_stats(s, n, &st);
     assert_close(st.mean_len, m, 0, 0.01);
-    assert_true(st.min_len >= 16 && st.max_len <= 65536);
-    for (int64_t i = 0; i < n; i++) {
-        int32_t len = s[i].len, t = s[i].target;
-        assert_true(t >= 1 && t <= len - 1);
-        /* n <= 0 draws bin by bin: the long part comes first in the file, then ShareGPT. */
-        if (i < long_count) assert_true(len >= 8192 && t >= 100 && t <= 1000);
-        else assert_true(len <= 8192 && t >= llround(0.5 * len) && t <= llround(0.75 * len));
-    }
+    assert_true(st.min_len >= 1 && st.max_len <= 61014);
+    for (int64_t i = 0; i < n; i++) assert_true(s[i].target >= 1 || s[i].len == 1);
     free(s);
-    hist_free(&mix);
     hist_free(&lng);
+    hist_free(&fig3);
+    hist_free(&mix);
+}
+
+/* The real and published files load, with the totals their headers state. */
+static void test_shipped_sources(void **state)
+{
+    (void)state;
+    const struct { const char *name; int64_t total; } files[] = {
+        {"longalign-fig3-trainmix.hist", 92950}, {"longalign-10k-quantiles.hist", 9888},
+        {"openchat_v1_multipack.hist", 6144}, {"azure-llm-conv-2023.hist", 19366},
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        Hist h;
+        load_data(files[i].name, &h);
+        assert_int_equal(h.total, files[i].total);
+        assert_int_equal(h.zero_count, 0);
+        hist_free(&h);
+    }
+    /* The trace: every request's reply is its target, so the mean reply is 211 tokens. */
+    Hist az;
+    load_data("azure-llm-conv-2023.hist", &az);
+    double replies = 0;
+    for (int i = 0; i < az.n_bins; i++) {
+        assert_int_equal(az.bins[i].target.kind, TGT_TOKENS);
+        replies += az.bins[i].target.lo * (double)az.bins[i].count;
+    }
+    assert_close(replies / (double)az.total, 211.1, 0.05, 0);
+    assert_close(hist_mean(&az), 1365.8, 0.05, 0);
+    hist_free(&az);
 }
 
 int main(void)
@@ -809,6 +840,7 @@ int main(void)
         cmocka_unit_test(test_shipped_longalign_10k),
         cmocka_unit_test(test_shipped_sharegpt),
         cmocka_unit_test(test_shipped_mix),
+        cmocka_unit_test(test_shipped_sources),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
