@@ -502,7 +502,7 @@ int hist_load_lengths(const char *path, Hist *h, char *err, size_t errlen)
         hist_free(h);
         return -1;
     }
-    qsort(c.e, c.n, sizeof *c.e, cmp_len_entry);
+    if (c.n > 1) qsort(c.e, c.n, sizeof *c.e, cmp_len_entry);   /* none at all when every line is 0 */
     Parser p = { .path = path, .err = err, .errlen = errlen };
     int cap = 0;
     for (size_t i = 0; i < c.n;) {

@@ -93,12 +93,24 @@ void progress_update(int64_t done, int64_t total)
     atomic_store(&P.done, (long long)done);
 }
 
-void progress_end(void)
+static void stop_ticker(void)
 {
-    if (!P.active) return;
     atomic_store(&P.stop, 1);
     pthread_join(P.thread, NULL);
     P.active = 0;
+}
+
+void progress_abort(void)
+{
+    if (!P.active) return;
+    stop_ticker();
+    if (P.printed) fputc('\n', stderr);
+}
+
+void progress_end(void)
+{
+    if (!P.active) return;
+    stop_ticker();
     double t = wall_seconds() - P.t0;
     if (P.printed || t >= P.after) {
         char tail[64];

@@ -24,4 +24,8 @@ void progress_update(int64_t done, int64_t total);
 /* Ends the phase; its line, if it got one, ends with the time the phase took. */
 void progress_end(void);
 
+/* Ends the phase without a verdict (an error follows): only ends its line, if it got one.
+ * die_input calls it, so the error message starts a line of its own. */
+void progress_abort(void);
+
 #endif

@@ -1,5 +1,7 @@
 #include "bench/util.h"
 
+#include "bench/progress.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -10,6 +12,7 @@
 
 void die_input(const char *fmt, ...)
 {
+    progress_abort();   /* a progress line in the making ends before the message */
     va_list ap;
     va_start(ap, fmt);
     fputs("labench: ", stderr);

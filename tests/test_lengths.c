@@ -12,19 +12,6 @@
 
 static char PYTHON[256], TOKENIZER[1024];
 
-/* Runs a shell command, capturing stdout+stderr into out; returns the exit status. */
-static int run(const char *cmd, char *out, size_t n)
-{
-    char full[4096];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    assert_non_null(p);
-    size_t got = fread(out, 1, n - 1, p);
-    out[got] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* The interpreter (LABENCH_PYTHON, else .venv's, else python3) and the packaged tokenizer.json;
  * 0 when both are there, else the reason in why. */
 static int find_tools(char *why, size_t n)
@@ -37,7 +24,7 @@ static int find_tools(char *why, size_t n)
              "%s -c 'import os, tokenizers, importlib.util as u; "
              "print(os.path.join(u.find_spec(\"anthropic\").submodule_search_locations[0], \"tokenizer.json\"))'",
              PYTHON);
-    if (run(cmd, out, sizeof out) != 0) {
+    if (test_run_capture(cmd, out, sizeof out) != 0) {
         snprintf(why, n, "%s cannot import tokenizers or find the anthropic package (scripts/setup.sh installs "
                  "tokenizers==0.22.2 and anthropic==0.34.2 into .venv)", PYTHON);
         return -1;
@@ -95,7 +82,7 @@ static void token_counts(const char *const *texts, int n, int *counts)
     fclose(f);
     char cmd[4096], out[4096];
     snprintf(cmd, sizeof cmd, "%s %s %s %s", PYTHON, script, TOKENIZER, list);
-    assert_int_equal(0, run(cmd, out, sizeof out));
+    assert_int_equal(0, test_run_capture(cmd, out, sizeof out));
     char *p = out;
     for (int i = 0; i < n; i++) counts[i] = (int)strtol(p, &p, 10);
     unlink(script);
@@ -136,7 +123,7 @@ static void test_layouts_and_counts(void **state)
     write_jsonl(in, sizeof in);
 
     snprintf(cmd, sizeof cmd, "%s scripts/lengths.py %s --tokenizer %s", PYTHON, in, TOKENIZER);
-    assert_int_equal(0, run(cmd, out, sizeof out));
+    assert_int_equal(0, test_run_capture(cmd, out, sizeof out));
     long got[8][2];
     int n = 0;
     for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n"))
@@ -165,12 +152,12 @@ static void test_options_and_labench_hist(void **state)
     snprintf(hist, sizeof hist, "%s.hist", in);
     snprintf(cmd, sizeof cmd, "%s scripts/lengths.py %s --tokenizer %s --per-message 3 --per-sample 1 --last-turn-only -o %s",
              PYTHON, in, TOKENIZER, list);
-    assert_int_equal(0, run(cmd, out, sizeof out));
+    assert_int_equal(0, test_run_capture(cmd, out, sizeof out));
     assert_non_null(strstr(out, "lengths.py: 3 samples; skipped 1 with no response tokens"));
 
     const char *labench = getenv("LABENCH") ? getenv("LABENCH") : "./labench";
     snprintf(cmd, sizeof cmd, "%s hist %s -o %s", labench, list, hist);
-    assert_int_equal(0, run(cmd, out, sizeof out));
+    assert_int_equal(0, test_run_capture(cmd, out, sizeof out));
     Hist h;
     char err[2048];
     assert_int_equal(0, hist_load(hist, &h, err, sizeof err));
@@ -201,7 +188,7 @@ static void test_bad_input(void **state)
     test_write_file(in, sizeof in, bad, strlen(bad));
     snprintf(dest, sizeof dest, "%s.out", in);
     snprintf(cmd, sizeof cmd, "%s scripts/lengths.py %s --tokenizer %s -o %s", PYTHON, in, TOKENIZER, dest);
-    assert_int_equal(2, run(cmd, out, sizeof out));
+    assert_int_equal(2, test_run_capture(cmd, out, sizeof out));
     snprintf(want, sizeof want, "%s:2: not JSON", in);
     assert_non_null(strstr(out, want));
     assert_int_equal(-1, access(dest, F_OK));
@@ -210,20 +197,20 @@ static void test_bad_input(void **state)
     const char *odd = "{\"text\": \"no layout\", \"id\": 3}\n";
     test_write_file(in, sizeof in, odd, strlen(odd));
     snprintf(cmd, sizeof cmd, "%s scripts/lengths.py %s --tokenizer %s -o %s", PYTHON, in, TOKENIZER, dest);
-    assert_int_equal(2, run(cmd, out, sizeof out));
+    assert_int_equal(2, test_run_capture(cmd, out, sizeof out));
     snprintf(want, sizeof want, "%s:1: no known layout (fields: id, text)", in);
     assert_non_null(strstr(out, want));
     assert_int_equal(-1, access(dest, F_OK));
 
     snprintf(cmd, sizeof cmd, "%s scripts/lengths.py %s --tokenizer /nonexistent/tokenizer.json", PYTHON, in);
-    assert_int_equal(2, run(cmd, out, sizeof out));
+    assert_int_equal(2, test_run_capture(cmd, out, sizeof out));
     assert_non_null(strstr(out, "/nonexistent/tokenizer.json: no such tokenizer file or folder"));
     unlink(in);
 
     const char *empty_replies = "{\"prompt\": \"a\", \"response\": \"\"}\n";
     test_write_file(in, sizeof in, empty_replies, strlen(empty_replies));
     snprintf(cmd, sizeof cmd, "%s scripts/lengths.py %s --tokenizer %s", PYTHON, in, TOKENIZER);
-    assert_int_equal(2, run(cmd, out, sizeof out));
+    assert_int_equal(2, test_run_capture(cmd, out, sizeof out));
     assert_non_null(strstr(out, "no sample has a response"));
     unlink(in);
 }
