@@ -791,6 +791,20 @@ static void test_shipped_mix(void **state)
     hist_free(&mix);
 }
 
+/* The two LongAlign files are what scripts/make_longalign_hists.py makes of their sources. */
+static void test_longalign_files_current(void **state)
+{
+    (void)state;
+    char out[4096];
+    if (test_run_capture("python3 --version", out, sizeof out) != 0) {
+        print_message("SKIP: no python3 to run scripts/make_longalign_hists.py --check\n");
+        skip();
+    }
+    int rc = test_run_capture("python3 scripts/make_longalign_hists.py --check", out, sizeof out);
+    if (rc != 0) print_error("%s\n", out);
+    assert_int_equal(rc, 0);
+}
+
 /* The real and published files load, with the totals their headers state. */
 static void test_shipped_sources(void **state)
 {
@@ -841,6 +855,7 @@ int main(void)
         cmocka_unit_test(test_shipped_sharegpt),
         cmocka_unit_test(test_shipped_mix),
         cmocka_unit_test(test_shipped_sources),
+        cmocka_unit_test(test_longalign_files_current),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
