@@ -3,9 +3,16 @@
 #ifndef LABENCH_CLI_H
 #define LABENCH_CLI_H
 
+#include "strategies/strategy.h"
+
 int cmd_train(int argc, char **argv, const char *command_line);   /* bench/cmd_train.c */
 int cmd_plan(int argc, char **argv, const char *command_line);    /* bench/cmd_train.c */
 
 int cmd_grad(int argc, char **argv);                               /* bench/cmd_grad.c */
+
+/* --strategy's value (NULL or "all": every registered strategy, in registry order; else a
+ * comma-separated list) into out (room for N_STRATEGIES); exits 2 naming a bad name. Returns the
+ * count. (bench/cmd_train.c) */
+int select_strategies(const char *spec, const Strategy **out);
 
 #endif

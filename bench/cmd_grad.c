@@ -49,14 +49,15 @@ int cmd_grad(int argc, char **argv)
             usage(stdout);
             return 0;
         }
-        if (i + 1 >= argc) die_input("grad: %s needs a value (see labench grad --help)", a);
-        const char *v = argv[++i];
-        if (!strcmp(a, "--load-model")) model_path = v;
-        else if (!strcmp(a, "--batch")) batch_path = v;
-        else if (!strcmp(a, "--out")) out_path = v;
-        else if (!strcmp(a, "--backend")) backend = v;
-        else if (!strcmp(a, "--dtype")) dtype = v;
-        else if (!strcmp(a, "--repeat")) {
+        const char *v;
+        if (a[0] == '-' && !strchr(a, '=') && i + 1 >= argc)
+            die_input("grad: %s needs a value (see labench grad --help)", a);
+        if ((v = cli_opt_value(argc, argv, &i, "--load-model"))) model_path = v;
+        else if ((v = cli_opt_value(argc, argv, &i, "--batch"))) batch_path = v;
+        else if ((v = cli_opt_value(argc, argv, &i, "--out"))) out_path = v;
+        else if ((v = cli_opt_value(argc, argv, &i, "--backend"))) backend = v;
+        else if ((v = cli_opt_value(argc, argv, &i, "--dtype"))) dtype = v;
+        else if ((v = cli_opt_value(argc, argv, &i, "--repeat"))) {
             char *end;
             long r = strtol(v, &end, 10);
             if (*end || r < 0 || r > 1000) die_input("grad: --repeat must be an integer in 0..1000 (got '%s')", v);

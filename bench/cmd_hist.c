@@ -27,9 +27,12 @@ static void hist_help(FILE *f)
         "sets the default for the lines after it. See docs/hist-format.md.\n"
         "\n"
         "options:\n"
-        "  -o OUT.hist      write there (atomically) instead of to stdout\n"
-        "  --bin-width W    bin lengths W tokens wide (lossy, smaller file)\n"
-        "  -h, --help       this text\n", f);
+        "  -o, --out OUT.hist   write there (atomically) instead of to stdout\n"
+        "  --bin-width W        bin lengths W tokens wide (lossy, smaller file)\n"
+        "  -h, --help           this text\n"
+        "Options with a value take it as `--opt VALUE` or `--opt=VALUE`.\n"
+        "\n"
+        "Lines of length 0 (empty records) are dropped, and stderr says how many.\n", f);
 }
 
 static int bad(const char *msg)
@@ -88,19 +91,17 @@ int cmd_hist(int argc, char **argv)
     long long width = 0;
     char msg[2048];
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
+        const char *a = argv[i], *v;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             hist_help(stdout);
             return 0;
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--bin-width")) {
-            if (i + 1 >= argc) {
-                snprintf(msg, sizeof msg, "hist: %s needs a value", a);
-                return bad(msg);
-            }
-            const char *v = argv[++i];
-            if (a[1] == 'o') {
-                out_path = v;
-            } else if (parse_i64(v, 1, HIST_MAX_LEN, &width) != 0) {
+        } else if ((!strcmp(a, "-o") || !strcmp(a, "--out") || !strcmp(a, "--bin-width")) && i + 1 >= argc) {
+            snprintf(msg, sizeof msg, "hist: %s needs a value", a);
+            return bad(msg);
+        } else if ((v = cli_opt_value(argc, argv, &i, "-o")) || (v = cli_opt_value(argc, argv, &i, "--out"))) {
+            out_path = v;
+        } else if ((v = cli_opt_value(argc, argv, &i, "--bin-width"))) {
+            if (parse_i64(v, 1, HIST_MAX_LEN, &width) != 0) {
                 snprintf(msg, sizeof msg, "hist: --bin-width '%s': want a whole number of tokens in [1, %lld]",
                          v, (long long)HIST_MAX_LEN);
                 return bad(msg);
@@ -119,6 +120,7 @@ int cmd_hist(int argc, char **argv)
 
     Hist exact, binned;
     if (hist_load_lengths(in_path, &exact, msg, sizeof msg) != 0) return bad(msg);
+    if (hist_zero_note(&exact, msg, sizeof msg)) fprintf(stderr, "labench: %s\n", msg);
     const Hist *h = &exact;
     char header[2048];
     if (width > 0) {
@@ -136,6 +138,11 @@ int cmd_hist(int argc, char **argv)
                  "made by `labench hist` from %s: %lld samples, lossless\n"
                  "one line per distinct (length, target tokens) pair",
                  in_path, (long long)h->total);
+    }
+    if (exact.zero_count > 0) {
+        size_t k = strlen(header);
+        snprintf(header + k, sizeof header - k, "\n%lld samples of length 0 in the list were dropped",
+                 (long long)exact.zero_count);
     }
 
     int rc = 0;

@@ -1053,18 +1053,6 @@ static void usage(FILE *f)
           f);
 }
 
-/* argv[*i] is option `name` ("--name VALUE" or "--name=VALUE"): its value, else NULL. */
-static const char *opt_value(int argc, char **argv, int *i, const char *name)
-{
-    const char *a = argv[*i];
-    size_t len = strlen(name);
-    if (strncmp(a, name, len) != 0) return NULL;
-    if (a[len] == '=') return a + len + 1;
-    if (a[len] != 0) return NULL;
-    if (*i + 1 >= argc) die_input("%s needs a value", name);
-    return argv[++*i];
-}
-
 int cmd_report(int argc, char **argv)
 {
     ReportOptions opt = {0};
@@ -1078,11 +1066,11 @@ int cmd_report(int argc, char **argv)
             usage(stdout);
             free(inputs);
             return 0;
-        } else if ((v = opt_value(argc, argv, &i, "-o")) || (v = opt_value(argc, argv, &i, "--out"))) {
+        } else if ((v = cli_opt_value(argc, argv, &i, "-o")) || (v = cli_opt_value(argc, argv, &i, "--out"))) {
             opt.out_path = v;
-        } else if ((v = opt_value(argc, argv, &i, "--plots-dir"))) {
+        } else if ((v = cli_opt_value(argc, argv, &i, "--plots-dir"))) {
             opt.plots_dir = v;
-        } else if ((v = opt_value(argc, argv, &i, "--format"))) {
+        } else if ((v = cli_opt_value(argc, argv, &i, "--format"))) {
             if (strcmp(v, "md") == 0)
                 opt.format = REPORT_MD;
             else if (strcmp(v, "csv") == 0)
@@ -1091,7 +1079,7 @@ int cmd_report(int argc, char **argv)
                 die_input("report: --format %s: give md or csv", v);
         } else if (strcmp(a, "--no-plots") == 0) {
             opt.no_plots = 1;
-        } else if ((v = opt_value(argc, argv, &i, "--device-slug"))) {
+        } else if ((v = cli_opt_value(argc, argv, &i, "--device-slug"))) {
             ResultsFile rf;
             if (results_read(v, &rf, err, sizeof err) != 0) die_input("%s", err);
             char slug[256];

@@ -12,7 +12,9 @@
 #include "bench/task.h"
 #include "bench/validate.h"
 #include "bench/hist.h"
+#include "bench/plan_budget.h"
 #include "bench/plan_metrics.h"
+#include "bench/progress.h"
 #include "bench/results.h"
 #include "bench/run.h"
 #include "bench/sample.h"
@@ -62,6 +64,8 @@ static void usage_common(FILE *f)
           "  --samples N         draw N samples (seeded); default: the histogram's own count\n"
           "  --len-scale F       multiply every length by F (e.g. 1/16 to study 64k data on a CPU)\n"
           "  --seed S            seed of the sampler, the planners, the model and the data (default 1)\n"
+          "  --progress / --no-progress   progress on stderr of drawing, planning, training (default:\n"
+          "                      when a terminal; shown for phases over 2 s)\n"
           "\n"
           "Strategies (LongAlign, arXiv 2401.18058, and two of ours):\n"
           "  --strategy S        naive | sorted | packing | packing-lw | packing-bfd |\n"
@@ -72,7 +76,9 @@ static void usage_common(FILE *f)
           "  --max-tokens L      tokens per pack and truncation length (default 65536 x len-scale)\n"
           "  --sync micro|step   sync every micro-step (ZeRO-3, default) or every step (DDP)\n"
           "  --epochs E          passes over the samples (default 1)\n"
-          "  --out FILE          results JSON (schema in README.md)\n",
+          "  --out FILE          results JSON (schema in README.md)\n"
+          "\n"
+          "Every option with a value takes it as `--opt VALUE` or `--opt=VALUE`.\n",
           f);
 }
 
@@ -116,7 +122,6 @@ static void usage(FILE *f, int train)
           "  --clip F            gradient clipping by global norm (default 1.0; 0: none)\n"
           "  --load-model FILE   start from a safetensors checkpoint (Hugging Face Llama names)\n"
           "  --save-model FILE   save the trained weights (needs a single --strategy)\n"
-          "  --progress / --no-progress   live progress on stderr (default: when a terminal)\n"
           "\n"
           "What the model learns (docs/validation.md):\n"
           "  --task T            two-source (default): targets of samples >= 8192 x len-scale tokens\n"
@@ -132,7 +137,9 @@ static void usage(FILE *f, int train)
           "Profiling (docs/profiling.md):\n"
           "  --trace[=FILE]      Chrome trace (Perfetto, chrome://tracing): a track per simulated\n"
           "                      rank with compute and bubble slices, the measured device\n"
-          "                      timeline, GPU kernels (default FILE: traces/trace-<time>.json)\n"
+          "                      timeline, GPU kernels (default FILE: traces/trace-<time>.json).\n"
+          "                      `--trace FILE` works too: the next argument is the file unless\n"
+          "                      it starts with '-' (then `--trace` alone takes the default)\n"
           "  --profile L         off | basic (default: CUPTI kernels, memcpy, memset, API) |\n"
           "                      full (+ device allocations, NVTX markers); CUDA backend only\n"
           "\n",
@@ -204,7 +211,7 @@ static void parse_options(int argc, char **argv, Options *o)
         {"val-every", required_argument, 0, O_VAL_EVERY}, {"sequences", required_argument, 0, O_SEQUENCES},
         {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
     const int train_only[] = {O_STEPS, O_BACKEND, O_MODEL, O_LAYERS, O_DTYPE, O_RECOMPUTE, O_LR, O_WD,
-                              O_CLIP, O_SAVE, O_LOAD, O_PROGRESS, O_NO_PROGRESS, O_TRACE, O_PROFILE,
+                              O_CLIP, O_SAVE, O_LOAD, O_TRACE, O_PROFILE,
                               O_COMM, O_MEASURE_PCIE, O_TASK, O_VAL_SAMPLES, O_VAL_EVERY, O_SEQUENCES};
     opterr = 0;
     optind = 1;
@@ -266,6 +273,9 @@ static void parse_options(int argc, char **argv, Options *o)
         case O_SEQUENCES: o->sequences = int_opt("sequences", optarg, 1, INT64_MAX); break;
         case O_TRACE: {
             static char def[128];
+            /* `--trace FILE` as well as `--trace=FILE`: train takes no positional argument, so a
+             * next word that is not an option can only be the file. */
+            if (!optarg && optind < argc && argv[optind][0] != '-') optarg = argv[optind++];
             if (optarg) {
                 o->trace = optarg;
             } else {
@@ -302,8 +312,7 @@ static void parse_options(int argc, char **argv, Options *o)
     if (o->len_dist && o->lengths) die_input("give --len-dist or --lengths, not both");
 }
 
-/* Strategies named by --strategy, in registry order for "all". */
-static int select_strategies(const char *spec, const Strategy **out)
+int select_strategies(const char *spec, const Strategy **out)
 {
     if (!spec || strcmp(spec, "all") == 0) {
         for (int i = 0; i < N_STRATEGIES; i++) out[i] = STRATEGIES[i];
@@ -389,19 +398,35 @@ static void print_train_table(const StrategyResult *r, int n, int with_comm)
            "  packing / sorted: ChatGLM3-6B 2.21x / 2.38x, Llama-2-7B 2.87x / 2.88x, Llama-2-13B 2.84x / 2.63x\n");
 }
 
-/* Loads the distribution and draws the samples, exiting 2 with file:line on bad input. */
-static void load_samples(const Options *o, Sample **samples, int64_t *n)
+/* Loads the distribution and draws the samples, exiting 2 with file:line on bad input. Before
+ * drawing, it checks that planning them with every chosen strategy fits in memory, so a
+ * histogram of 10^9 samples is refused at once with the --samples N that fits. */
+static void load_samples(const Options *o, const Strategy *const *chosen, const PlanConfig *cfgs, int n_strat,
+                         Sample **samples, int64_t *n)
 {
     Hist h;
-    char err[1024];
+    char err[2048];
     const char *path = o->lengths ? o->lengths : o->len_dist;
     int rc = o->lengths ? hist_load_lengths(path, &h, err, sizeof err) : hist_load(path, &h, err, sizeof err);
     if (rc != 0) die_input("%s", err);
-    if (sample_draw(&h, o->samples, o->len_scale, (uint64_t)o->seed, samples, n, err, sizeof err) != 0) {
-        hist_free(&h);
-        die_input("%s", err);
+    if (hist_zero_note(&h, err, sizeof err)) fprintf(stderr, "labench: %s\n", err);
+    int64_t count = o->samples > 0 ? o->samples : h.total;
+    if (count <= SAMPLE_MAX_COUNT) {   /* above, sample_draw says why */
+        for (int i = 0; i < n_strat; i++)
+            if (count * cfgs[i].epochs > INT32_MAX)
+                die_input("%s: %lld samples x %d epochs: at most %d sequence uses fit in a plan; "
+                          "plan a sample of it with --samples N", path, (long long)count, cfgs[i].epochs, INT32_MAX);
+        if (plan_budget_check(chosen, cfgs, n_strat, count, plan_budget_mean_len(&h, o->len_scale), o->train, err,
+                              sizeof err) != 0) {
+            hist_free(&h);
+            die_input("%s: %s", path, err);
+        }
     }
+    progress_begin(o->progress, "drawing %lld samples from %s", (long long)count, path);
+    rc = sample_draw(&h, o->samples, o->len_scale, (uint64_t)o->seed, samples, n, err, sizeof err);
+    progress_end();
     hist_free(&h);
+    if (rc != 0) die_input("%s", err);
 }
 
 static Backend *open_backend(const Options *o)
@@ -518,21 +543,22 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
     }
     if (train) printf("labench: communication: %s\n", comm_describe(&comm, comm_desc, sizeof comm_desc));
 
-    Sample *samples;
-    int64_t n_samples;
-    load_samples(&o, &samples, &n_samples);
-    SampleStats st;
-    sample_stats(samples, n_samples, &st);
-    printf("labench: %lld samples from %s (x%.4g): mean %.0f tokens, median %lld, p90 %lld, max %lld\n",
-           (long long)st.count, o.lengths ? o.lengths : o.len_dist, o.len_scale, st.mean_len,
-           (long long)st.median_len, (long long)st.p90_len, (long long)st.max_len);
-
-    /* Every config is checked before anything runs or is written. */
+    /* Every config is checked before anything is read, runs or is written. */
     PlanConfig cfgs[16];
     for (int i = 0; i < n_strat; i++) {
         cfgs[i] = strategy_config(chosen[i], &o);
         if (plan_config_check(&cfgs[i], err, sizeof err) != 0) die_input("%s", err);
     }
+
+    Sample *samples;
+    int64_t n_samples;
+    load_samples(&o, chosen, cfgs, n_strat, &samples, &n_samples);
+    SampleStats st;
+    sample_stats(samples, n_samples, &st);
+    printf("labench: %lld samples from %s (x%.4g): mean %.0f tokens, median %lld, p90 %lld, max %lld\n",
+           (long long)st.count, o.lengths ? o.lengths : o.len_dist, o.len_scale, st.mean_len,
+           (long long)st.median_len, (long long)st.p90_len, (long long)st.max_len);
+    fflush(stdout);
 
     /* Training data: the task's tokens; the planners see the training part of the samples only. */
     Task *task = NULL;
@@ -617,10 +643,12 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
     int status = 0;
     Plan plans[16];
     for (int i = 0; i < n_strat; i++) {
+        progress_begin(o.progress, "planning %s", chosen[i]->name);
         double t0 = wall_seconds();
         if (plan_make(chosen[i], &cfgs[i], plan_samples, n_plan, &plans[i], err, sizeof err) != 0)
             die_input("%s", err);
         double plan_s = wall_seconds() - t0;
+        progress_begin(o.progress, "scoring %s's plan", chosen[i]->name);
         results[i].name = chosen[i]->name;
         results[i].cfg = cfgs[i];
         plan_metrics_compute(&plans[i], plan_samples, &results[i].plan);
@@ -628,6 +656,9 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
         results[i].n_weights = plan_weight_pairs(&plans[i], 2000, &results[i].weights);
         if (val.n > 0 && val_check_disjoint(&val, &plans[i], part.ids, err, sizeof err) != 0)
             die_input("internal error: %s", err);
+        progress_end();
+        /* Only training needs the plans again: planning alone holds one at a time. */
+        if (!train) plan_free(&plans[i]);
     }
     if (train && o.sequences > 0)
         printf("labench: every strategy trains on the first %lld sequences of its plan (to a step boundary)\n",

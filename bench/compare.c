@@ -268,13 +268,8 @@ int cmd_compare(int argc, char **argv)
             usage(stdout);
             return 0;
         }
-        if (strncmp(a, "--tolerance=", 12) == 0)
-            v = a + 12;
-        else if (strcmp(a, "--tolerance") == 0) {
-            if (i + 1 >= argc) die_input("compare: --tolerance needs a value, e.g. 5%%");
-            v = argv[++i];
-        }
-        if (v) {
+        if (strcmp(a, "--tolerance") == 0 && i + 1 >= argc) die_input("compare: --tolerance needs a value, e.g. 5%%");
+        if ((v = cli_opt_value(argc, argv, &i, "--tolerance"))) {
             if (parse_tolerance(v, &tol) != 0)
                 die_input("compare: --tolerance %s: give a percentage (5%%) or a fraction below 1 (0.05)", v);
         } else if (a[0] == '-' && a[1]) {

@@ -188,8 +188,8 @@ static int parse_percent(const char *s, double *out)
     return 0;
 }
 
-/* A length (tokens): 1 .. HIST_MAX_LEN. `field` is the whole field s came from (a bin), so
- * the message can quote what the user wrote. */
+/* A length (tokens): 0 .. HIST_MAX_LEN (0: an empty record, dropped by the loaders). `field` is
+ * the whole field s came from (a bin), so the message can quote what the user wrote. */
 static int parse_len(Parser *p, const char *s, const char *field, int64_t *out)
 {
     char in[160] = "";
@@ -198,7 +198,7 @@ static int parse_len(Parser *p, const char *s, const char *field, int64_t *out)
     int r = parse_whole(s, HIST_MAX_LEN, &v);
     if (r == NUM_JUNK) return fail(p, "bad length '%s'%s (want a whole number of tokens)", s, in);
     if (r == NUM_BIG) return fail(p, "length '%s'%s over the limit %lld", s, in, (long long)HIST_MAX_LEN);
-    if (r == NUM_NEG || v == 0) return fail(p, "length must be at least 1 (got '%s'%s)", s, in);
+    if (r == NUM_NEG) return fail(p, "length must be 0 or more (got '%s'%s)", s, in);
     *out = v;
     return 0;
 }
@@ -278,9 +278,10 @@ static int parse_target(Parser *p, char *tok, TargetSpec *t)
 }
 
 /* A fixed token target must leave room for at least one prompt token in the bin's shortest
- * sample; larger draws from a range are clamped instead. */
+ * sample; larger draws from a range are clamped instead. A bin from 0 draws from 1. */
 static int check_target_fits(Parser *p, const TargetSpec *t, int64_t lo, int64_t hi, int from_directive)
 {
+    if (lo < 1) lo = 1;
     if (t->kind != TGT_TOKENS || t->lo <= (double)(lo - 1)) return 0;
     char where[64] = "";
     if (from_directive) snprintf(where, sizeof where, " (target set by @target on line %d)", p->deflt_line);
@@ -368,6 +369,21 @@ static int line_target(Parser *p, char **f, int nf, int idx, int64_t lo, int64_t
     return check_target_fits(p, t, lo, hi, 1);
 }
 
+/* Samples of length 0 on this line: counted, never kept. Their TARGET (if any) is still read,
+ * so a typo is reported; "0" is fine there, an empty record has no response either. */
+static int note_zero(Parser *p, Hist *h, int64_t count, char **f, int nf, int idx)
+{
+    if (nf > idx && strcmp(f[idx], "0") != 0) {
+        TargetSpec t;
+        if (parse_target(p, f[idx], &t) != 0) return -1;
+    }
+    if (count > HIST_MAX_COUNT - h->total - h->zero_count)
+        return fail(p, "total count over the limit 10^12 (reached on this line)");
+    h->zero_count += count;
+    if (h->zero_lines++ == 0) h->zero_first_line = p->line;
+    return 0;
+}
+
 typedef struct { Hist *h; int cap; } HistCtx;
 
 static int on_hist_line(Parser *p, char **f, int nf, void *vctx)
@@ -378,8 +394,9 @@ static int on_hist_line(Parser *p, char **f, int nf, void *vctx)
     if (parse_len_field(p, f[0], 1, &b.lo, &b.hi) != 0) return -1;
     if (nf < 2) return fail(p, "missing COUNT after '%s' (a line is LEN COUNT [TARGET] or LO-HI COUNT [TARGET])", f[0]);
     if (parse_count(p, f[1], &b.count) != 0) return -1;
+    if (b.hi == 0) return note_zero(p, c->h, b.count, f, nf, 2);
     if (line_target(p, f, nf, 2, b.lo, b.hi, &b.target) != 0) return -1;
-    if (b.count > HIST_MAX_COUNT - c->h->total)
+    if (b.count > HIST_MAX_COUNT - c->h->total - c->h->zero_count)
         return fail(p, "total count over the limit 10^12 (reached on this line)");
     c->h->total += b.count;
     return push_bin(p, c->h, &c->cap, &b);
@@ -404,10 +421,30 @@ static int load_common(const char *path, Hist *h, char *err, size_t errlen, int 
     return n < 0 ? -1 : 0;
 }
 
+/* A file whose every sample has length 0 leaves nothing to plan. */
+static int check_something_left(const Hist *h, char *err, size_t errlen)
+{
+    if (h->total > 0) return 0;
+    snprintf(err, errlen, "%s: nothing left: all %lld samples have length 0 (%d line%s from line %d); "
+             "a sample needs at least 1 token", h->path, (long long)h->zero_count, h->zero_lines,
+             h->zero_lines == 1 ? "" : "s", h->zero_first_line);
+    return -1;
+}
+
+int hist_zero_note(const Hist *h, char *buf, size_t buflen)
+{
+    if (h->zero_count <= 0) return 0;
+    snprintf(buf, buflen, "%s: dropped %lld sample%s of length 0 (%d line%s from line %d); %lld left",
+             h->path, (long long)h->zero_count, h->zero_count == 1 ? "" : "s", h->zero_lines,
+             h->zero_lines == 1 ? "" : "s", h->zero_first_line, (long long)h->total);
+    return 1;
+}
+
 int hist_load(const char *path, Hist *h, char *err, size_t errlen)
 {
     HistCtx c = { .h = h };
-    if (load_common(path, h, err, errlen, 3, "LEN COUNT [TARGET] or LO-HI COUNT [TARGET]", on_hist_line, &c) != 0) {
+    if (load_common(path, h, err, errlen, 3, "LEN COUNT [TARGET] or LO-HI COUNT [TARGET]", on_hist_line, &c) != 0 ||
+        check_something_left(h, err, errlen) != 0) {
         hist_free(h);
         return -1;
     }
@@ -417,7 +454,7 @@ int hist_load(const char *path, Hist *h, char *err, size_t errlen)
 /* ---- lengths lists ------------------------------------------------------------------------- */
 
 typedef struct { int64_t len; TargetSpec t; int line; } LenEntry;
-typedef struct { LenEntry *e; size_t n, cap; } LenCtx;
+typedef struct { LenEntry *e; size_t n, cap; Hist *h; } LenCtx;
 
 static int on_len_line(Parser *p, char **f, int nf, void *vctx)
 {
@@ -425,6 +462,7 @@ static int on_len_line(Parser *p, char **f, int nf, void *vctx)
     LenEntry e = { .line = p->line };
     int64_t hi;
     if (parse_len_field(p, f[0], 0, &e.len, &hi) != 0) return -1;
+    if (e.len == 0) return note_zero(p, c->h, 1, f, nf, 1);
     if (line_target(p, f, nf, 1, e.len, e.len, &e.t) != 0) return -1;
     if (c->n == c->cap) {
         size_t nc = c->cap ? 2 * c->cap : 1024;
@@ -458,13 +496,13 @@ static int same_pair(const LenEntry *a, const LenEntry *b)
 
 int hist_load_lengths(const char *path, Hist *h, char *err, size_t errlen)
 {
-    LenCtx c = {0};
+    LenCtx c = { .h = h };
     if (load_common(path, h, err, errlen, 2, "LEN [TARGET]", on_len_line, &c) != 0) {
         free(c.e);
         hist_free(h);
         return -1;
     }
-    qsort(c.e, c.n, sizeof *c.e, cmp_len_entry);
+    if (c.n > 1) qsort(c.e, c.n, sizeof *c.e, cmp_len_entry);   /* none at all when every line is 0 */
     Parser p = { .path = path, .err = err, .errlen = errlen };
     int cap = 0;
     for (size_t i = 0; i < c.n;) {
@@ -482,6 +520,10 @@ int hist_load_lengths(const char *path, Hist *h, char *err, size_t errlen)
         i = j;
     }
     free(c.e);
+    if (check_something_left(h, err, errlen) != 0) {
+        hist_free(h);
+        return -1;
+    }
     return 0;
 }
 
@@ -542,4 +584,6 @@ void hist_free(Hist *h)
     h->bins = NULL;
     h->n_bins = 0;
     h->total = 0;
+    h->zero_count = 0;
+    h->zero_lines = h->zero_first_line = 0;
 }

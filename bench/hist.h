@@ -21,9 +21,22 @@
 typedef enum { TGT_DEFAULT, TGT_TOKENS, TGT_PERCENT } TargetKind;
 typedef struct { TargetKind kind; double lo, hi; } TargetSpec;   /* TGT_DEFAULT: len-1 */
 
-/* Lengths uniform in [lo, hi] (lo == hi: an exact length); `line` is where it was read. */
+/* Lengths uniform in [lo, hi] (lo == hi: an exact length); `line` is where it was read. A bin
+ * may start at 0 (numpy's first edge): the sampler draws its lengths from [max(1, lo), hi]. */
 typedef struct { int64_t lo, hi, count; TargetSpec target; int line; } HistBin;
-typedef struct { HistBin *bins; int n_bins; int64_t total; char path[1024]; } Hist;
+
+/* `total` counts the samples kept. Samples of length 0 (a `0 COUNT` line, a `0-0` bin, a `0`
+ * line of a lengths list: empty records exist in real data) are not kept: they are counted in
+ * `zero_count`, on `zero_lines` lines, the first being `zero_first_line` (hist_zero_note says
+ * so in one line). A file with nothing left is refused. */
+typedef struct {
+    HistBin *bins;
+    int n_bins;
+    int64_t total;
+    int64_t zero_count;
+    int zero_lines, zero_first_line;
+    char path[1024];
+} Hist;
 
 /* Reads a .hist file. 0 on success (caller frees with hist_free), -1 with err set (and *h
  * left empty). */
@@ -39,6 +52,10 @@ int hist_load_lengths(const char *path, Hist *h, char *err, size_t errlen);
 int hist_write(FILE *f, const Hist *h, const char *header_comment);
 
 void hist_free(Hist *h);
+
+/* "FILE: dropped N samples of length 0 (...)" into buf when the file held any; returns 1 then,
+ * 0 (buf untouched) when it held none. */
+int hist_zero_note(const Hist *h, char *buf, size_t buflen);
 
 /* Formats a target spec the way .hist spells it ("" for TGT_DEFAULT) into buf. */
 void hist_target_str(const TargetSpec *t, char *buf, size_t buflen);

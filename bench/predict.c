@@ -625,7 +625,7 @@ typedef struct {
 
 static void usage(FILE *f)
 {
-    fputs("usage: labench predict --from RESULTS.json [options]\n"
+    fputs("usage: labench predict RESULTS.json [options]   (or --from RESULTS.json)\n"
           "\n"
           "Fits each strategy's measured time per micro-batch to the batch's shape,\n"
           "  t = a x computed tokens + b x sum of segment len^2 + c x segments + d   (a..d >= 0),\n"
@@ -634,10 +634,10 @@ static void usage(FILE *f)
           "micro-batch with the fit, and prints the DP wall, bubble, effective tokens/s and\n"
           "speed-up over naive: compute only and with the communication model, side by side.\n"
           "\n"
-          "  labench predict --from results/latest.json\n"
-          "  labench predict --from gpu.json --world-size 8,64,512 --comm zero3-offload --system a800\n"
+          "  labench predict results/latest.json\n"
+          "  labench predict gpu.json --world-size 8,64,512 --comm zero3-offload --system a800\n"
           "\n"
-          "  --from FILE         results JSON of `labench train` (required)\n"
+          "  RESULTS.json, --from FILE   results JSON of `labench train` (required)\n"
           "  --len-dist FILE     predict another .hist distribution (default: the run's)\n"
           "  --lengths FILE      or a plain lengths list\n"
           "  --samples N         samples to draw (default: the run's count)\n"
@@ -652,7 +652,8 @@ static void usage(FILE *f)
           f);
     fputs(COMM_USAGE, f);
     fputs("  (predict's default: --comm zero3-offload --system " COMM_DEFAULT_SYSTEM
-          ", LongAlign's setup)\n",
+          ", LongAlign's setup)\n"
+          "Every option with a value takes it as `--opt VALUE` or `--opt=VALUE`.\n",
           f);
 }
 
@@ -764,8 +765,16 @@ static void parse_options(int argc, char **argv, PredictOptions *o)
             die_input("unknown option '%s' (see labench predict --help)", argv[optind - 1]);
         }
     }
+    /* The results file as an argument, like report and compare take theirs; --from still works. */
+    if (optind < argc) {
+        if (o->from)
+            die_input("predict: give the results file once, as an argument or with --from (got '%s' and '%s')",
+                      o->from, argv[optind]);
+        o->from = argv[optind++];
+    }
     if (optind < argc) die_input("unexpected argument '%s' (see labench predict --help)", argv[optind]);
-    if (!o->from) die_input("predict needs --from RESULTS.json (the output of `labench train`)");
+    if (!o->from) die_input("predict needs a results file: labench predict RESULTS.json (or --from RESULTS.json), the output "
+                          "of `labench train`");
     if (o->len_dist && o->lengths) die_input("give --len-dist or --lengths, not both");
 }
 

@@ -4,7 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/progress.h"
 #include "strategies/rng.h"
+
+/* Report the share drawn every 2^20 samples. */
+#define PROGRESS_EVERY ((INT64_C(1) << 20) - 1)
 
 /* Uniform integer in [lo, hi]. */
 static int64_t draw_between(Rng *r, int64_t lo, int64_t hi)
@@ -12,10 +16,11 @@ static int64_t draw_between(Rng *r, int64_t lo, int64_t hi)
     return lo == hi ? lo : lo + (int64_t)rng_below(r, (uint64_t)(hi - lo) + 1);
 }
 
-/* One sample from bin b. Returns -1 if scaling pushes the length past int32. */
+/* One sample from bin b (a bin from 0 draws from 1: length-0 samples are never kept). Returns
+ * -1 if scaling pushes the length past int32. */
 static int draw_one(Rng *r, const HistBin *b, double scale, Sample *out)
 {
-    int64_t len = draw_between(r, b->lo, b->hi);
+    int64_t len = draw_between(r, b->lo > 1 ? b->lo : 1, b->hi);
     if (scale != 1.0) {
         double scaled = (double)len * scale;
         if (!(scaled < (double)HIST_MAX_LEN + 0.5)) return -1;
@@ -99,14 +104,17 @@ int sample_draw(const Hist *h, int64_t n, double len_scale, uint64_t seed,
     if (n <= 0) {
         /* The histogram's own composition: exact counts, bin by bin. */
         for (int b = 0; b < h->n_bins && bad_bin < 0; b++)
-            for (int64_t c = 0; c < h->bins[b].count; c++)
+            for (int64_t c = 0; c < h->bins[b].count; c++) {
                 if (draw_one(&r, &h->bins[b], len_scale, &s[k++]) != 0) { bad_bin = b; break; }
+                if ((k & PROGRESS_EVERY) == 0) progress_update(k, count);
+            }
     } else {
         int64_t acc = 0;
         for (int b = 0; b < h->n_bins; b++) cum[b] = (acc += h->bins[b].count);
         for (; k < count; k++) {
             int b = find_bin(cum, h->n_bins, (int64_t)rng_below(&r, (uint64_t)acc));
             if (draw_one(&r, &h->bins[b], len_scale, &s[k]) != 0) { bad_bin = b; break; }
+            if ((k & PROGRESS_EVERY) == 0) progress_update(k, count);
         }
     }
     free(cum);
@@ -128,6 +136,19 @@ static int cmp_i32(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Lengths up to this are counted per length for the percentiles (a count per length: 32 MiB at
+ * most, and O(n) where sorting 10^8 lengths takes seconds); longer ones are sorted. */
+#define STATS_COUNT_MAX_LEN (1 << 22)
+
+/* The k-th smallest length (k from 1), from counts per length. */
+static int64_t kth_from_counts(const int64_t *per_len, int64_t max_len, int64_t k)
+{
+    int64_t seen = 0;
+    for (int64_t len = 0; len <= max_len; len++)
+        if ((seen += per_len[len]) >= k) return len;
+    return max_len;
+}
+
 void sample_stats(const Sample *s, int64_t n, SampleStats *st)
 {
     memset(st, 0, sizeof *st);
@@ -142,6 +163,18 @@ void sample_stats(const Sample *s, int64_t n, SampleStats *st)
     }
     st->mean_len = (double)st->tokens / (double)n;
 
+    /* Nearest rank: the ceil(q*n)-th smallest; integer arithmetic avoids float rounding. */
+    const int64_t k50 = (n + 1) / 2, k90 = (9 * n + 9) / 10;
+    if (st->max_len <= STATS_COUNT_MAX_LEN) {
+        int64_t *per_len = calloc((size_t)st->max_len + 1, sizeof *per_len);
+        if (per_len) {
+            for (int64_t i = 0; i < n; i++) per_len[s[i].len > 0 ? s[i].len : 0]++;
+            st->median_len = kth_from_counts(per_len, st->max_len, k50);
+            st->p90_len = kth_from_counts(per_len, st->max_len, k90);
+            free(per_len);
+            return;
+        }
+    }
     int32_t *lens = malloc((size_t)n * sizeof *lens);
     if (!lens) {
         st->median_len = st->p90_len = -1;
@@ -149,8 +182,7 @@ void sample_stats(const Sample *s, int64_t n, SampleStats *st)
     }
     for (int64_t i = 0; i < n; i++) lens[i] = s[i].len;
     qsort(lens, (size_t)n, sizeof *lens, cmp_i32);
-    /* Nearest rank: the ceil(q*n)-th smallest; integer arithmetic avoids float rounding. */
-    st->median_len = lens[(n + 1) / 2 - 1];
-    st->p90_len = lens[(9 * n + 9) / 10 - 1];
+    st->median_len = lens[k50 - 1];
+    st->p90_len = lens[k90 - 1];
     free(lens);
 }

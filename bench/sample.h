@@ -19,7 +19,7 @@
 /* Draws samples from h into a fresh array *out (caller frees) of *n_out samples.
  *  n <= 0: the histogram's own composition: every bin gives exactly `count` samples.
  *  n > 0:  n samples, each from a bin picked with probability count / total.
- * Lengths are uniform within the bin, then scaled: len = max(1, llround(len * len_scale)); a
+ * Lengths are uniform within the bin (a bin from 0: from 1), then scaled: len = max(1, llround(len * len_scale)); a
  * token target is scaled the same way, a percentage applies to the scaled length, and the
  * target is clamped to [min(1, len-1), len-1]. Samples come out in the order drawn.
  * Returns 0, or -1 with err set (bad scale, more than SAMPLE_MAX_COUNT samples, a scaled
@@ -37,8 +37,9 @@ typedef struct {
     int64_t min_len, median_len, p90_len, max_len;
 } SampleStats;
 
-/* Fills st (all zero for n <= 0). Percentiles need a sorted copy; if that allocation fails
- * they are set to -1 and the rest is still filled. */
+/* Fills st (all zero for n <= 0). Percentiles come from a count per length (a sorted copy when
+ * a length is over 2^22); if that allocation fails they are set to -1 and the rest is still
+ * filled. */
 void sample_stats(const Sample *s, int64_t n, SampleStats *st);
 
 #endif

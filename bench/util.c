@@ -1,5 +1,7 @@
 #include "bench/util.h"
 
+#include "bench/progress.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -10,6 +12,7 @@
 
 void die_input(const char *fmt, ...)
 {
+    progress_abort();   /* a progress line in the making ends before the message */
     va_list ap;
     va_start(ap, fmt);
     fputs("labench: ", stderr);
@@ -113,4 +116,15 @@ int parse_f64(const char *s, double min, double max, double *out)
     if (errno == ERANGE || *end != 0 || !(v >= min && v <= max)) return -1;
     *out = v;
     return 0;
+}
+
+const char *cli_opt_value(int argc, char **argv, int *i, const char *name)
+{
+    const char *a = argv[*i];
+    size_t len = strlen(name);
+    if (strncmp(a, name, len) != 0) return NULL;
+    if (a[len] == '=') return a + len + 1;
+    if (a[len] != 0) return NULL;
+    if (*i + 1 >= argc) die_input("%s needs a value", name);
+    return argv[++*i];
 }

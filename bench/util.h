@@ -28,6 +28,11 @@ int make_dirs(const char *path);
 /* Monotonic wall clock in seconds. */
 double wall_seconds(void);
 
+/* One convention for every subcommand's options: an option with a value takes it as
+ * `--name VALUE` or `--name=VALUE`. If argv[*i] is option `name` in either form, returns its
+ * value (advancing *i past a separate VALUE); else NULL. A missing VALUE exits 2. */
+const char *cli_opt_value(int argc, char **argv, int *i, const char *name);
+
 /* Strict number parsing for options and files: the whole string must be the number.
  * Return 0 on success, -1 on junk, overflow or out-of-range. */
 int parse_i64(const char *s, long long min, long long max, long long *out);

@@ -8,6 +8,7 @@
 
 #include "bench/comm.h"
 #include "bench/run.h"
+#include "bench/util.h"
 #include "model/safetensors.h"
 #include "strategies/rng.h"
 
@@ -21,13 +22,8 @@ static const char *labench(void)
 static int run_cli(const char *args, char *out, size_t n)
 {
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", labench(), args);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t got = fread(out, 1, n - 1, p);
-    out[got] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    snprintf(cmd, sizeof cmd, "%s %s", labench(), args);
+    return test_run_capture(cmd, out, n);
 }
 
 static void expect_bad(const char *args, const char *needle)
@@ -76,6 +72,145 @@ static void test_bad_histogram(void **state)
     snprintf(needle, sizeof needle, "%s:3:", path);
     expect_bad(args, needle);
     unlink(path);
+}
+
+/* Real length files: numpy's bins from 0 and `0 COUNT` lines plan; the length-0 samples are
+ * dropped with one line that says how many; a file of nothing but those is still refused. */
+static void test_zero_lengths_plan(void **state)
+{
+    (void)state;
+    char path[64], args[256], out[16384];
+    const char text[] = "# numpy.histogram edges\n0-3237 400\n3238-6444 100\n0 7\n";
+    test_write_file(path, sizeof path, text, sizeof text - 1);
+    snprintf(args, sizeof args, "plan --strategy all --len-dist %s", path);
+    assert_int_equal(0, run_cli(args, out, sizeof out));
+    assert_non_null(strstr(out, "dropped 7 samples of length 0 (1 line from line 4); 500 left"));
+    assert_non_null(strstr(out, "500 samples from"));
+    unlink(path);
+
+    const char zeros[] = "0 7\n0-0 3\n";
+    test_write_file(path, sizeof path, zeros, sizeof zeros - 1);
+    snprintf(args, sizeof args, "plan --len-dist %s", path);
+    char needle[128];
+    snprintf(needle, sizeof needle, "%s: nothing left: all 10 samples have length 0", path);
+    expect_bad(args, needle);
+    unlink(path);
+}
+
+/* Every distribution shipped in data/ plans with every strategy. */
+static void test_shipped_files_plan(void **state)
+{
+    (void)state;
+    FILE *ls = popen("ls data/*.hist", "r");
+    assert_non_null(ls);
+    char name[256], args[512], out[16384];
+    int n = 0;
+    while (fgets(name, sizeof name, ls)) {
+        name[strcspn(name, "\n")] = 0;
+        snprintf(args, sizeof args, "plan --strategy all --len-dist %s", name);
+        int rc = run_cli(args, out, sizeof out);
+        if (rc != 0 || !strstr(out, "packing-balanced")) {
+            print_error("labench %s: exit %d\n%s\n", args, rc, out);
+            fail();
+        }
+        n++;
+    }
+    pclose(ls);
+    assert_true(n >= 6);
+}
+
+/* A histogram of 10^8 samples is a one-line file. Where its plan will not fit in memory, labench
+ * says so before drawing anything and names --samples N; with --samples it plans, showing the
+ * progress of every phase (LABENCH_PROGRESS_AFTER=0 makes every phase show at once, so the test
+ * does not wait; LABENCH_MEMAVAILABLE pins what "available" is, so the outcome is the same on
+ * every machine). */
+static void test_huge_histogram(void **state)
+{
+    (void)state;
+    char path[64], args[512], out[16384];
+    const char text[] = "1-2000 100000000\n";
+    test_write_file(path, sizeof path, text, sizeof text - 1);
+
+    snprintf(args, sizeof args, "plan --len-dist %s", path);
+    setenv("LABENCH_MEMAVAILABLE", "1G", 1);
+    double t0 = wall_seconds();
+    int rc = run_cli(args, out, sizeof out);
+    double dt = wall_seconds() - t0;
+    print_message("refused in %.3f s: %s", dt, out);
+    assert_int_equal(2, rc);
+    assert_non_null(strstr(out, "100000000 samples need about"));
+    assert_non_null(strstr(out, "1.0 GiB is available (LABENCH_MEMAVAILABLE)"));
+    assert_non_null(strstr(out, "--samples N (--samples "));
+    assert_null(strstr(out, "samples from"));   /* nothing was drawn */
+
+    /* The remedy it names works, and every phase reports. */
+    setenv("LABENCH_PROGRESS_AFTER", "0", 1);
+    snprintf(args, sizeof args, "plan --len-dist %s --samples 200000 --progress", path);
+    rc = run_cli(args, out, sizeof out);
+    if (rc != 0) print_error("%s\n", out);
+    assert_int_equal(0, rc);
+    assert_non_null(strstr(out, "drawing 200000 samples from"));
+    for (int i = 0; i < N_STRATEGIES; i++) {
+        char want[96];
+        snprintf(want, sizeof want, "planning %s: done in", STRATEGIES[i]->name);
+        assert_non_null(strstr(out, want));
+        snprintf(want, sizeof want, "scoring %s's plan: done in", STRATEGIES[i]->name);
+        assert_non_null(strstr(out, want));
+    }
+    /* Without --progress (stderr is a pipe here) nothing of it shows. */
+    snprintf(args, sizeof args, "plan --len-dist %s --samples 2000", path);
+    assert_int_equal(0, run_cli(args, out, sizeof out));
+    assert_null(strstr(out, "done in"));
+    unsetenv("LABENCH_PROGRESS_AFTER");
+    unsetenv("LABENCH_MEMAVAILABLE");
+    unlink(path);
+}
+
+/* One convention for values: `--opt VALUE` and `--opt=VALUE` everywhere; --trace's value is
+ * optional, so `--trace FILE` takes FILE only when it is not an option. */
+static void test_option_forms(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/labench-opts-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char args[1024], out[16384], trace[300], results[300];
+    snprintf(trace, sizeof trace, "%s/space.json", dir);
+    snprintf(results, sizeof results, "%s/r.json", dir);
+    const char *tiny = "train --backend cpu --strategy naive --samples 32 --steps 1 --world-size 2 --val-samples 0";
+    snprintf(args, sizeof args, "%s --trace %s --out %s", tiny, trace, results);
+    assert_int_equal(0, run_cli(args, out, sizeof out));
+    assert_true(file_exists(trace));
+    json_error_t e;
+    json_t *root = json_load_file(trace, 0, &e);
+    assert_non_null(root);
+    json_decref(root);
+    snprintf(trace, sizeof trace, "%s/equals.json", dir);
+    snprintf(args, sizeof args, "%s --trace=%s --out=%s", tiny, trace, results);
+    assert_int_equal(0, run_cli(args, out, sizeof out));
+    assert_true(file_exists(trace));
+    /* A word after --trace that could be a file but starts a new option stays an option. */
+    expect_bad("train --trace --frobnicate", "unknown option '--frobnicate'");
+    /* The other subcommands take both forms. */
+    char list[64], hist[300];
+    const char text[] = "10\n20 5\n";
+    test_write_file(list, sizeof list, text, sizeof text - 1);
+    snprintf(hist, sizeof hist, "%s/l.hist", dir);
+    snprintf(args, sizeof args, "hist %s --out=%s --bin-width=16", list, hist);
+    assert_int_equal(0, run_cli(args, out, sizeof out));
+    assert_true(file_exists(hist));
+    snprintf(args, sizeof args, "bench-plan --samples=2000 --strategy packing --len-dist=%s", hist);
+    assert_int_equal(0, run_cli(args, out, sizeof out));
+    assert_non_null(strstr(out, "planning 2000 samples"));
+    expect_bad("bench-plan --samples", "--samples needs a value");
+    expect_bad("bench-plan --samples=0", "--samples must be an integer");
+    expect_bad("hist --bin-width", "needs a value");
+    unlink(list);
+    unlink(hist);
+    unlink(trace);
+    snprintf(trace, sizeof trace, "%s/space.json", dir);
+    unlink(trace);
+    unlink(results);
+    rmdir(dir);
 }
 
 /* A failing run writes no results: the output path stays absent, no temporary is left. */
@@ -325,6 +460,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_bad_histogram),
+        cmocka_unit_test(test_zero_lengths_plan),
+        cmocka_unit_test(test_shipped_files_plan),
+        cmocka_unit_test(test_huge_histogram),
+        cmocka_unit_test(test_option_forms),
         cmocka_unit_test(test_no_half_written_output),
         cmocka_unit_test(test_grad_bad_batches),
         cmocka_unit_test(test_grad_uniform_loss),

@@ -140,9 +140,13 @@ static const BadCase BAD_HIST[] = {
     { "", 0, 0, "empty file" },
     { "# only a comment\n\n   \n# another\n", 0, 0, "no data lines" },
     { "@target 50%\n", 0, 0, "no data lines" },
-    { "100 5\n0 3\n", 0, 2, "length must be at least 1 (got '0')" },
-    { "100 5\n\n-5 3\n", 0, 3, "length must be at least 1 (got '-5')" },
-    { "100 5\n100-0 3\n", 0, 2, "length must be at least 1 (got '0' in bin '100-0')" },
+    { "100 5\n\n-5 3\n", 0, 3, "length must be 0 or more (got '-5')" },
+    { "100 5\n-3-10 3\n", 0, 2, "length must be 0 or more (got '-3' in bin '-3-10')" },
+    { "100 5\n100-0 3\n", 0, 2, "bin '100-0' has LO above HI (100 > 0)" },
+    { "0 5\n# c\n0-0 3\n", 0, 0, "nothing left: all 8 samples have length 0 (2 lines from line 1)" },
+    { "0 0\n", 0, 1, "count must be at least 1 (got '0')" },
+    { "100 1\n0 5 abc\n", 0, 2, "bad target 'abc'" },
+    { "0-100 5 10\n", 0, 1, "the shortest sample here has 1 tokens, so at most 0 can be targets" },
     { "abc 5\n", 0, 1, "bad length 'abc'" },
     { "1000000000000 1\n", 0, 1, "length '1000000000000' over the limit 2147483647" },
     { "2147483648 1\n", 0, 1, "over the limit 2147483647" },
@@ -178,7 +182,7 @@ static const BadCase BAD_HIST[] = {
     { "@target 5 6\n100 5\n", 0, 1, "@target wants exactly one target spec" },
     { "@target zz\n100 5\n", 0, 1, "bad target 'zz'" },
     { "@targt 5\n100 5\n", 0, 1, "unknown directive '@targt'" },
-    { "100 5\r\n\r\n0 1\r\n", 0, 3, "length must be at least 1" },
+    { "100 5\r\n\r\n-1 1\r\n", 0, 3, "length must be 0 or more" },
     { "100 5\n\0\0\0\x01\x02", 11, 0, "not a text file (NUL byte 0x00 on line 2)" },
     { "\x7f" "ELF\x02\x01\x01\x03\x04\n", 0, 0, "not a text file" },
     { "100 5\n\xff\xfe\x80\x81 garbage\n", 0, 0, "not a text file (invalid UTF-8 0xff on line 2)" },
@@ -286,12 +290,74 @@ static void test_lengths_list_groups(void **state)
     hist_free(&h);
 }
 
+/* Real exports: numpy's first bin edge is 0, and empty records have length 0. A bin from 0
+ * draws from 1; length-0 samples are dropped and counted, whatever their (valid) target. */
+static void test_zero_lengths_accepted(void **state)
+{
+    (void)state;
+    const char *text = "0-3237 10 50%\n"
+                       "0 4\n"
+                       "0-0 2 0\n"
+                       "100 1\n";
+    char path[256], err[ERRLEN];
+    Hist h;
+    assert_int_equal(load_text(text, strlen(text), 0, &h, path, err), 0);
+    assert_int_equal(h.n_bins, 2);
+    assert_int_equal(h.total, 11);
+    assert_bin(&h.bins[0], 0, 3237, 10, TGT_PERCENT, 50, 50, 1);
+    assert_bin(&h.bins[1], 100, 100, 1, TGT_DEFAULT, 0, 0, 4);
+    assert_int_equal(h.zero_count, 6);
+    assert_int_equal(h.zero_lines, 2);
+    assert_int_equal(h.zero_first_line, 2);
+    char note[ERRLEN];
+    assert_int_equal(hist_zero_note(&h, note, sizeof note), 1);
+    assert_err(note, path, 0, "dropped 6 samples of length 0 (2 lines from line 2); 11 left");
+
+    /* Drawn lengths start at 1, never 0; the whole composition is the 11 kept. */
+    Sample *s;
+    int64_t n;
+    assert_int_equal(sample_draw(&h, 0, 1.0, 7, &s, &n, err, sizeof err), 0);
+    assert_int_equal(n, 11);
+    int32_t shortest = INT32_MAX;
+    for (int64_t i = 0; i < 10; i++) {
+        assert_true(s[i].len >= 1 && s[i].len <= 3237);
+        if (s[i].len < shortest) shortest = s[i].len;
+    }
+    free(s);
+    assert_int_equal(sample_draw(&h, 5000, 1.0, 7, &s, &n, err, sizeof err), 0);
+    for (int64_t i = 0; i < n; i++) assert_true(s[i].len >= 1);
+    free(s);
+
+    /* Written back as read: the 0 edge stays. */
+    Hist back;
+    write_and_reload(&h, "zero edge", &back);
+    assert_same_hist(&h, &back);
+    hist_free(&back);
+    hist_free(&h);
+
+    /* A file without any: no note. */
+    const char *plain = "5 1\n";
+    assert_int_equal(load_text(plain, strlen(plain), 0, &h, path, err), 0);
+    assert_int_equal(hist_zero_note(&h, note, sizeof note), 0);
+    hist_free(&h);
+
+    /* Lengths lists: a `0` line (with or without a target) is an empty record. */
+    const char *list = "0\n5 2\n0 0\n0 7\n5 2\n";
+    assert_int_equal(load_text(list, strlen(list), 1, &h, path, err), 0);
+    assert_int_equal(h.n_bins, 1);
+    assert_bin(&h.bins[0], 5, 5, 2, TGT_TOKENS, 2, 2, 2);
+    assert_int_equal(h.zero_count, 3);
+    assert_int_equal(h.zero_first_line, 1);
+    hist_free(&h);
+}
+
 static const BadCase BAD_LENGTHS[] = {
     { "", 0, 0, "empty file" },
     { "# nothing\n", 0, 0, "no data lines" },
     { "100\n100-200\n", 0, 2, "'100-200' is a range" },
     { "100\n100 100\n", 0, 2, "target 100 tokens over the length" },
-    { "0\n", 0, 1, "length must be at least 1" },
+    { "0\n0 0\n", 0, 0, "nothing left: all 2 samples have length 0" },
+    { "5\n-1\n", 0, 2, "length must be 0 or more (got '-1')" },
     { "100 5 6\n", 0, 1, "unexpected '6'" },
     { "100 x\n", 0, 1, "bad target 'x'" },
     { "\0\n", 2, 0, "not a text file" },
@@ -375,7 +441,7 @@ static void test_cmd_hist_lossless_and_binned(void **state)
     unlink(out);
 
     /* Bad input and bad options: status 2, and no output file left behind. */
-    const char *bad = "100\n0\n";
+    const char *bad = "100\n-1\n";
     char badin[256];
     test_write_file(badin, sizeof badin, bad, strlen(bad));
     assert_int_equal(run_cmd("hist", badin, "-o", out, NULL, NULL), 2);
@@ -421,7 +487,7 @@ static void test_sampler_deterministic(void **state)
     assert_true(differ > 4500);    /* lengths mostly come from wide bins: nearly all differ */
     /* Pinned: the same on every machine, and a change to the sampler's stream is noticed
      * (such a change alters every benchmark's samples, so it should be deliberate). */
-    const Sample pinned[4] = { {902, 608}, {795, 407}, {9188, 731}, {310, 220} };
+    const Sample pinned[4] = { {176, 119}, {692, 354}, {788, 532}, {1370, 973} };   /* data/longalign-mix.hist */
     for (int i = 0; i < 4; i++) {
         assert_int_equal(a[i].len, pinned[i].len);
         assert_int_equal(a[i].target, pinned[i].target);
@@ -516,8 +582,8 @@ static void test_sampler_len_scale(void **state)
     int64_t na, nb;
     assert_int_equal(sample_draw(&h, 0, 1.0, 5, &a, &na, err, sizeof err), 0);
     assert_int_equal(sample_draw(&h, 0, 1.0 / 16, 5, &b, &nb, err, sizeof err), 0);
-    assert_int_equal(na, 10000);
-    assert_int_equal(nb, 10000);
+    assert_int_equal(na, 9888);
+    assert_int_equal(nb, 9888);
     SampleStats sa, sb;
     sample_stats(a, na, &sa);
     sample_stats(b, nb, &sb);
@@ -617,27 +683,33 @@ static double hist_mean(const Hist *h)
     return sum / (double)h->total;
 }
 
+/* data/longalign-10k.hist is longalign-10k-quantiles.hist's buckets in ChatGLM3 tokens
+ * (scripts/make_longalign_hists.py): the same counts, edges x 63954/53176, from the paper's 8k. */
 static void test_shipped_longalign_10k(void **state)
 {
     (void)state;
-    Hist h;
+    Hist h, q;
     load_data("longalign-10k.hist", &h);
-    assert_int_equal(h.total, 10000);
+    load_data("longalign-10k-quantiles.hist", &q);
+    assert_int_equal(h.total, 9888);
+    assert_int_equal(q.total, 9888);
+    assert_int_equal(h.n_bins, q.n_bins);
     assert_int_equal(h.bins[0].lo, 8192);
-    assert_int_equal(h.bins[h.n_bins - 1].hi, 65536);
-    int64_t cmin = h.total, cmax = 0;
+    assert_int_equal(h.bins[h.n_bins - 1].hi, 63954);   /* row 0: 63,954 ChatGLM3 = 53,176 Qwen3 tokens */
     for (int i = 0; i < h.n_bins; i++) {
         const HistBin *b = &h.bins[i];
         if (i > 0) assert_int_equal(b->lo, h.bins[i - 1].hi + 1);   /* contiguous */
-        assert_true(b->hi - b->lo + 1 <= 4097);
+        assert_int_equal(b->count, q.bins[i].count);
+        assert_int_equal(b->hi, llround((double)q.bins[i].hi * 63954.0 / 53176.0));
         assert_int_equal(b->target.kind, TGT_TOKENS);
         assert_close(b->target.lo, 100, 0, 0);
         assert_close(b->target.hi, 1000, 0, 0);
-        if (b->count < cmin) cmin = b->count;
-        if (b->count > cmax) cmax = b->count;
     }
-    assert_true(cmax - cmin <= 1);        /* "fairly evenly distributed" */
-    assert_close(hist_mean(&h), 36856, 1, 0);
+    /* The measured shape: half the rows below the median (13.8k ChatGLM3 tokens), 10% above p90. */
+    assert_int_equal(h.bins[0].count, 9888 / 2);
+    assert_int_equal(h.bins[h.n_bins - 1].count, 989);
+    assert_close(hist_mean(&h), 20452, 1, 0);
+    hist_free(&q);
     hist_free(&h);
 }
 
@@ -663,43 +735,45 @@ static void test_shipped_sharegpt(void **state)
     hist_free(&h);
 }
 
+/* data/longalign-mix.hist keeps Figure 3's counts bin by bin, split into a LongAlign-10k part
+ * (100-1000 response tokens) and a ShareGPT part (50%-75%). */
 static void test_shipped_mix(void **state)
 {
     (void)state;
-    Hist mix, lng;
+    Hist mix, fig3, lng;
     load_data("longalign-mix.hist", &mix);
+    load_data("longalign-fig3-trainmix.hist", &fig3);
     load_data("longalign-10k.hist", &lng);
-    assert_int_equal(mix.total, 110000);
-    /* The long part is exactly longalign-10k. */
-    int64_t long_count = 0, short_count = 0;
+    assert_int_equal(mix.total, fig3.total);
+    assert_int_equal(mix.total, 92950);
+    int64_t long_count = 0;
     int j = 0;
-    for (int i = 0; i < mix.n_bins; i++) {
-        const HistBin *b = &mix.bins[i];
-        if (b->lo >= 8192) {
-            assert_true(j < lng.n_bins);
-            assert_int_equal(b->lo, lng.bins[j].lo);
-            assert_int_equal(b->hi, lng.bins[j].hi);
-            assert_int_equal(b->count, lng.bins[j].count);
-            assert_int_equal(b->target.kind, TGT_TOKENS);
-            j++;
-            long_count += b->count;
-        } else {
-            assert_true(b->hi <= 8192);
-            assert_int_equal(b->target.kind, TGT_PERCENT);
-            short_count += b->count;
+    for (int i = 0; i < fig3.n_bins; i++) {
+        const HistBin *f = &fig3.bins[i];
+        int64_t sum = 0;
+        for (; j < mix.n_bins && mix.bins[j].lo == f->lo && mix.bins[j].hi == f->hi; j++) {
+            const HistBin *b = &mix.bins[j];
+            sum += b->count;
+            if (b->target.kind == TGT_TOKENS) {
+                assert_close(b->target.lo, 100, 0, 0);
+                assert_close(b->target.hi, 1000, 0, 0);
+                assert_true(b->hi > 8192);   /* LongAlign-10k starts at 8k */
+                long_count += b->count;
+            } else {
+                assert_int_equal(b->target.kind, TGT_PERCENT);
+                assert_close(b->target.lo, 50, 0, 0);
+                assert_close(b->target.hi, 75, 0, 0);
+            }
         }
+        assert_int_equal(sum, f->count);
     }
-    assert_int_equal(j, lng.n_bins);
-    assert_int_equal(long_count, 10000);
-    assert_int_equal(short_count, 100000);
-
-    /* The calibration the header states: mean about 4,450 tokens, so that next-fit packs of 64k
-     * (about 80% full) hold about 12 sequences. */
+    assert_int_equal(j, mix.n_bins);
+    assert_true(long_count > 9000 && long_count <= lng.total);
     double m = hist_mean(&mix);
-    print_message("longalign-mix: %lld samples, mean length %.1f, %.1f%% under 8k\n",
-                  (long long)mix.total, m, 100.0 * (double)short_count / (double)mix.total);
-    assert_true(m >= 4300 && m <= 4600);
-    assert_close(m, 4455, 1, 0);
+    print_message("longalign-mix: %lld samples, %lld of them LongAlign-10k, mean length %.1f\n",
+                  (long long)mix.total, (long long)long_count, m);
+    assert_close(m, 5355, 1, 0);
+    assert_int_equal(mix.bins[0].lo, 0);   /* as the figure: drawn from 1 */
 
     /* Drawing the whole mix reproduces that mean, and every sample fits its bin's rules. */
     char err[ERRLEN];
@@ -709,17 +783,54 @@ static void test_shipped_mix(void **state)
     SampleStats st;
     sample_stats(s, n, &st);
     assert_close(st.mean_len, m, 0, 0.01);
-    assert_true(st.min_len >= 16 && st.max_len <= 65536);
-    for (int64_t i = 0; i < n; i++) {
-        int32_t len = s[i].len, t = s[i].target;
-        assert_true(t >= 1 && t <= len - 1);
-        /* n <= 0 draws bin by bin: the long part comes first in the file, then ShareGPT. */
-        if (i < long_count) assert_true(len >= 8192 && t >= 100 && t <= 1000);
-        else assert_true(len <= 8192 && t >= llround(0.5 * len) && t <= llround(0.75 * len));
-    }
+    assert_true(st.min_len >= 1 && st.max_len <= 61014);
+    for (int64_t i = 0; i < n; i++) assert_true(s[i].target >= 1 || s[i].len == 1);
     free(s);
-    hist_free(&mix);
     hist_free(&lng);
+    hist_free(&fig3);
+    hist_free(&mix);
+}
+
+/* The two LongAlign files are what scripts/make_longalign_hists.py makes of their sources. */
+static void test_longalign_files_current(void **state)
+{
+    (void)state;
+    char out[4096];
+    if (test_run_capture("python3 --version", out, sizeof out) != 0) {
+        print_message("SKIP: no python3 to run scripts/make_longalign_hists.py --check\n");
+        skip();
+    }
+    int rc = test_run_capture("python3 scripts/make_longalign_hists.py --check", out, sizeof out);
+    if (rc != 0) print_error("%s\n", out);
+    assert_int_equal(rc, 0);
+}
+
+/* The real and published files load, with the totals their headers state. */
+static void test_shipped_sources(void **state)
+{
+    (void)state;
+    const struct { const char *name; int64_t total; } files[] = {
+        {"longalign-fig3-trainmix.hist", 92950}, {"longalign-10k-quantiles.hist", 9888},
+        {"openchat_v1_multipack.hist", 6144}, {"azure-llm-conv-2023.hist", 19366},
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        Hist h;
+        load_data(files[i].name, &h);
+        assert_int_equal(h.total, files[i].total);
+        assert_int_equal(h.zero_count, 0);
+        hist_free(&h);
+    }
+    /* The trace: every request's reply is its target, so the mean reply is 211 tokens. */
+    Hist az;
+    load_data("azure-llm-conv-2023.hist", &az);
+    double replies = 0;
+    for (int i = 0; i < az.n_bins; i++) {
+        assert_int_equal(az.bins[i].target.kind, TGT_TOKENS);
+        replies += az.bins[i].target.lo * (double)az.bins[i].count;
+    }
+    assert_close(replies / (double)az.total, 211.1, 0.05, 0);
+    assert_close(hist_mean(&az), 1365.8, 0.05, 0);
+    hist_free(&az);
 }
 
 int main(void)
@@ -728,6 +839,7 @@ int main(void)
         cmocka_unit_test(test_parse_lines_and_targets),
         cmocka_unit_test(test_parse_limits_accepted),
         cmocka_unit_test(test_docs_example_loads),
+        cmocka_unit_test(test_zero_lengths_accepted),
         cmocka_unit_test(test_bad_hist_inputs),
         cmocka_unit_test(test_missing_and_directory),
         cmocka_unit_test(test_lengths_list_groups),
@@ -742,6 +854,8 @@ int main(void)
         cmocka_unit_test(test_shipped_longalign_10k),
         cmocka_unit_test(test_shipped_sharegpt),
         cmocka_unit_test(test_shipped_mix),
+        cmocka_unit_test(test_shipped_sources),
+        cmocka_unit_test(test_longalign_files_current),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

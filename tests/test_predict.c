@@ -511,9 +511,9 @@ static void test_command_end_to_end(void **state)
     unlink(out);
 
     /* Another distribution scale: L follows it (4096 x 2 = 8192), and the largest packs now go
-     * beyond what was measured. */
-    char *argv2[] = {"predict", "--from", src, "--out", out, "--world-size", "4", "--len-scale", "1/8", NULL};
-    assert_int_equal(0, predict_in_child(9, argv2, msg, sizeof msg));
+     * beyond what was measured. (The results file as an argument this time, like report's.) */
+    char *argv2[] = {"predict", src, "--out", out, "--world-size", "4", "--len-scale", "1/8", NULL};
+    assert_int_equal(0, predict_in_child(8, argv2, msg, sizeof msg));
     root = json_load_file(out, 0, &je);
     assert_non_null(root);
     json_t *p4 = find_named(json_object_get(json_array_get(json_object_get(root, "predictions"), 0), "strategies"),
@@ -593,6 +593,12 @@ static void test_command_refuses_bad_input(void **state)
     char *unknown[] = {"predict", "--from", src, "--frobnicate", NULL};
     assert_int_equal(2, predict_in_child(4, unknown, msg, sizeof msg));
     assert_non_null(strstr(msg, "unknown option"));
+    char *twice[] = {"predict", "--from", src, src, NULL};
+    assert_int_equal(2, predict_in_child(4, twice, msg, sizeof msg));
+    assert_non_null(strstr(msg, "give the results file once"));
+    char *two_files[] = {"predict", src, src, NULL};
+    assert_int_equal(2, predict_in_child(3, two_files, msg, sizeof msg));
+    assert_non_null(strstr(msg, "unexpected argument"));
 
     /* Nothing was written by any refusal. */
     assert_int_equal(-1, access(out, F_OK));
