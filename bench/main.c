@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "bench/cli.h"
+#include "bench/dp.h"
 #include "bench/hist.h"
 #include "bench/plan_metrics.h"
 #include "bench/predict.h"
@@ -27,11 +28,13 @@ static void usage(FILE *f)
           "  hist FILE         turn a plain list of lengths into a .hist distribution\n"
           "  grad              one forward/backward on given weights and batch: check against PyTorch\n"
           "  bench-plan        time the planners on 1,000,000 samples\n"
+          "  dp-check          check the collectives of --dp real (NCCL on GPUs, MPI on CPUs) on known data\n"
           "  help              this text\n"
           "\n"
           "Start here:\n"
           "  labench --strategy all --len-dist data/longalign-mix.hist\n"
           "  labench plan --strategy all --len-dist data/longalign-mix.hist\n"
+          "  mpirun -np 2 labench --dp real --strategy packing   (real ranks; see labench --help)\n"
           "\n"
           "Exit status: 0 ok; 1 a regression (compare); 2 unusable input (bad file, bad option, no GPU, out of memory).\n",
           f);
@@ -64,6 +67,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "grad") == 0) return cmd_grad(argc - 1, argv + 1);
     if (strcmp(cmd, "bench-plan") == 0) return cmd_bench_plan(argc - 1, argv + 1);
     if (strcmp(cmd, "predict") == 0) return cmd_predict(argc - 1, argv + 1);
+    if (strcmp(cmd, "dp-check") == 0) return cmd_dp_check(argc - 1, argv + 1);
     if (cmd[0] && cmd[0] != '-') {
         fprintf(stderr, "labench: unknown command '%s' (see labench help)\n", cmd);
         return 2;

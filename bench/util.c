@@ -8,14 +8,19 @@
 #include <time.h>
 #include <unistd.h>
 
+static void (*die_hook)(const char *msg);
+
+void die_set_hook(void (*hook)(const char *msg)) { die_hook = hook; }
+
 void die_input(const char *fmt, ...)
 {
+    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    fputs("labench: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (die_hook) die_hook(msg);   /* does not return */
+    fprintf(stderr, "labench: %s\n", msg);
     exit(EXIT_BAD_INPUT);
 }
 
