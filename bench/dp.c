@@ -221,11 +221,14 @@ static void comm_done(Rank *R, double start, double bytes)
     R->cursor = c;
 }
 
-/* ---- the data plane: NCCL on GPU memory, MPI on host memory ---- */
+/* ---- the data plane: NCCL on GPU memory, MPI on host memory ----
+ * NCCL runs on its own stream: the copies queued on the backend's stream before it (staging)
+ * must be done first. */
 
 static void tr_all_reduce(Rank *R, void *buf, size_t n)
 {
     char e[512];
+    if (R->dc->nccl) R->be->synchronize(R->be);
     if (!R->dc->nccl)
         dp_host_all_reduce_sum(buf, n, R->pdt);
     else if (nccl_all_reduce_sum(R->dc->nccl, buf, n, R->pdt, e, sizeof e) != 0)
@@ -235,6 +238,7 @@ static void tr_all_reduce(Rank *R, void *buf, size_t n)
 static void tr_all_gather(Rank *R, const void *send, void *recv, size_t n)
 {
     char e[512];
+    if (R->dc->nccl) R->be->synchronize(R->be);
     if (!R->dc->nccl)
         dp_host_all_gather(send, recv, n, R->pdt);
     else if (nccl_all_gather(R->dc->nccl, send, recv, n, R->pdt, e, sizeof e) != 0)
@@ -244,6 +248,7 @@ static void tr_all_gather(Rank *R, const void *send, void *recv, size_t n)
 static void tr_reduce_scatter(Rank *R, const void *send, void *recv, size_t n)
 {
     char e[512];
+    if (R->dc->nccl) R->be->synchronize(R->be);
     if (!R->dc->nccl)
         dp_host_reduce_scatter_sum(send, recv, n, R->pdt);
     else if (nccl_reduce_scatter_sum(R->dc->nccl, send, recv, n, R->pdt, e, sizeof e) != 0)
@@ -730,12 +735,12 @@ void dp_run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const DpRun
                  : "CUDA events per micro-batch on each real rank; waits and collectives on the host");
 
     /* all ranks leave this sync point together: the common zero of their clocks */
+    if (rc->val && rc->val_every > 0 && run_evaluate(&m, rc, task, 0, 0, out, err, sizeof err) != 0) dp_fail(err);
     R.step = 0;
     dp_sync("start of the timed run");
     R.t0 = R.cursor = wall_seconds();
     R.recording = 1;
     prof_range_push(plan->strategy);
-    if (rc->val && rc->val_every > 0 && run_evaluate(&m, rc, task, 0, 0, out, err, sizeof err) != 0) dp_fail(err);
     char name[64];
     for (int step = 0; step < n_steps; step++) {
         inject_fault(&R, step);
@@ -772,6 +777,7 @@ void dp_run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const DpRun
                 be->mark(be, 0);
                 double loss = model_forward_backward(&m, &bb.batch, NULL);
                 be->mark(be, 1);
+                be->synchronize(be);   /* the compute slice ends when the device is done */
                 double t = be->seconds_between(be, 0, 1) - R.span->wait_s - R.span->comm_s;
                 ev_add(&R, DP_EV_COMPUTE, R.cursor, wall_seconds());
                 R.computing = 0;
@@ -802,6 +808,7 @@ void dp_run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const DpRun
         if (rc->val && ((rc->val_every > 0 && (step + 1) % rc->val_every == 0) || step + 1 == n_steps)) {
             if (R.zero3) zero3_materialize(&R);
             if (run_evaluate(&m, rc, task, step + 1, out->sequences_seen, out, err, sizeof err) != 0) dp_fail(err);
+            dp_sync("after validation");   /* so that no rank's evaluation counts as another's wait */
         }
     }
     prof_range_pop();

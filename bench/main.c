@@ -34,7 +34,7 @@ static void usage(FILE *f)
           "Start here:\n"
           "  labench --strategy all --len-dist data/longalign-mix.hist\n"
           "  labench plan --strategy all --len-dist data/longalign-mix.hist\n"
-          "  mpirun -np 2 labench --dp real --strategy packing   (real ranks; see labench --help)\n"
+          "  mpirun -np 2 labench --dp real --strategy packing   (real ranks: labench train --help)\n"
           "\n"
           "Exit status: 0 ok; 1 a regression (compare); 2 unusable input (bad file, bad option, no GPU, out of memory).\n",
           f);

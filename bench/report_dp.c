@@ -2,6 +2,7 @@
  * compute. Reads run.dp_real straight from the results JSON (rf->root); files without it (every
  * simulated run) get no section. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "bench/report.h"
@@ -26,13 +27,15 @@ int results_dp_real(const ResultsFile *rf)
     return json_is_string(dp) && strcmp(json_string_value(dp), "real") == 0;
 }
 
-static void cell(FILE *f, double v, const char *fmt, double scale)
+/* "sim / real | diff | " cells of one figure, n/a where the file has none. */
+static void trio(FILE *f, const json_t *d, const char *key, const char *fmt, double scale)
 {
-    if (isfinite(v))
-        fprintf(f, fmt, v * scale);
-    else
-        fputs("n/a", f);
-    fputs(" | ", f);
+    double s = num(d, "simulated", key), r = num(d, "measured", key), diff = num(d, "difference_percent", key);
+    char a[32] = "n/a", b[32] = "n/a", c[32] = "n/a";
+    if (isfinite(s)) snprintf(a, sizeof a, fmt, s * scale);
+    if (isfinite(r)) snprintf(b, sizeof b, fmt, r * scale);
+    if (isfinite(diff)) snprintf(c, sizeof c, "%+.0f%%", diff);
+    fprintf(f, "%s / %s | %s | ", a, b, c);
 }
 
 void md_dp_real(FILE *f, const ResultsFile *rf)
@@ -60,24 +63,9 @@ void md_dp_real(FILE *f, const ResultsFile *rf)
         fprintf(f, "| %s | %lld | %s | ", json_is_string(name) ? json_string_value(name) : "?",
                 (long long)json_integer_value(json_object_get(d, "ranks")),
                 json_is_string(pat) ? json_string_value(pat) : "?");
-        double bs = num(d, "simulated", "dp_bubble_fraction"), br = num(d, "measured", "dp_bubble_fraction");
-        if (isfinite(bs) && isfinite(br))
-            fprintf(f, "%.1f%% / %.1f%% | ", 100 * bs, 100 * br);
-        else
-            fputs("n/a | ", f);
-        cell(f, num(d, "difference_percent", "dp_bubble_fraction"), "%+.0f%%", 1);
-        double cs = num(d, "simulated", "comm_seconds"), cr = num(d, "measured", "comm_seconds");
-        if (isfinite(cs) && isfinite(cr))
-            fprintf(f, "%.3g / %.3g | ", cs, cr);
-        else
-            fputs("n/a | ", f);
-        cell(f, num(d, "difference_percent", "comm_seconds"), "%+.0f%%", 1);
-        double ts = num(d, "simulated", "effective_tokens_per_s"), tr = num(d, "measured", "effective_tokens_per_s");
-        if (isfinite(ts) && isfinite(tr))
-            fprintf(f, "%.0f / %.0f | ", ts, tr);
-        else
-            fputs("n/a | ", f);
-        cell(f, num(d, "difference_percent", "effective_tokens_per_s"), "%+.0f%%", 1);
+        trio(f, d, "dp_bubble_fraction", "%.1f%%", 100);
+        trio(f, d, "comm_seconds", "%.3g", 1);
+        trio(f, d, "effective_tokens_per_s", "%.0f", 1);
         fprintf(f, "%s |\n", json_is_true(json_object_get(d, "weights_identical")) ? "yes" : "**no**");
     }
     const json_t *d0 = NULL;

@@ -6,7 +6,6 @@
 #include "tests/test_util.h"
 
 #include <jansson.h>
-#include <sys/wait.h>
 #include <time.h>
 
 #include "bench/dp.h"
@@ -50,17 +49,12 @@ static const char *ENV(void)
 /* The tiny CPU run every test uses: 2 layers, lengths x 1/16, a few steps. */
 #define TINY "--backend cpu --samples 400 --val-samples 0 --no-progress"
 
-/* Runs a shell command, stdout and stderr into out; returns its exit status (-1: killed). */
+/* Runs ENV CMD in the shell, stdout and stderr into out; returns its exit status (-1: killed). */
 static int run_sh(const char *cmd, char *out, size_t n)
 {
     char full[8192];
-    snprintf(full, sizeof full, "%s %s 2>&1", ENV(), cmd);
-    FILE *p = popen(full, "r");
-    assert_non_null(p);
-    size_t got = fread(out, 1, n - 1, p);
-    out[got] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    snprintf(full, sizeof full, "%s %s", ENV(), cmd);
+    return test_shell(full, out, n);
 }
 
 static int have_mpi(void)

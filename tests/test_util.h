@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* Writes text to a fresh temporary file and returns its path (static buffer per call site). */
@@ -21,6 +22,20 @@ static inline void test_write_file(char *path, size_t pathlen, const char *text,
     assert_true(fd >= 0);
     assert_int_equal((ssize_t)len, write(fd, text, len));
     close(fd);
+}
+
+/* Runs a shell command, stdout and stderr into out (NUL-terminated); returns its exit status, or
+ * -1 when it did not exit (a signal). */
+static inline int test_shell(const char *cmd, char *out, size_t n)
+{
+    char full[8400];
+    snprintf(full, sizeof full, "%.8192s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    assert_non_null(p);
+    size_t got = fread(out, 1, n - 1, p);
+    out[got] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 /* Asserts |a - b| <= atol + rtol * |b|, printing both on failure. */
