@@ -26,15 +26,14 @@ static void usage(FILE *f)
           "  predict --from R.json   fit per-micro-batch time from a run; predict other cluster\n"
           "                    sizes and length distributions, with and without communication\n"
           "  hist FILE         turn a plain list of lengths into a .hist distribution\n"
+          "  dp-check          check the collectives of --dp real (NCCL on GPUs, MPI on CPUs) on known data\n"
           "  grad              one forward/backward on given weights and batch: check against PyTorch\n"
           "  bench-plan        time the planners on 1,000,000 samples\n"
-          "  dp-check          check the collectives of --dp real (NCCL on GPUs, MPI on CPUs) on known data\n"
           "  help              this text\n"
           "\n"
           "Start here:\n"
           "  labench --strategy all --len-dist data/longalign-mix.hist\n"
           "  labench plan --strategy all --len-dist data/longalign-mix.hist\n"
-          "  mpirun -np 2 labench --dp real --strategy packing   (real ranks: labench train --help)\n"
           "\n"
           "Exit status: 0 ok; 1 a regression (compare); 2 unusable input (bad file, bad option, no GPU, out of memory).\n",
           f);

@@ -18,7 +18,7 @@ static void progress_line(const char *name, int step, int n_steps, double loss, 
 }
 
 /* Model FLOPs of a micro-batch's real tokens: pads are waste, not model work. */
-double mb_real_flops(const ModelConfig *c, const Plan *p, const MicroBatch *mb, int64_t real_tokens)
+static double mb_real_flops(const ModelConfig *c, const Plan *p, const MicroBatch *mb, int64_t real_tokens)
 {
     double real_sq = 0;
     for (int r = 0; r < mb->n_rows; r++) {

@@ -14,13 +14,18 @@ void die_set_hook(void (*hook)(const char *msg)) { die_hook = hook; }
 
 void die_input(const char *fmt, ...)
 {
-    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    if (die_hook) {   /* --dp real: every rank must hear of it (the hook does not return) */
+        char msg[2048];
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        die_hook(msg);
+    }
+    fputs("labench: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
     va_end(ap);
-    if (die_hook) die_hook(msg);   /* does not return */
-    fprintf(stderr, "labench: %s\n", msg);
     exit(EXIT_BAD_INPUT);
 }
 

@@ -3,9 +3,9 @@
 # The CUDA toolkit is optional: with nvcc at $CUDA_HOME/bin (default /usr/local/cuda) the build
 # adds the CUDA backend; without it labench is CPU-only.
 set -euo pipefail
-# openmpi-bin + libopenmpi-dev: real data parallelism (`mpirun -np W labench --dp real`) and its tests.
-PKGS=(build-essential libcmocka-dev libjansson-dev libopenblas-dev gnuplot-nox python3 git openmpi-bin libopenmpi-dev)
+PKGS=(build-essential libcmocka-dev libjansson-dev libopenblas-dev gnuplot-nox python3 git)
 missing=()
+PKGS+=(openmpi-bin libopenmpi-dev)   # real data parallelism: `mpirun -np W labench --dp real`, tests/test_dp.c
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done

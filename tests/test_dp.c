@@ -52,9 +52,9 @@ static const char *ENV(void)
 /* Runs ENV CMD in the shell, stdout and stderr into out; returns its exit status (-1: killed). */
 static int run_sh(const char *cmd, char *out, size_t n)
 {
-    char full[8192];
+    char full[6144];
     snprintf(full, sizeof full, "%s %s", ENV(), cmd);
-    return test_shell(full, out, n);
+    return test_run_capture(full, out, n);
 }
 
 static int have_mpi(void)

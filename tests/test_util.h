@@ -24,12 +24,12 @@ static inline void test_write_file(char *path, size_t pathlen, const char *text,
     close(fd);
 }
 
-/* Runs a shell command, stdout and stderr into out (NUL-terminated); returns its exit status, or
- * -1 when it did not exit (a signal). */
-static inline int test_shell(const char *cmd, char *out, size_t n)
+/* Runs a shell command, its stdout and stderr captured into out (NUL-terminated); returns its
+ * exit status (-1 if it did not exit). */
+static inline int test_run_capture(const char *cmd, char *out, size_t n)
 {
-    char full[8400];
-    snprintf(full, sizeof full, "%.8192s 2>&1", cmd);
+    char full[8192];
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
     FILE *p = popen(full, "r");
     assert_non_null(p);
     size_t got = fread(out, 1, n - 1, p);
