@@ -7,6 +7,8 @@
 # library, except bench/main.c (the CLI) and two suffixes that follow the CUDA switch:
 #   *_cuda.c   compiled only when nvcc is found (may include CUDA headers);
 #   *_nocuda.c compiled only when it is not (stubs that say why).
+#   *_mpi.c    compiled only when MPI is found (may include mpi.h);
+#   *_nompi.c  compiled only when it is not (stubs that say how to get it).
 # kernels/cuda/*.cu are compiled by nvcc for sm_80 and sm_90.
 
 CC       ?= gcc
@@ -42,6 +44,30 @@ LIB_C    := $(filter-out %_cuda.c, $(LIB_C))
 LIB_CU   :=
 endif
 
+# MPI for real data parallelism (--dp real, bench/dp_mpi.c): found like nvcc, through Open MPI's
+# pkg-config file or its compiler wrapper (mpicc --showme). NOMPI=1 builds without it; that
+# labench runs everything but --dp real, which then says how to get it. NCCL is never linked:
+# profile/nccl_cuda.c loads libnccl.so.2 at run time, and uses nccl.h for its types when found.
+ifeq ($(NOMPI),1)
+MPI_LIBS :=
+else
+MPI_LIBS := $(shell pkg-config --libs ompi 2>/dev/null || mpicc --showme:link 2>/dev/null)
+MPI_CFLAGS := $(shell pkg-config --cflags ompi 2>/dev/null || mpicc --showme:compile 2>/dev/null)
+endif
+ifneq ($(strip $(MPI_LIBS)),)
+LIB_C    := $(filter-out %_nompi.c, $(LIB_C))
+CFLAGS   += -DLABENCH_MPI=1 $(MPI_CFLAGS)
+LDLIBS   += $(MPI_LIBS)
+else
+LIB_C    := $(filter-out %_mpi.c, $(LIB_C))
+endif
+ifneq ($(NVCC),)
+ifneq ($(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h),)
+CFLAGS   += -DLABENCH_HAVE_NCCL_H=1
+endif
+CFLAGS   += -DLABENCH_CUDA_HOME='"$(CUDA_HOME)"'
+endif
+
 LIB_OBJ  := $(LIB_C:%.c=$(BUILD)/%.o) $(LIB_CU:%.cu=$(BUILD)/%.cu.o)
 TESTS    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 GPU_TESTS := $(patsubst tests/gpu/%.c,$(BUILD)/tests/gpu/%,$(wildcard tests/gpu/test_*.c))
@@ -50,6 +76,9 @@ GPU_TESTS := $(patsubst tests/gpu/%.c,$(BUILD)/tests/gpu/%,$(wildcard tests/gpu/
 all: labench
 ifeq ($(NVCC),)
 	@echo "note: nvcc not found (CUDA_HOME=$(CUDA_HOME)): built the CPU-only labench"
+endif
+ifeq ($(strip $(MPI_LIBS)),)
+	@echo "note: MPI not found$(if $(filter 1,$(NOMPI)), (NOMPI=1)): built without --dp real (scripts/setup.sh installs Open MPI)"
 endif
 
 labench: $(BUILD)/labench

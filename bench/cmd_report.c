@@ -666,21 +666,26 @@ static void md_machine(FILE *f, const ResultsFile *rf)
         same &= rf->strategies[i].world_size == rf->strategies[0].world_size &&
                 strcmp(rf->strategies[i].sync, rf->strategies[0].sync) == 0;
     fputs("- **data parallel:** ", f);
+    const int real = results_dp_real(rf);
     if (same) {
         const RepStrategy *s = &rf->strategies[0];
-        fprintf(f, "W = %d simulated ranks, sync %s (%s)", s->world_size, s->sync,
+        fprintf(f, "W = %d %s ranks, sync %s (%s)", s->world_size, real ? "real" : "simulated", s->sync,
                 strcmp(s->sync, "micro") == 0 ? "every micro-step, as ZeRO-3" : "once per optimizer step, as DDP");
     } else {
         for (int i = 0; i < rf->n_strategies; i++)
             fprintf(f, "%s%s W = %d sync %s", i ? "; " : "", rf->strategies[i].name, rf->strategies[i].world_size,
                     rf->strategies[i].sync);
     }
-    if (train) {
+    if (train && real) {
+        fputs(", one process and device each (`--dp real`): waits and communication measured", f);
+    } else if (train) {
         fputs(", played in turn by the one device; communication ", f);
         if (rf->comm_per_sync_s > 0)
             fprintf(f, "modelled (%s, %.3g s per micro-step)", rf->comm, rf->comm_per_sync_s);
         else
             fputs("not modelled", f);
+    }
+    if (train) {
         if (rf->steps > 0)
             fprintf(f, "\n- **steps:** %d optimizer steps per strategy (fewer where a plan has fewer)", rf->steps);
         else
@@ -722,8 +727,12 @@ static void md_train_table(FILE *f, const ResultsFile *rf)
     }
     fputs("\n", f);
     if (!isfinite(base)) fputs("No naive run in this file, so no speed-ups (run `--strategy all`).\n\n", f);
-    fputs("Effective tokens/s: real (non-pad) tokens / simulated DP wall time. DP bubble: share of the W ranks' "
-          "time spent waiting for the slowest rank at sync points. GPU idle: gaps between kernels inside a rank "
+    fputs(results_dp_real(rf) ? "Effective tokens/s: real (non-pad) tokens / measured DP wall time of the real ranks. DP "
+                                "bubble: share of the W ranks' time measured waiting at the sync points."
+                              : "Effective tokens/s: real (non-pad) tokens / simulated DP wall time. DP bubble: share of "
+                                "the W ranks' time spent waiting for the slowest rank at sync points.",
+          f);
+    fputs(" GPU idle: gaps between kernels inside a rank "
           "(n/a where the results do not have it). Padding: pad / computed tokens of the steps run. Packing "
           "efficiency, loss weights: from the whole plan. Loss weight: each sequence's effective weight x M "
           "(sequences per optimizer step), 1 for all under LongAlign's Eq. 2. Final loss: the last step's "
@@ -1018,6 +1027,7 @@ int report_generate(const char *const *inputs, int n_inputs, const ReportOptions
         fputs(train ? "### Strategies\n\n" : "### Plan metrics\n\n", f);
         if (train) {
             md_train_table(f, rf);
+            md_dp_real(f, rf);
             md_longalign(f, rf);
         } else {
             md_plan_table(f, rf);

@@ -9,6 +9,7 @@
 
 #include "bench/cli.h"
 #include "bench/comm.h"
+#include "bench/dp.h"
 #include "bench/task.h"
 #include "bench/validate.h"
 #include "bench/hist.h"
@@ -24,6 +25,7 @@
 #include "model/model.h"
 #include "model/safetensors.h"
 #include "profile/cupti.h"
+#include "profile/nccl.h"
 #include "profile/nvtx.h"
 #include "profile/trace.h"
 
@@ -54,6 +56,9 @@ typedef struct {
     long long val_samples;        /* --val-samples, -1: val_default_count */
     long long val_every;          /* --val-every, 0: after the last step only */
     long long sequences;          /* --sequences, 0: --steps decides */
+    DpMode dp;                    /* --dp simulated (default) | real */
+    double dp_timeout;            /* --dp-timeout seconds */
+    int dp_check, dp_share_gpus;  /* --dp-check, --dp-share-gpus */
 } Options;
 
 static void usage_common(FILE *f)
@@ -115,7 +120,8 @@ static void usage(FILE *f, int train)
           "  --backend B         cpu | cuda | auto (default auto: CUDA when a GPU is usable)\n"
           "  --model P           tiny | small | 1b | 7b (default tiny on CPU, small on GPU)\n"
           "  --layers N          run N layers of the preset (per-layer cost is what strategies change)\n"
-          "  --dtype D           bf16 | fp32 on CUDA (default bf16); the CPU backend is fp32\n"
+          "  --dtype D           bf16 | fp32 on CUDA (default bf16); the CPU backend is fp32, or fp64\n"
+          "                      (--dtype fp64: the CPU backend in double, for equivalence checks)\n"
           "  --recompute         recompute each layer's forward in the backward (less memory)\n"
           "  --steps N           optimizer steps per strategy (default 8 on CPU, 10 on GPU; 0: all)\n"
           "  --lr F              AdamW learning rate (default 1e-3), --weight-decay F (0.01),\n"
@@ -144,6 +150,19 @@ static void usage(FILE *f, int train)
           "                      full (+ device allocations, NVTX markers); CUDA backend only\n"
           "\n",
           f);
+    fputs("Data parallelism (docs/communication.md, \"Real data parallelism\"):\n"
+          "  --dp simulated|real simulated (default): one device plays the W ranks in turn, waits derived,\n"
+          "                      communication modelled. real: under `mpirun -np W` (or srun), each process\n"
+          "                      runs its own rank on its own device (CPU: MPI collectives; CUDA: NCCL,\n"
+          "                      local rank -> GPU), waits and collectives measured; --comm ddp | zero3 |\n"
+          "                      zero3-offload picks the collectives (default zero3 with --sync micro,\n"
+          "                      ddp with --sync step); --world-size defaults to the processes started\n"
+          "  --dp-timeout S      under --dp real: a rank more than S seconds late at a sync point ends the\n"
+          "                      run, naming it (default 600)\n"
+          "  --dp-check          under --dp real: compare every rank's parameters (a checksum) after every step\n"
+          "  --dp-share-gpus     under --dp real: allow more ranks than GPUs on a host (rank -> local rank mod GPUs)\n"
+          "\n",
+          f);
     fputs(COMM_USAGE, f);
     fputs("  --measure-pcie      measure host<->device bandwidth on the GPU and use it (CUDA backend)\n\n", f);
     fputs("On a CPU the defaults (tiny model, lengths x 1/16, 8 steps) finish the comparison of\n"
@@ -156,7 +175,7 @@ enum {
     O_STRATEGY = 256, O_LEN_DIST, O_LENGTHS, O_SAMPLES, O_LEN_SCALE, O_SEED, O_WORLD, O_MICRO, O_ACCUM,
     O_MAXTOK, O_SYNC, O_EPOCHS, O_OUT, O_STEPS, O_BACKEND, O_MODEL, O_LAYERS, O_DTYPE, O_RECOMPUTE, O_LR, O_WD,
     O_CLIP, O_SAVE, O_LOAD, O_PROGRESS, O_NO_PROGRESS, O_HELP, O_TRACE, O_PROFILE, O_COMM, O_MEASURE_PCIE,
-    O_TASK, O_VAL_SAMPLES, O_VAL_EVERY, O_SEQUENCES
+    O_TASK, O_VAL_SAMPLES, O_VAL_EVERY, O_SEQUENCES, O_DP, O_DP_TIMEOUT, O_DP_CHECK, O_DP_SHARE
 };
 
 static long long int_opt(const char *name, const char *v, long long min, long long max)
@@ -209,6 +228,8 @@ static void parse_options(int argc, char **argv, Options *o)
         {"host-mem-gbps", required_argument, 0, O_COMM}, {"measure-pcie", no_argument, 0, O_MEASURE_PCIE},
         {"task", required_argument, 0, O_TASK}, {"val-samples", required_argument, 0, O_VAL_SAMPLES},
         {"val-every", required_argument, 0, O_VAL_EVERY}, {"sequences", required_argument, 0, O_SEQUENCES},
+        {"dp", required_argument, 0, O_DP}, {"dp-timeout", required_argument, 0, O_DP_TIMEOUT},
+        {"dp-check", no_argument, 0, O_DP_CHECK}, {"dp-share-gpus", no_argument, 0, O_DP_SHARE},
         {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
     const int train_only[] = {O_STEPS, O_BACKEND, O_MODEL, O_LAYERS, O_DTYPE, O_RECOMPUTE, O_LR, O_WD,
                               O_CLIP, O_SAVE, O_LOAD, O_TRACE, O_PROFILE,
@@ -222,6 +243,9 @@ static void parse_options(int argc, char **argv, Options *o)
                 if (c == train_only[i])
                     die_input("--%s is a training option; `labench plan` does not train (use `labench train`)",
                               longopts[li].name);
+        if (!o->train && c >= O_DP && c <= O_DP_SHARE)   /* --dp and its options, also training only */
+            die_input("--%s is a training option; `labench plan` does not train (use `labench train`)",
+                      longopts[li].name);
         switch (c) {
         case O_STRATEGY: o->strategy = optarg; break;
         case O_LEN_DIST: o->len_dist = optarg; break;
@@ -255,8 +279,8 @@ static void parse_options(int argc, char **argv, Options *o)
         case O_MODEL: o->model = optarg; break;
         case O_LAYERS: o->layers = int_opt("layers", optarg, 1, 1000); break;
         case O_DTYPE:
-            if (strcmp(optarg, "bf16") && strcmp(optarg, "fp32"))
-                die_input("--dtype must be bf16 or fp32 (got '%s')", optarg);
+            if (strcmp(optarg, "bf16") && strcmp(optarg, "fp32") && strcmp(optarg, "fp64"))
+                die_input("--dtype must be bf16, fp32 or fp64 (got '%s')", optarg);
             o->dtype = optarg;
             break;
         case O_RECOMPUTE: o->recompute = 1; break;
@@ -271,6 +295,17 @@ static void parse_options(int argc, char **argv, Options *o)
         case O_VAL_SAMPLES: o->val_samples = int_opt("val-samples", optarg, 0, 1000000000LL); break;
         case O_VAL_EVERY: o->val_every = int_opt("val-every", optarg, 0, 1000000); break;
         case O_SEQUENCES: o->sequences = int_opt("sequences", optarg, 1, INT64_MAX); break;
+        case O_DP:
+            if (strcmp(optarg, "simulated") == 0)
+                o->dp = DP_SIMULATED;
+            else if (strcmp(optarg, "real") == 0)
+                o->dp = DP_REAL;
+            else
+                die_input("--dp must be simulated or real (got '%s')", optarg);
+            break;
+        case O_DP_TIMEOUT: o->dp_timeout = real_opt("dp-timeout", optarg, 0.1, 1e7); break;
+        case O_DP_CHECK: o->dp_check = 1; break;
+        case O_DP_SHARE: o->dp_share_gpus = 1; break;
         case O_TRACE: {
             static char def[128];
             /* `--trace FILE` as well as `--trace=FILE`: train takes no positional argument, so a
@@ -429,13 +464,18 @@ static void load_samples(const Options *o, const Strategy *const *chosen, const 
     if (rc != 0) die_input("%s", err);
 }
 
-static Backend *open_backend(const Options *o)
+/* gpu: the GPU to open (real data parallelism: this rank's); *used: the GPU opened, -1 on the CPU. */
+static Backend *open_backend(const Options *o, int gpu, int *used)
 {
     char err[512];
     Backend *be = NULL;
     DType act = o->dtype && strcmp(o->dtype, "fp32") == 0 ? DT_F32 : DT_BF16;
-    if (strcmp(o->backend, "cpu") != 0) {
-        be = backend_cuda_create(act, 0, err, sizeof err);
+    int fp64 = o->dtype && strcmp(o->dtype, "fp64") == 0;
+    if (fp64 && strcmp(o->backend, "cuda") == 0) die_input("--dtype fp64 is for the CPU backend; CUDA runs bf16 or fp32");
+    *used = -1;
+    if (strcmp(o->backend, "cpu") != 0 && !fp64) {
+        be = backend_cuda_create(act, gpu, err, sizeof err);
+        if (be) *used = gpu;
         if (!be && strcmp(o->backend, "cuda") == 0)
             die_input("--backend cuda: %s", err);
         if (!be) fprintf(stderr, "labench: no usable GPU (%s); running on the CPU backend\n", err);
@@ -443,7 +483,7 @@ static Backend *open_backend(const Options *o)
     if (!be) {
         if (o->dtype && strcmp(o->dtype, "bf16") == 0)
             die_input("--dtype bf16 needs the CUDA backend; the CPU backend computes in fp32");
-        be = backend_cpu_create(DT_F32, err, sizeof err);
+        be = backend_cpu_create(fp64 ? DT_F64 : DT_F32, err, sizeof err);
         if (!be) die_input("CPU backend: %s", err);
     }
     return be;
@@ -483,6 +523,76 @@ static int plan_weight_pairs(const Plan *p, int max, double (**out)[2])
     return n;
 }
 
+/* --dp real, before the backend: MPI up, --world-size checked against the processes started,
+ * every rank but 0 quiet on stdout. Under a launcher without --dp real: an error. */
+static void dp_start(Options *o, DpWorld *world)
+{
+    char launcher[128], err[1024];
+    int launched = dp_launcher_size(launcher, sizeof launcher);
+    if (o->dp != DP_REAL) {
+        if (launched > 1)
+            die_input("started by %s as one of %d processes, but without --dp real: give --dp real to run each "
+                      "process as one real data-parallel rank, or start a single process for the simulation",
+                      launcher, launched);
+        if (o->dp_check || o->dp_timeout > 0 || o->dp_share_gpus)
+            die_input("--dp-check, --dp-timeout and --dp-share-gpus are for --dp real");
+        return;
+    }
+    if (dp_world_init(world, o->dp_timeout > 0 ? o->dp_timeout : DP_DEFAULT_TIMEOUT_S, err, sizeof err) != 0)
+        die_input("--dp real: %s", err);
+    if (o->world_size && o->world_size != world->size)
+        die_input("--world-size %lld does not match the %d process%s started%s%s: under --dp real every process is "
+                  "one rank; leave --world-size out, or start %lld (mpirun -np %lld)",
+                  o->world_size, world->size, world->size == 1 ? "" : "es", launched ? " by " : "",
+                  launched ? launcher : "", o->world_size, o->world_size);
+    o->world_size = world->size;
+    if (world->rank != 0) {
+        o->progress = 0;
+        if (!freopen("/dev/null", "w", stdout)) die_input("cannot silence rank %d's stdout", world->rank);
+    }
+}
+
+/* --dp real after the backend: the collectives' pattern from --comm, the ranks checked, NCCL up
+ * on GPUs. Fills dc (and owns *ranks, *nccl). */
+static void dp_prepare(const Options *o, const DpWorld *world, Backend *be, int gpu, CommConfig *comm,
+                       const PlanConfig *cfgs, int n_strat, DpRanks *ranks, DpRunConfig *dc)
+{
+    char err[1024], desc[640];
+    if (!o->comm.comm) comm->kind = cfgs[0].sync == SYNC_STEP ? COMM_DDP : COMM_ZERO3;
+    if (comm->kind == COMM_NONE)
+        die_input("--dp real exchanges real gradients: --comm none is for the simulation; give --comm ddp, zero3 "
+                  "or zero3-offload");
+    for (int i = 0; i < n_strat; i++)
+        if (comm->kind != COMM_DDP && cfgs[i].sync == SYNC_STEP)
+            die_input("--comm %s gathers and scatters every micro-step: it needs --sync micro (or use --comm ddp)",
+                      comm_kind_name(comm->kind));
+    dp_ranks_check(world, be, gpu, o->dp_share_gpus, ranks);
+    memset(dc, 0, sizeof *dc);
+    dc->world = world;
+    dc->ranks = ranks;
+    dc->timeout_s = o->dp_timeout > 0 ? o->dp_timeout : DP_DEFAULT_TIMEOUT_S;
+    dc->check = o->dp_check;
+    dc->pattern = comm->kind;
+    dc->comm = *comm;
+    if (gpu < 0) {
+        snprintf(dc->transport, sizeof dc->transport, "MPI collectives on host memory (%s)", world->library);
+    } else {
+        unsigned char id[NCCL_ID_BYTES], *ids = malloc((size_t)world->size * NCCL_ID_BYTES);
+        if (!ids) die_input("out of host memory");
+        memset(id, 0, sizeof id);
+        if (nccl_load(desc, sizeof desc, err, sizeof err) != 0 ||
+            (world->rank == 0 && nccl_unique_id(id, err, sizeof err) != 0))
+            die_input("--dp real on CUDA: %s", err);
+        dp_allgather_bytes(id, NCCL_ID_BYTES, ids);   /* rank 0's id to every rank */
+        dc->nccl = nccl_comm_init_rank(ids, world->size, world->rank, gpu, err, sizeof err);
+        free(ids);
+        if (!dc->nccl) die_input("--dp real on CUDA: %s", err);
+        snprintf(dc->transport, sizeof dc->transport, "%.400s on GPU memory; control: %.120s", desc, world->library);
+    }
+    printf("labench: --dp real: %d rank%s (%s), %s collectives; %s\n", world->size, world->size == 1 ? "" : "s",
+           world->library, comm_kind_name(comm->kind), dc->transport);
+}
+
 static int run_command(int argc, char **argv, const char *command_line, int train)
 {
     Options o = {0};
@@ -507,12 +617,26 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
     if (o.save_model && n_strat != 1)
         die_input("--save-model saves one strategy's weights: give a single --strategy");
 
+    DpWorld world = {0};
+    const int real = train && o.dp == DP_REAL;
+    if (train) dp_start(&o, &world);
+    int gpu = 0, gpu_used = -1;
+    if (real && strcmp(o.backend, "cpu") != 0 && !(o.dtype && strcmp(o.dtype, "fp64") == 0)) {
+        char why[512];
+        if (dp_pick_gpu(&world, o.dp_share_gpus, &gpu, why, sizeof why) != 0) {
+            if (strcmp(o.backend, "cuda") == 0) die_input("--dp real --backend cuda: %s", why);
+            fprintf(stderr, "labench: rank %d: no GPU for this rank (%s); running on the CPU backend\n", world.rank,
+                    why);
+            o.backend = "cpu";
+        }
+    }
+
     Backend *be = NULL;
     ModelConfig mc_cfg;
     float *init = NULL;
     char err[1024];
     if (train) {
-        be = open_backend(&o);
+        be = open_backend(&o, gpu, &gpu_used);
         int on_cpu = strcmp(be->name, "cpu") == 0;
         if (!o.len_scale_set && on_cpu) o.len_scale = CPU_DEFAULT_LEN_SCALE;
         if (o.steps < 0) o.steps = on_cpu ? CPU_DEFAULT_STEPS : GPU_DEFAULT_STEPS;
@@ -541,13 +665,20 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
         else
             fprintf(stderr, "labench: --measure-pcie: %s; PCIe stays modelled\n", why);
     }
-    if (train) printf("labench: communication: %s\n", comm_describe(&comm, comm_desc, sizeof comm_desc));
+    if (train && !real) printf("labench: communication: %s\n", comm_describe(&comm, comm_desc, sizeof comm_desc));
 
     /* Every config is checked before anything is read, runs or is written. */
     PlanConfig cfgs[16];
     for (int i = 0; i < n_strat; i++) {
         cfgs[i] = strategy_config(chosen[i], &o);
         if (plan_config_check(&cfgs[i], err, sizeof err) != 0) die_input("%s", err);
+    }
+    DpRanks ranks = {0};
+    DpRunConfig dc = {0};
+    if (real) {
+        dp_prepare(&o, &world, be, gpu_used, &comm, cfgs, n_strat, &ranks, &dc);
+        printf("labench: communication: %s (modelled beside the measured)\n",
+               comm_describe(&comm, comm_desc, sizeof comm_desc));
     }
 
     Sample *samples;
@@ -598,8 +729,12 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
     double overhead = 0;
     char cupti_status[512] = "not used (CPU backend: wall-clock timing)";
     Trace *trace = NULL;
-    if (train && o.trace && !(trace = trace_new())) die_input("out of memory for the trace");
-    if (train && strcmp(be->name, "cuda") == 0) {
+    if (train && o.trace && world.rank == 0 && !(trace = trace_new())) die_input("out of memory for the trace");
+    if (real)
+        snprintf(cupti_status, sizeof cupti_status,
+                 "not used under --dp real: %s time the ranks, the host clock the waits and collectives",
+                 strcmp(be->name, "cuda") == 0 ? "CUDA events" : "the wall clock");
+    else if (train && strcmp(be->name, "cuda") == 0) {
         if (o.profile == PROF_OFF) {
             snprintf(cupti_status, sizeof cupti_status, "off (--profile off): CUDA events time the micro-batches");
         } else {
@@ -687,13 +822,18 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
             rc.comm = (CommTimes){cost.per_micro_step_s, cost.per_step_s, cost.optimizer_on_host};
             if (i == 0) doc_comm = rc.comm;
             Model trained;
-            if (run_plan(be, plan, &rc, task, &runs[i], o.save_model ? &trained : NULL, err, sizeof err) != 0) {
+            if (real) {
+                rc.cupti = 0;
+                dp_run_plan(be, plan, &rc, &dc, task, &runs[i], o.save_model ? &trained : NULL);
+            } else if (run_plan(be, plan, &rc, task, &runs[i], o.save_model ? &trained : NULL, err, sizeof err) != 0) {
                 fprintf(stderr, "labench: %s: %s\n", chosen[i]->name, err);
                 status = EXIT_BAD_INPUT;
                 break;
             }
             results[i].run = &runs[i];
-            if (o.save_model) {
+            if (o.save_model && world.rank != 0) {
+                model_free(&trained);
+            } else if (o.save_model) {
                 float *p = malloc(trained.n_params * sizeof *p);
                 if (!p) die_input("out of host memory saving the model");
                 model_get_params(&trained, p);
@@ -707,9 +847,15 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
         }
     }
     for (int i = 0; i < n_strat; i++) plan_free(&plans[i]);
-    if (status == 0) {
+    if (status == 0 && world.rank == 0) {
         if (train) {
             print_train_table(results, n_strat, comm.kind != COMM_NONE);
+            if (real) {
+                const RunResult *rr[16];
+                const char *names[16];
+                for (int i = 0; i < n_strat; i++) rr[i] = &runs[i], names[i] = results[i].name;
+                dp_print_comparison(stdout, names, rr, n_strat);
+            }
             if (val.n > 0) {
                 const char *names[16];
                 const ValCurves *curves[16];
@@ -750,6 +896,8 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
                 doc.cupti_overhead = overhead;
                 doc.cupti_overhead_set = overhead_set;
                 doc.trace_path = o.trace;
+                doc.dp = real ? "real" : "simulated";
+                doc.dp_ranks = real ? world.size : 0;
             }
             doc.strategies = results;
             doc.n_strategies = n_strat;
@@ -788,6 +936,12 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
     }
     free(init);
     free(samples);
+    if (real) {
+        if (status != 0) dp_fail("could not write the results (see rank 0's message above)");
+        nccl_comm_destroy(dc.nccl);
+        dp_ranks_free(&ranks);
+        dp_world_finalize();
+    }
     return status;
 }
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "bench/cli.h"
+#include "bench/dp.h"
 #include "bench/hist.h"
 #include "bench/plan_metrics.h"
 #include "bench/predict.h"
@@ -25,6 +26,7 @@ static void usage(FILE *f)
           "  predict R.json    fit per-micro-batch time from a run; predict other cluster\n"
           "                    sizes and length distributions, with and without communication\n"
           "  hist FILE         turn a plain list of lengths into a .hist distribution\n"
+          "  dp-check          check the collectives of --dp real (NCCL on GPUs, MPI on CPUs) on known data\n"
           "  grad              one forward/backward on given weights and batch: check against PyTorch\n"
           "  bench-plan        time the planners on 1,000,000 samples (--samples N for more)\n"
           "  help              this text\n"
@@ -67,6 +69,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "grad") == 0) return cmd_grad(argc - 1, argv + 1);
     if (strcmp(cmd, "bench-plan") == 0) return cmd_bench_plan(argc - 1, argv + 1);
     if (strcmp(cmd, "predict") == 0) return cmd_predict(argc - 1, argv + 1);
+    if (strcmp(cmd, "dp-check") == 0) return cmd_dp_check(argc - 1, argv + 1);
     if (cmd[0] && cmd[0] != '-') {
         fprintf(stderr, "labench: unknown command '%s' (see labench help)\n", cmd);
         return 2;

@@ -93,6 +93,13 @@ int timeline_pick_step(const RepRun *run);
  * time. *boxes is malloc'ed (the caller frees). 0, or -1 out of memory. */
 int timeline_build(const RepStrategy *s, int step, double comm_s, TimelineBox **boxes, int *n_boxes);
 
+/* ---- --dp real results (bench/report_dp.c) ---- */
+
+/* 1 when the file ran real ranks (config.dp == "real"). */
+int results_dp_real(const ResultsFile *rf);
+/* REPORT.md's "Real ranks against the simulation" section; nothing for simulated runs. */
+void md_dp_real(FILE *f, const ResultsFile *rf);
+
 /* ---- labench report (bench/cmd_report.c) ---- */
 
 typedef enum { REPORT_MD = 0, REPORT_CSV = 1 } ReportFormat;

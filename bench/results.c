@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/dp.h"
 #include "bench/util.h"
 
 /* JSON has no NaN or infinity: such a value is written as null ("not available"). */
@@ -191,6 +192,7 @@ static json_t *run_json(const RunResult *r)
                                              x->loss));
     }
     json_object_set_new(o, "micro_batches_detail", mbs);
+    if (r->dp) json_object_set_new(o, "dp_real", dp_real_json(r->dp));
     return o;
 }
 
@@ -249,6 +251,8 @@ json_t *results_to_json(const ResultsDoc *d)
         json_object_set_new(cfg, "comm_source", json_string(d->comm_source ? d->comm_source : "none"));
         if (d->comm_detail) json_object_set(cfg, "comm_model", d->comm_detail);
         json_object_set_new(cfg, "profile", json_string(d->profile ? d->profile : "off"));
+        json_object_set_new(cfg, "dp", json_string(d->dp ? d->dp : "simulated"));
+        if (d->dp && strcmp(d->dp, "real") == 0) json_object_set_new(cfg, "dp_ranks", json_integer(d->dp_ranks));
     }
     if (d->kind && strcmp(d->kind, "train") == 0) {
         json_t *prof = json_object();

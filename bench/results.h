@@ -51,6 +51,8 @@ typedef struct {
     double cupti_overhead;       /* tokens/s lost to CUPTI: t_on / t_off - 1 */
     int cupti_overhead_set;
     const char *trace_path;
+    const char *dp;              /* "simulated" or "real" (--dp); NULL: simulated */
+    int dp_ranks;                /* real: the processes that ran */
     StrategyResult *strategies;
     int n_strategies;
 } ResultsDoc;

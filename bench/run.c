@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "bench/batch.h"
+#include "bench/dp.h"
 #include "bench/util.h"
 #include "profile/intervals.h"
 #include "profile/nvtx.h"
@@ -110,8 +111,8 @@ static void trace_kernels(Trace *t, const char *strategy, int limit)
 
 /* One validation point: the held-out losses per bucket after `step` steps. Outside every timed
  * span (and CUPTI context), so no metric counts it. */
-static int evaluate(Model *m, const RunConfig *rc, const Task *task, int step, int64_t seen, RunResult *out,
-                    char *err, size_t errlen)
+int run_evaluate(Model *m, const RunConfig *rc, const Task *task, int step, int64_t seen, RunResult *out,
+                 char *err, size_t errlen)
 {
     double loss[VAL_MAX_BUCKETS];
     int count[VAL_MAX_BUCKETS];
@@ -133,14 +134,18 @@ static int evaluate(Model *m, const RunConfig *rc, const Task *task, int step, i
     return 0;
 }
 
-int run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const Task *task, RunResult *out,
-             Model *model_out, char *err, size_t errlen)
+int run_n_steps(const Plan *plan, const RunConfig *rc)
+{
+    return rc->sequences > 0                            ? steps_for_sequences(plan, rc->sequences)
+           : rc->steps > 0 && rc->steps < plan->n_steps ? rc->steps
+                                                        : plan->n_steps;
+}
+
+int run_setup(Backend *be, const Plan *plan, const RunConfig *rc, int n_recs_per_step, RunResult *out, Model *m,
+              BatchBuf *bb, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    const int W = plan->cfg.world_size, A = plan->micro_steps;
-    int n_steps = rc->sequences > 0                            ? steps_for_sequences(plan, rc->sequences)
-                  : rc->steps > 0 && rc->steps < plan->n_steps ? rc->steps
-                                                               : plan->n_steps;
+    int n_steps = run_n_steps(plan, rc);
     if (n_steps < 1) {
         snprintf(err, errlen, "the plan has no optimizer step (too few samples for one step?)");
         return -1;
@@ -151,33 +156,54 @@ int run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const Task *tas
     /* ...and for the longest validation sequence (<= L, so packs are unaffected) */
     if (rc->val && rc->val->max_len > max_tokens) max_tokens = rc->val->max_len;
 
-    Model m;
     be->reset_peak(be);
-    if (model_create(&m, &rc->model, be, max_tokens, rc->recompute, err, errlen) != 0) return -1;
+    if (model_create(m, &rc->model, be, max_tokens, rc->recompute, err, errlen) != 0) return -1;
     if (rc->init_params)
-        model_set_params(&m, rc->init_params);
+        model_set_params(m, rc->init_params);
     else
-        model_init_params(&m, rc->seed);
+        model_init_params(m, rc->seed);
 
-    BatchBuf bb;
     out->n_steps = n_steps;
-    out->n_recs = (int64_t)n_steps * A * W;
+    out->n_recs = (int64_t)n_steps * n_recs_per_step;
     out->recs = calloc((size_t)out->n_recs, sizeof *out->recs);
     out->loss_curve = calloc((size_t)n_steps, sizeof(double));
     out->step_wall_s = calloc((size_t)n_steps, sizeof(double));
     out->optimizer_s = calloc((size_t)n_steps, sizeof(double));
     out->grad_norm = calloc((size_t)n_steps, sizeof(double));
     if (!out->recs || !out->loss_curve || !out->step_wall_s || !out->optimizer_s || !out->grad_norm ||
-        batch_buf_init(&bb, max_tokens) != 0 || (rc->val && val_curves_init(&out->val, rc->val) != 0)) {
+        batch_buf_init(bb, max_tokens) != 0 || (rc->val && val_curves_init(&out->val, rc->val) != 0)) {
         snprintf(err, errlen, "out of host memory for the run records");
-        model_free(&m);
+        model_free(m);
         run_result_free(out);
         return -1;
     }
-    bb.sample_ids = rc->sample_ids;
+    bb->sample_ids = rc->sample_ids;
     out->max_mb_tokens = max_tokens;
-    out->act_bytes = m.act_bytes;
+    out->act_bytes = m->act_bytes;
     out->matmul_share = out->attention_share = -1;
+    return 0;
+}
+
+void run_record_shape(MbRecord *rec, const RunConfig *rc, const Plan *plan, const MicroBatch *mb,
+                      const BatchBuf *bb)
+{
+    rec->sequences = bb->sequences;
+    rec->segments = bb->batch.n_segs;
+    rec->real_tokens = bb->real_tokens;
+    rec->computed_tokens = bb->computed_tokens;
+    rec->target_tokens = bb->target_tokens;
+    rec->sum_seq_len_sq = bb->sum_seq_len_sq;
+    rec->flops = mb_real_flops(&rc->model, plan, mb, bb->real_tokens);
+}
+
+int run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const Task *task, RunResult *out,
+             Model *model_out, char *err, size_t errlen)
+{
+    const int W = plan->cfg.world_size, A = plan->micro_steps;
+    Model m;
+    BatchBuf bb;
+    if (run_setup(be, plan, rc, A * W, out, &m, &bb, err, errlen) != 0) return -1;
+    const int n_steps = out->n_steps;
     double mm0 = 0, at0 = 0;
     if (be->op_seconds) be->op_seconds(be, &mm0, &at0);
     const int on_cpu = strcmp(be->name, "cpu") == 0;
@@ -190,7 +216,7 @@ int run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const Task *tas
     prof_range_push(plan->strategy);
     double t0 = wall_seconds();
     int64_t ri = 0;
-    int failed = rc->val && rc->val_every > 0 ? evaluate(&m, rc, task, 0, 0, out, err, errlen) : 0;
+    int failed = rc->val && rc->val_every > 0 ? run_evaluate(&m, rc, task, 0, 0, out, err, errlen) : 0;
     char name[64];
     for (int step = 0; step < n_steps && !failed; step++) {
         prof_range_push("optimizer step");
@@ -217,14 +243,8 @@ int run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const Task *tas
                 rec->seconds = be->seconds_between(be, 0, 1);
                 prof_range_pop();
                 rec->loss = loss;
-                rec->sequences = bb.sequences;
+                run_record_shape(rec, rc, plan, mb, &bb);
                 out->sequences_seen += bb.sequences;
-                rec->segments = bb.batch.n_segs;
-                rec->real_tokens = bb.real_tokens;
-                rec->computed_tokens = bb.computed_tokens;
-                rec->target_tokens = bb.target_tokens;
-                rec->sum_seq_len_sq = bb.sum_seq_len_sq;
-                rec->flops = mb_real_flops(&rc->model, plan, mb, bb.real_tokens);
                 step_loss += loss;
                 ri++;
             }
@@ -241,7 +261,7 @@ int run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const Task *tas
         prof_range_pop();
         if (rc->progress) progress_line(plan->strategy, step + 1, n_steps, step_loss, wall_seconds() - t0);
         if (rc->val && ((rc->val_every > 0 && (step + 1) % rc->val_every == 0) || step + 1 == n_steps))
-            failed = evaluate(&m, rc, task, step + 1, out->sequences_seen, out, err, errlen);
+            failed = run_evaluate(&m, rc, task, step + 1, out->sequences_seen, out, err, errlen);
     }
     if (failed) {
         prof_range_pop();
@@ -373,6 +393,9 @@ void run_trace(Trace *t, const char *strategy, const RunResult *r, int W, SyncMo
         trace_slice(t, opt_track, "optimizer step", "optimizer", now, r->optimizer_s[step] * us, NULL);
         now += r->optimizer_s[step] * us;
     }
+    free(rank_track);
+    free(t_rank);
+    if (r->dp) return;   /* real ranks ran at once, each on its own device: dp_trace draws them */
     /* the device's measured serial timeline: ranks ran one after another on one device */
     snprintf(proc, sizeof proc, "%s: device (measured, serial)", strategy);
     int dev = trace_track(t, proc, "micro-batches", 0);
@@ -385,12 +408,11 @@ void run_trace(Trace *t, const char *strategy, const RunResult *r, int W, SyncMo
         trace_slice(t, dev, label, "measured", serial, x->seconds * us, NULL);
         serial += x->seconds * us;
     }
-    free(rank_track);
-    free(t_rank);
 }
 
 void run_result_free(RunResult *r)
 {
+    dp_real_free(r->dp);
     free(r->recs);
     free(r->loss_curve);
     free(r->step_wall_s);

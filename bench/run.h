@@ -3,6 +3,7 @@
 #ifndef LABENCH_RUN_H
 #define LABENCH_RUN_H
 
+#include "bench/batch.h"
 #include "bench/task.h"
 #include "bench/validate.h"
 #include "bench/metrics.h"
@@ -69,6 +70,7 @@ typedef struct {
     int64_t sequences_seen;  /* training sequences of the steps run */
     ValCurves val;           /* validation losses (n_points 0 without rc->val) */
     double val_s;            /* wall time spent evaluating (in elapsed_s, not in any metric) */
+    struct DpReal *dp;       /* --dp real (bench/dp.h): per-rank measurements; NULL when simulated */
 } RunResult;
 
 /* Runs rc->steps steps of the plan; the trained weights are left in *model_out when non-NULL
@@ -76,6 +78,22 @@ typedef struct {
 int run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const Task *task, RunResult *out,
              Model *model_out, char *err, size_t errlen);
 void run_result_free(RunResult *r);
+
+/* ---- the parts run_plan and the real data-parallel runner (bench/dp.c) share ---- */
+
+/* Optimizer steps a run of this plan takes (rc->steps, rc->sequences, or the whole plan). */
+int run_n_steps(const Plan *plan, const RunConfig *rc);
+/* Sizes and creates the model (seeded or rc->init_params) and the batch buffer, and allocates
+ * out's per-step arrays and n_recs_per_step records per step. 0, or -1 with err (nothing left
+ * allocated). */
+int run_setup(Backend *be, const Plan *plan, const RunConfig *rc, int n_recs_per_step, RunResult *out, Model *m,
+              BatchBuf *bb, char *err, size_t errlen);
+/* A record's shape from the micro-batch just built (tokens, segments, FLOPs). */
+void run_record_shape(MbRecord *rec, const RunConfig *rc, const Plan *plan, const MicroBatch *mb,
+                      const BatchBuf *bb);
+/* One validation point into out->val (outside every timed span). 0, or -1 with err. */
+int run_evaluate(Model *m, const RunConfig *rc, const Task *task, int step, int64_t seen, RunResult *out, char *err,
+                 size_t errlen);
 
 /* Seconds the backend takes for the first k non-empty micro-batches of the plan's first step
  * (forward and backward, no update): used to measure the profiler's own overhead. */

@@ -10,6 +10,9 @@
 
 /* Prints "labench: <message>" to stderr and exits with EXIT_BAD_INPUT. */
 void die_input(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* Under --dp real (bench/dp.c) every rank must hear of one rank's fatal error: the hook gets the
+ * message instead of stderr and must not return. NULL: print and exit as usual. */
+void die_set_hook(void (*hook)(const char *msg));
 
 /* Output written to PATH.tmp.<pid> and renamed over PATH only on success, so a failed run never
  * leaves a half-written file. atomic_open creates missing parent folders. */

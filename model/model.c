@@ -324,18 +324,44 @@ static void layer_backward(Model *m, const Batch *b, int l, LayerActs *x)
 
 static LayerActs *acts_for(Model *m, int l) { return &m->acts[m->recompute ? 0 : l]; }
 
+/* ---- parameter units (ZeRO-3 sharding hooks, model.h) ---- */
+
+int model_n_units(const ModelConfig *c) { return c->layers + 2; }
+
+static int unit_embed(void) { return 0; }
+static int unit_layer(int l) { return 1 + l; }
+static int unit_head(const ModelConfig *c) { return c->layers + 1; }
+
+void model_unit_range(const Model *m, int unit, size_t *first, size_t *count)
+{
+    const ModelConfig *c = &m->cfg;
+    /* the layout is contiguous: embed, each layer's P_PER_LAYER tensors, final norm, lm_head */
+    int t0 = unit == 0 ? param_embed() : unit <= c->layers ? param_layer(unit - 1, 0) : param_final_norm(c);
+    int t1 = unit == 0 ? param_layer(0, 0) : unit < c->layers ? param_layer(unit, 0) : unit == c->layers ? param_final_norm(c) : -1;
+    *first = m->layout.tensors[t0].offset;
+    *count = (t1 < 0 ? m->n_params : m->layout.tensors[t1].offset) - *first;
+}
+
+static void unit_event(Model *m, int unit, UnitEvent ev)
+{
+    if (m->unit_hook) m->unit_hook(m->unit_ctx, unit, ev);
+}
+
 /* Embedding and every layer's forward; leaves the final norm's output in m->lnf. */
 static void forward_trunk(Model *m, const Batch *b)
 {
     Backend *be = m->be;
     const ModelConfig *c = &m->cfg;
     const size_t as = dtype_size(be->act_dtype);
+    unit_event(m, unit_embed(), UNIT_BEFORE_FORWARD);
     be->embedding_forward(be, resid_at(m, 0, as), m->d_tokens, W(param_embed()), b->n_tokens, c->hidden);
     for (int l = 0; l < c->layers; l++) {
         RANGE_PUSH(be, "layer");
+        unit_event(m, unit_layer(l), UNIT_BEFORE_FORWARD);
         layer_forward(m, b, l, acts_for(m, l));
         RANGE_POP(be);
     }
+    unit_event(m, unit_head(c), UNIT_BEFORE_FORWARD);
     be->rmsnorm_forward(be, m->lnf, m->rstd_f, resid_at(m, c->layers, as), W(param_final_norm(c)), b->n_tokens,
                         c->hidden, c->rms_eps);
 }
@@ -418,12 +444,33 @@ static int batch_fits(const Model *m, const Batch *b)
 double model_forward(Model *m, const Batch *b, float *per_position)
 {
     batch_fits(m, b);
+    UnitHook hook = m->unit_hook;   /* evaluation is no training step: no collectives */
+    m->unit_hook = NULL;
     RANGE_PUSH(m->be, "forward");
     upload_batch(m, b);
     forward_trunk(m, b);
     double loss = head_and_loss(m, b, 0, per_position);
     RANGE_POP(m->be);
+    m->unit_hook = hook;
     return loss;
+}
+
+void model_unit_hooks_only(Model *m)
+{
+    const ModelConfig *c = &m->cfg;
+    if (!m->unit_hook) return;
+    /* the order of model_forward_backward, below */
+    unit_event(m, unit_embed(), UNIT_BEFORE_FORWARD);
+    for (int l = 0; l < c->layers; l++) unit_event(m, unit_layer(l), UNIT_BEFORE_FORWARD);
+    unit_event(m, unit_head(c), UNIT_BEFORE_FORWARD);
+    unit_event(m, unit_head(c), UNIT_BEFORE_BACKWARD);
+    unit_event(m, unit_head(c), UNIT_GRAD_DONE);
+    for (int l = c->layers - 1; l >= 0; l--) {
+        unit_event(m, unit_layer(l), UNIT_BEFORE_BACKWARD);
+        unit_event(m, unit_layer(l), UNIT_GRAD_DONE);
+    }
+    unit_event(m, unit_embed(), UNIT_BEFORE_BACKWARD);
+    unit_event(m, unit_embed(), UNIT_GRAD_DONE);
 }
 
 double model_forward_backward(Model *m, const Batch *b, float *per_position)
@@ -439,6 +486,7 @@ double model_forward_backward(Model *m, const Batch *b, float *per_position)
     RANGE_POP(be);
     /* the LM head and loss run forward and backward chunk by chunk */
     RANGE_PUSH(be, "head+loss");
+    unit_event(m, unit_head(c), UNIT_BEFORE_BACKWARD);   /* the head's backward runs chunk by chunk in here */
     double loss = head_and_loss(m, b, 1, per_position);
     RANGE_POP(be);
 
@@ -446,16 +494,26 @@ double model_forward_backward(Model *m, const Batch *b, float *per_position)
     be->zero(be, m->dres, (size_t)N * C * as);
     be->rmsnorm_backward(be, m->dres, G(param_final_norm(c)), m->d_ln, resid_at(m, c->layers, as),
                          W(param_final_norm(c)), m->rstd_f, N, C);
+    unit_event(m, unit_head(c), UNIT_GRAD_DONE);
     for (int l = c->layers - 1; l >= 0; l--) {
         /* With --recompute only the layer inputs were kept: redo this layer's forward first. */
         RANGE_PUSH(be, "layer");
+        unit_event(m, unit_layer(l), UNIT_BEFORE_BACKWARD);
         if (m->recompute) layer_forward(m, b, l, acts_for(m, l));
         layer_backward(m, b, l, acts_for(m, l));
+        unit_event(m, unit_layer(l), UNIT_GRAD_DONE);
         RANGE_POP(be);
     }
+    unit_event(m, unit_embed(), UNIT_BEFORE_BACKWARD);
     be->embedding_backward(be, G(param_embed()), m->dres, m->d_tokens, N, C);
+    unit_event(m, unit_embed(), UNIT_GRAD_DONE);
     RANGE_POP(be);
     return loss;
+}
+
+float model_clip_scale(double norm, float max_norm)
+{
+    return max_norm > 0 && norm > max_norm ? (float)(max_norm / (norm + 1e-6)) : 1.0f;
 }
 
 double model_optimizer_step(Model *m, const AdamWConfig *opt, float max_norm)
@@ -463,8 +521,7 @@ double model_optimizer_step(Model *m, const AdamWConfig *opt, float max_norm)
     Backend *be = m->be;
     RANGE_PUSH(be, "optimizer");
     double norm = sqrt(be->sum_squares(be, m->grads, m->n_params));
-    float scale = 1.0f;
-    if (max_norm > 0 && norm > max_norm) scale = (float)(max_norm / (norm + 1e-6));
+    float scale = model_clip_scale(norm, max_norm);
     m->adam_t++;
     be->adamw(be, m->params, m->grads, m->adam_m, m->adam_v, m->n_params, opt, scale, m->adam_t);
     refresh_compute_weights(m);

@@ -36,6 +36,13 @@ typedef struct {
     void *ln1, *rstd1, *qkv, *att, *lse, *h, *ln2, *rstd2, *gate_up, *mlp;
 } LayerActs;
 
+/* Parameter units, in layout order: 0 the embedding, 1..layers the layers, layers + 1 the final
+ * norm with the LM head. A runner that shards the parameters across data-parallel ranks (ZeRO-3,
+ * bench/dp.c) gathers a unit before its forward and again before its backward, and scatters its
+ * gradient once complete: model_forward_backward calls Model.unit_hook at those points when set. */
+typedef enum { UNIT_BEFORE_FORWARD, UNIT_BEFORE_BACKWARD, UNIT_GRAD_DONE } UnitEvent;
+typedef void (*UnitHook)(void *ctx, int unit, UnitEvent ev);
+
 typedef struct {
     ModelConfig cfg;
     ParamLayout layout;
@@ -59,7 +66,17 @@ typedef struct {
     float *d_weights;
     void *h_stage;           /* host staging (param dtype) */
     size_t act_bytes;        /* bytes of activations and scratch, for reporting */
+    UnitHook unit_hook;      /* NULL: none (model_forward, evaluation, never calls it) */
+    void *unit_ctx;
 } Model;
+
+/* Units of a model (layers + 2), and the elements [*first, *first + *count) of unit u in the
+ * parameter (and gradient) buffer. */
+int model_n_units(const ModelConfig *c);
+void model_unit_range(const Model *m, int unit, size_t *first, size_t *count);
+/* Calls unit_hook for every unit in the order model_forward_backward does, computing nothing: a
+ * data-parallel rank with no micro-batch at a micro-step still takes part in its collectives. */
+void model_unit_hooks_only(Model *m);
 
 /* Allocates parameters, optimizer state and activations for micro-batches of up to max_tokens.
  * Returns 0, or -1 with err saying how much memory was needed and what to try. */
@@ -86,6 +103,8 @@ double model_forward(Model *m, const Batch *b, float *per_position);
 /* Global gradient norm, clipping to max_norm (<= 0: no clipping), AdamW update, refresh of the
  * compute copy of the weights. Returns the norm before clipping. */
 double model_optimizer_step(Model *m, const AdamWConfig *opt, float max_norm);
+/* The factor gradients are scaled by before AdamW: clipping to max_norm (<= 0: none). */
+float model_clip_scale(double norm, float max_norm);
 
 /* FLOPs of one forward+backward over a batch: 6 x matmul params touched per token plus the causal
  * attention of each segment (3x its forward: QK^T and PV, half the square). */

@@ -11,8 +11,9 @@
  * err (built without CUDA, no device, out of memory). */
 int comm_measure_pcie(double *h2d_Bps, double *d2h_Bps, char *err, size_t errlen);
 
-/* Bus bandwidth of an NCCL all-reduce and all-gather of `bytes` across n_gpus local GPUs.
- * Not implemented yet (labench does not link NCCL): returns -1 with the reason in err. */
+/* Bus bandwidth of an NCCL all-reduce and all-gather of `bytes` across n_gpus local GPUs (0: all),
+ * in one process (nccl_measure_bus; NCCL loaded at run time). 0, or -1 with the reason in err
+ * (built without CUDA, no GPU, NCCL not found). */
 int comm_measure_collectives(int n_gpus, size_t bytes, double *allreduce_bus_Bps, double *allgather_bus_Bps,
                              char *err, size_t errlen);
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "profile/commbench.h"
+#include "profile/nccl.h"
 
 #define PCIE_BYTES ((size_t)256 << 20)   /* large enough that launch latency is noise */
 #define PCIE_REPS 8
@@ -67,9 +68,6 @@ out:
 int comm_measure_collectives(int n_gpus, size_t bytes, double *allreduce_bus_Bps, double *allgather_bus_Bps,
                              char *err, size_t errlen)
 {
-    (void)n_gpus;
-    (void)bytes;
-    *allreduce_bus_Bps = *allgather_bus_Bps = 0;
-    snprintf(err, errlen, "NCCL collectives are not measured yet (labench does not link NCCL): modelled only");
-    return -1;
+    /* NCCL is loaded at run time (profile/nccl_cuda.c): one process over n_gpus local GPUs */
+    return nccl_measure_bus(n_gpus, bytes, allreduce_bus_Bps, allgather_bus_Bps, err, errlen);
 }

@@ -5,6 +5,7 @@
 set -euo pipefail
 PKGS=(build-essential libcmocka-dev libjansson-dev libopenblas-dev gnuplot-nox python3 python3-venv git patchelf)
 missing=()
+PKGS+=(openmpi-bin libopenmpi-dev)   # real data parallelism: `mpirun -np W labench --dp real`, tests/test_dp.c
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
