@@ -65,7 +65,6 @@ ifneq ($(NVCC),)
 ifneq ($(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h),)
 CFLAGS   += -DLABENCH_HAVE_NCCL_H=1
 endif
-CFLAGS   += -DLABENCH_CUDA_HOME='"$(CUDA_HOME)"'
 endif
 
 LIB_OBJ  := $(LIB_C:%.c=$(BUILD)/%.o) $(LIB_CU:%.cu=$(BUILD)/%.cu.o)
