@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The real measurement, once gpu-check (run.sh) passes: run from the GPU bundle. At most 8 minutes
-# on an H100/H200 (step limits sum to 475 s with the preflight).
+# on an H100/H200 (step limits sum to 480 s with the preflight).
 #   small         every strategy, the small model, 64k-token packs, one optimizer step
 #   peer          tests/gpu/peer_torch.py: one packed 64k row through PyTorch (SDPA/flash
 #                 attention, bf16 autocast) and through labench's CUDA step (labench grad):
 #                 loss, gradients and tokens/s side by side
 #   7b-2layers    every strategy, a two-layer slice of the 7b shape, 64k-token packs, one step
+#   nccl          labench dp-check --backend cuda: NCCL all-reduce, all-gather and reduce-scatter
+#                 on every visible GPU (one is enough), exact against the expected sums
 #   report        REPORT-measure.md from both results
 # Logs and results go to $OUT: measure.log, measure-small.json, measure-7b2.json, peer.json,
 # REPORT-measure.md. Exit status: 0 all passed; 1 a step failed; 2 preflight.
@@ -22,7 +24,8 @@ if [ -n "$PYTHON" ]; then
 else
     skip_step peer "no python3 with torch"
 fi
-step 7b-2layers 180 gpu "$B/labench" "${common[@]}" --model 7b --layers 2 --out "$OUT/measure-7b2.json"
+step 7b-2layers 165 gpu "$B/labench" "${common[@]}" --model 7b --layers 2 --out "$OUT/measure-7b2.json"
+step nccl 20 gpu "$B/labench" dp-check --backend cuda
 reports=()
 for f in "$OUT/measure-small.json" "$OUT/measure-7b2.json"; do [ -f "$f" ] && reports+=("$f"); done
 if [ ${#reports[@]} -gt 0 ]; then
