@@ -11,9 +11,21 @@
 CC       ?= gcc
 BUILD    ?= build
 OPT      ?= -O2
+# OpenBLAS: its OpenMP build when installed (Debian: libopenblas-openmp-dev, from scripts/setup.sh),
+# so that BLAS runs on OpenMP's threads, one pool for everything (kernels/cpu/openblas.h);
+# otherwise whatever -lopenblas is. OPENBLAS_OMP= (empty) forces the latter.
+MULTIARCH   ?= $(shell $(CC) -dumpmachine 2>/dev/null)
+OPENBLAS_OMP ?= $(firstword $(wildcard /usr/lib/$(MULTIARCH)/openblas-openmp/libopenblas.so))
+ifneq ($(OPENBLAS_OMP),)
+BLAS_CFLAGS := -I/usr/include/$(MULTIARCH)/openblas-openmp
+BLAS_LIBS   := -L$(dir $(OPENBLAS_OMP)) -Wl,-rpath,$(dir $(OPENBLAS_OMP)) -lopenblas
+else
+BLAS_LIBS   := -lopenblas
+endif
+
 CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -Wshadow -Wno-unused-parameter -fopenmp \
-            -D_GNU_SOURCE -I. $(SAN)
-LDLIBS   += -ljansson -lopenblas -lm -fopenmp $(SAN)
+            -D_GNU_SOURCE -I. $(BLAS_CFLAGS) $(SAN)
+LDLIBS   += -ljansson $(BLAS_LIBS) -lm -fopenmp $(SAN)
 
 CUDA_HOME ?= /usr/local/cuda
 NVCC     ?= $(shell if [ -x "$(CUDA_HOME)/bin/nvcc" ]; then echo "$(CUDA_HOME)/bin/nvcc"; else command -v nvcc 2>/dev/null; fi)

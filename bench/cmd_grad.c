@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bench/cli.h"
 #include "bench/util.h"
@@ -15,7 +16,7 @@
 static void usage(FILE *f)
 {
     fputs("usage: labench grad --load-model M.safetensors --batch B.json --out G.safetensors\n"
-          "                    [--backend cpu|cuda] [--dtype fp32|bf16]\n"
+          "                    [--backend cpu|cuda] [--dtype fp32|bf16] [--repeat N]\n"
           "\n"
           "One forward and backward of one packed row. B.json holds:\n"
           "  tokens      token ids (ints)\n"
@@ -24,7 +25,10 @@ static void usage(FILE *f)
           "              inside its segment (a segment's last position must weigh 0)\n"
           "Prints the loss, sum over t of weights[t] * CE(logits[t], tokens[t+1]), and writes every\n"
           "parameter's gradient under its Hugging Face name (q/k/v and gate/up split) to --out.\n"
-          "Positions restart at 0 in each segment; attention never crosses segments.\n",
+          "Positions restart at 0 in each segment; attention never crosses segments.\n"
+          "--repeat N runs the forward and backward N times (default 1; the gradients written are\n"
+          "those of one step). Each step's wall time is printed on a line \"step_seconds T1 T2 ...\":\n"
+          "the step alone, without start-up, loading and writing (scripts/peer_cpu_step.py reads it).\n",
           f);
 }
 
@@ -39,6 +43,7 @@ static json_t *get_array(json_t *root, const char *path, const char *key)
 int cmd_grad(int argc, char **argv)
 {
     const char *model_path = NULL, *batch_path = NULL, *out_path = NULL, *backend = "cpu", *dtype = "fp32";
+    long repeat = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -52,6 +57,11 @@ int cmd_grad(int argc, char **argv)
         else if (!strcmp(a, "--out")) out_path = v;
         else if (!strcmp(a, "--backend")) backend = v;
         else if (!strcmp(a, "--dtype")) dtype = v;
+        else if (!strcmp(a, "--repeat")) {
+            char *end;
+            repeat = strtol(v, &end, 10);
+            if (*end || repeat < 1 || repeat > 1000) die_input("grad: --repeat must be an integer in [1, 1000], not '%s'", v);
+        }
         else die_input("grad: unknown option '%s' (see labench grad --help)", a);
     }
     if (!model_path || !batch_path || !out_path)
@@ -124,9 +134,20 @@ int cmd_grad(int argc, char **argv)
     Model m;
     if (model_create(&m, &cfg, be, (int)N, 0, err, sizeof err) != 0) die_input("%s", err);
     model_set_params(&m, params);
-    model_zero_grads(&m);
     Batch b = {(int)N, tokens, targets, w, pos, cu, (int)(S1 - 1), max_seqlen};
-    double loss = model_forward_backward(&m, &b, NULL);
+    double loss = 0;
+    double *step_s = malloc((size_t)repeat * sizeof *step_s);
+    if (!step_s) die_input("out of host memory");
+    for (long r = 0; r < repeat; r++) {
+        model_zero_grads(&m);
+        struct timespec t0, t1;
+        be->synchronize(be);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        loss = model_forward_backward(&m, &b, NULL);
+        be->synchronize(be);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        step_s[r] = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    }
 
     float *g = malloc(m.n_params * sizeof *g);
     StTensor *ts = calloc((size_t)m.layout.n_tensors * 3, sizeof *ts);
@@ -156,7 +177,11 @@ int cmd_grad(int argc, char **argv)
     } else {
         printf("loss %.9g\n", loss);
         printf("gradients of %zu parameters (%d tensors) written to %s\n", m.n_params, nt, out_path);
+        printf("step_seconds");
+        for (long r = 0; r < repeat; r++) printf(" %.6f", step_s[r]);
+        printf("\n");
     }
+    free(step_s);
     free(g);
     free(ts);
     model_free(&m);

@@ -47,11 +47,12 @@ FLOAT_KEYS = ["rms_norm_eps", "rope_theta"]
 # ---------------------------------------------------------------- safetensors (standard library)
 
 def st_write(path, tensors, meta):
-    """tensors: list of (name, shape, flat list/array of floats) written as F32."""
+    """tensors: list of (name, shape, values) written as F32; values are a flat list/array of floats
+    or their float32 bytes already."""
     import array
     header, blobs, off = {}, [], 0
     for name, shape, values in tensors:
-        blob = array.array("f", values).tobytes()
+        blob = bytes(values) if isinstance(values, (bytes, bytearray)) else array.array("f", values).tobytes()
         assert len(blob) == 4 * math.prod(shape), name
         header[name] = {"dtype": "F32", "shape": list(shape), "data_offsets": [off, off + len(blob)]}
         blobs.append(blob)

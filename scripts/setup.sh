@@ -3,7 +3,7 @@
 # The CUDA toolkit is optional: with nvcc at $CUDA_HOME/bin (default /usr/local/cuda) the build
 # adds the CUDA backend; without it labench is CPU-only.
 set -euo pipefail
-PKGS=(build-essential libcmocka-dev libjansson-dev libopenblas-dev gnuplot-nox python3 git)
+PKGS=(build-essential libcmocka-dev libjansson-dev libopenblas-dev libopenblas-openmp-dev gnuplot-nox python3 git)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
