@@ -629,6 +629,28 @@ static void test_crossentropy_grad(void **state)
     free(logits); free(dlogits); free(inplace);
 }
 
+/* The fused op is the two ops in one pass: the same bits, in place as out of place, with an
+ * ignored target and a vocabulary that is not a multiple of the chunk or the vector width. */
+static void test_crossentropy_fused_equals_two_ops(void **state)
+{
+    (void)state;
+    enum { N = 5, V = 301 };
+    float x[N * V], d2[N * V], d1[N * V], l2[N], l1[N], inplace[N * V];
+    const int32_t t[N] = { 3, -1, 300, 0, 17 };
+    const float w[N] = { 0.5f, 1, 0.25f, 2, 0.125f };
+    for (int i = 0; i < N * V; i++) x[i] = (float)(8 * rnd());
+    cpu_crossentropy_forward_f32(l2, x, t, N, V);
+    cpu_crossentropy_backward_f32(d2, x, t, w, N, V);
+    cpu_crossentropy_fused_f32(l1, d1, x, t, w, N, V);
+    assert_memory_equal(l1, l2, sizeof l1);
+    assert_memory_equal(d1, d2, sizeof d1);
+    memcpy(inplace, x, sizeof x);
+    cpu_crossentropy_fused_f32(l1, inplace, inplace, t, w, N, V);
+    assert_memory_equal(l1, l2, sizeof l1);
+    assert_memory_equal(inplace, d2, sizeof d2);
+    assert_true(l1[1] == 0 && l1[0] > 0);
+}
+
 static void test_crossentropy_large_logits(void **state)
 {
     (void)state;
@@ -831,6 +853,7 @@ int main(void)
         cmocka_unit_test(test_blas_threads_and_info),
         cmocka_unit_test(test_swiglu_grad),
         cmocka_unit_test(test_crossentropy_grad),
+        cmocka_unit_test(test_crossentropy_fused_equals_two_ops),
         cmocka_unit_test(test_crossentropy_large_logits),
         cmocka_unit_test(test_sum_squares),
         cmocka_unit_test(test_adamw_by_hand),

@@ -275,6 +275,12 @@ static void be_crossentropy_backward(Backend *be, void *dlogits, const void *log
     DISPATCH(be, cpu_crossentropy_backward, dlogits, logits, targets, weights, N, V);
 }
 
+static void be_crossentropy_fused(Backend *be, void *losses, void *dlogits, const void *logits,
+                                  const int32_t *targets, const float *weights, int N, int V)
+{
+    DISPATCH(be, cpu_crossentropy_fused, losses, dlogits, logits, targets, weights, N, V);
+}
+
 static double be_sum_squares(Backend *be, const void *x, size_t n)
 {
     return F64(be) ? cpu_sum_squares_f64(x, n) : cpu_sum_squares_f32(x, n);
@@ -392,6 +398,7 @@ Backend *backend_cpu_create(DType dtype, char *err, size_t errlen)
     be->add = be_add;
     be->crossentropy_forward = be_crossentropy_forward;
     be->crossentropy_backward = be_crossentropy_backward;
+    be->crossentropy_fused = be_crossentropy_fused;
     be->sum_squares = be_sum_squares;
     be->adamw = be_adamw;
 

@@ -640,49 +640,62 @@ void OP(cpu_add)(real *out, const real *a, const real *b, size_t n)
  * double, in class order. */
 #define CE_CHUNK 256
 
+/* One row of logits x with target t in [0, V): returns the loss; with d (which may be x), writes
+ * the gradient w * (softmax(x) - onehot(t)) there in the same pass over the row. */
+static real ce_row(const real *x, real *d, int t, int V, float w)
+{
+    const real mx = row_max(x, V);   /* shift by the max so exp never overflows */
+    const real xt = x[t];            /* read before d overwrites it */
+    double sum = 0.0;
+    real e[CE_CHUNK];
+    for (int v0 = 0; v0 < V; v0 += CE_CHUNK) {
+        const int nv = imin(CE_CHUNK, V - v0);
+        real *dst = d ? d + v0 : e;
+        for (int v = 0; v < nv; v++) e[v] = x[v0 + v] - mx;
+        exp_array(dst, e, nv);
+        for (int v = 0; v < nv; v++) sum += dst[v];
+    }
+    if (d) {
+        const real scale = (real)(w / sum);
+        for (int v = 0; v < V; v++) d[v] *= scale;
+        d[t] -= (real)w;
+    }
+    return (real)(log(sum) - (double)(xt - mx));
+}
+
 void OP(cpu_crossentropy_forward)(real *losses, const real *logits, const int32_t *targets, int N, int V)
 {
     #pragma omp parallel for schedule(static) if ((size_t)N * V >= PAR_MIN_EXPS)
     for (int n = 0; n < N; n++) {
-        const real *x = logits + (size_t)n * V;
         const int t = targets[n];
-        if (t < 0 || t >= V) { losses[n] = 0; continue; }
-        const real mx = row_max(x, V);   /* shift by the max so exp never overflows */
-        double sum = 0.0;
-        real e[CE_CHUNK];
-        for (int v0 = 0; v0 < V; v0 += CE_CHUNK) {
-            const int nv = imin(CE_CHUNK, V - v0);
-            for (int v = 0; v < nv; v++) e[v] = x[v0 + v] - mx;
-            exp_array(e, e, nv);
-            for (int v = 0; v < nv; v++) sum += e[v];
-        }
-        losses[n] = (real)(log(sum) - (double)(x[t] - mx));
+        losses[n] = t < 0 || t >= V ? 0 : ce_row(logits + (size_t)n * V, NULL, t, V, 0);
     }
 }
 
+/* dlogits may be logits: each pass reads x[v] before it writes d[v] at the same index, and the
+ * max and x[t] are read before anything is written. */
 void OP(cpu_crossentropy_backward)(real *dlogits, const real *logits, const int32_t *targets,
                                    const float *weights, int N, int V)
 {
-    /* dlogits may be logits: each pass reads x[v] before it writes d[v] at the same index, and
-     * the max is taken before anything is written. */
+    OP(cpu_crossentropy_fused)(NULL, dlogits, logits, targets, weights, N, V);
+}
+
+/* Both in one pass over each row: the same losses and gradients, bit for bit, as the two ops
+ * (one max and one exp per logit instead of two). losses may be NULL. */
+void OP(cpu_crossentropy_fused)(real *losses, real *dlogits, const real *logits, const int32_t *targets,
+                                const float *weights, int N, int V)
+{
     #pragma omp parallel for schedule(static) if ((size_t)N * V >= PAR_MIN_EXPS)
     for (int n = 0; n < N; n++) {
-        const real *x = logits + (size_t)n * V;
-        real *d = dlogits + (size_t)n * V;
         const int t = targets[n];
-        if (t < 0 || t >= V) { memset(d, 0, (size_t)V * sizeof(real)); continue; }
-        const real mx = row_max(x, V);
-        double sum = 0.0;
-        for (int v0 = 0; v0 < V; v0 += CE_CHUNK) {
-            const int nv = imin(CE_CHUNK, V - v0);
-            real e[CE_CHUNK];
-            for (int v = 0; v < nv; v++) e[v] = x[v0 + v] - mx;
-            exp_array(d + v0, e, nv);
-            for (int v = 0; v < nv; v++) sum += d[v0 + v];
+        real *d = dlogits + (size_t)n * V;
+        if (t < 0 || t >= V) {
+            memset(d, 0, (size_t)V * sizeof(real));
+            if (losses) losses[n] = 0;
+            continue;
         }
-        const real scale = (real)(weights[n] / sum);
-        for (int v = 0; v < V; v++) d[v] *= scale;
-        d[t] -= (real)weights[n];
+        const real loss = ce_row(logits + (size_t)n * V, d, t, V, weights[n]);
+        if (losses) losses[n] = loss;
     }
 }
 
