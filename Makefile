@@ -52,7 +52,7 @@ LIB_OBJ  := $(LIB_C:%.c=$(BUILD)/%.o) $(LIB_CU:%.cu=$(BUILD)/%.cu.o)
 TESTS    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 GPU_TESTS := $(patsubst tests/gpu/%.c,$(BUILD)/tests/gpu/%,$(wildcard tests/gpu/test_*.c))
 
-.PHONY: all test check-asan gpu-check gpu-tests clean plan bench-plan bench nightly report
+.PHONY: all test check-asan gpu-check gpu-tests clean plan bench-plan bench bench-peer nightly report
 all: labench
 ifeq ($(NVCC),)
 	@echo "note: nvcc not found (CUDA_HOME=$(CUDA_HOME)): built the CPU-only labench"
@@ -122,6 +122,10 @@ bench: labench
 
 report: labench
 	./labench report results/latest.json -o REPORT.md
+
+# labench's CPU step against PyTorch's, same weights and packed row (needs torch; not in CI).
+bench-peer: labench
+	python3 scripts/peer_cpu_step.py
 
 nightly: labench
 	bash scripts/nightly.sh

@@ -10,6 +10,7 @@
 #include "bench/cli.h"
 #include "bench/util.h"
 #include "kernels/backend.h"
+#include "kernels/cpu/openblas.h"
 #include "model/model.h"
 #include "model/safetensors.h"
 
@@ -28,7 +29,8 @@ static void usage(FILE *f)
           "Positions restart at 0 in each segment; attention never crosses segments.\n"
           "--repeat N runs the forward and backward N times (default 1; the gradients written are\n"
           "those of one step). Each step's wall time is printed on a line \"step_seconds T1 T2 ...\":\n"
-          "the step alone, without start-up, loading and writing (scripts/peer_cpu_step.py reads it).\n",
+          "the step alone, without start-up, loading and writing (scripts/peer_cpu_step.py reads it),\n"
+          "after a line \"blas ...\" naming the BLAS library and the kernels (core) it runs.\n",
           f);
 }
 
@@ -177,6 +179,10 @@ int cmd_grad(int argc, char **argv)
     } else {
         printf("loss %.9g\n", loss);
         printf("gradients of %zu parameters (%d tensors) written to %s\n", m.n_params, nt, out_path);
+        CpuBlasInfo bi;
+        cpu_blas_info(&bi);
+        printf("blas %s %s core %s (%s kernels), %s, %d threads\n", bi.library, bi.version, bi.core,
+               cpu_isa_name(bi.core_isa), bi.threading, bi.threads);
         printf("step_seconds");
         for (long r = 0; r < repeat; r++) printf(" %.6f", step_s[r]);
         printf("\n");

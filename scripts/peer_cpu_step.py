@@ -2,7 +2,7 @@
 """Times one CPU training step of labench against PyTorch, on the same weights and packed row.
 
 usage: scripts/peer_cpu_step.py [--labench PATH] [--shapes small,tiny] [--repeats 3]
-                                [--threads N] [--coretype auto,SKYLAKEX] [--workdir DIR]
+                                [--threads N] [--coretype auto,best] [--workdir DIR]
                                 [--out FILE.md]
 
 For each shape it writes a checkpoint (Hugging Face Llama names, fp32, matrices N(0, 0.02),
@@ -10,8 +10,10 @@ norms 1) and one packed row of 4096 tokens in segments 2048, 1024, 512, 256, 128
 (random tokens, weights 1/(M*N_i), the last position of each segment 0), the files that
 `labench grad` reads. Then, --repeats times, interleaved:
   labench  `labench grad --repeat 2` once per --coretype (auto: OpenBLAS picks its kernel
-           itself; a name such as SKYLAKEX or HASWELL is passed as OPENBLAS_CORETYPE to that
-           run only); its time is the faster of the two steps it prints (step_seconds), so
+           itself; best: the widest core the CPU's flags allow, SKYLAKEX with AVX-512 F/CD/BW/DQ/VL,
+           else HASWELL with AVX2 and FMA; any other name is used as is; a core name is passed as
+           OPENBLAS_CORETYPE to that run only); its time is the faster of the two steps it prints
+           (step_seconds), so
            neither side's time holds process start-up, loading or first-touch page faults;
   PyTorch  the same model in float32 (fused QKV and gate/up weights, rms_norm, SDPA causal per
            segment, cross-entropy over the whole row), forward + backward, two steps, the
@@ -165,6 +167,20 @@ def cpu_model():
     return platform.processor() or "unknown CPU"
 
 
+def best_coretype():
+    """The OpenBLAS core the CPU's flags allow at best, or None (not x86, or no AVX2)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((l.split(":", 1)[1].split() for l in f if l.startswith("flags")), [])
+    except OSError:
+        return None
+    if all(x in flags for x in ("avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl")):
+        return "SKYLAKEX"
+    if "avx2" in flags and "fma" in flags:
+        return "HASWELL"
+    return None
+
+
 def run_labench(args, ckpt, batch, gpath, coretype):
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     env.pop("OPENBLAS_CORETYPE", None)
@@ -177,8 +193,9 @@ def run_labench(args, ckpt, batch, gpath, coretype):
         raise RuntimeError(f"{' '.join(cmd)} exited {run.returncode}")
     loss = float(re.search(r"^loss (\S+)", run.stdout, re.M).group(1))
     steps = [float(x) for x in re.search(r"^step_seconds (.*)$", run.stdout, re.M).group(1).split()]
-    blas = [l for l in run.stderr.splitlines() if "OpenBLAS" in l or "BLAS" in l]
-    return min(steps), loss, blas
+    blas = [l for l in run.stderr.splitlines() if "OpenBLAS" in l]   # the fallback warning, if any
+    core = re.search(r"^blas .* core (\S+)", run.stdout, re.M)
+    return min(steps), loss, blas, core.group(1) if core else "?"
 
 
 def main():
@@ -187,8 +204,8 @@ def main():
     ap.add_argument("--shapes", default="small,tiny")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--coretype", default="auto",
-                    help="comma-separated: auto and/or OPENBLAS_CORETYPE names for labench's runs")
+    ap.add_argument("--coretype", default="auto,best",
+                    help="comma-separated: auto, best and/or OPENBLAS_CORETYPE names for labench's runs")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--workdir", help="keep the written files here (default: a temporary directory)")
     ap.add_argument("--out", help="also write the results as markdown to this file")
@@ -198,7 +215,16 @@ def main():
         if s not in SHAPES:
             print(f"--shapes: unknown shape '{s}' (known: {', '.join(SHAPES)})", file=sys.stderr)
             return 2
-    coretypes = args.coretype.split(",")
+    coretypes = []
+    for c in args.coretype.split(","):
+        if c == "best":
+            c = best_coretype()
+            if c is None:
+                print("--coretype best: the CPU's flags show neither AVX-512 nor AVX2+FMA; running auto only",
+                      file=sys.stderr)
+                continue
+        if c not in coretypes:
+            coretypes.append(c)
     try:
         import torch
     except ImportError as e:
@@ -241,30 +267,30 @@ def main():
             batch = json.load(f)
         model = TorchStep(torch, cfg, params, batch)
         best_t, loss_t = float("inf"), None
-        best_l = {c: (float("inf"), None, []) for c in coretypes}
+        best_l = {c: (float("inf"), None, [], "?") for c in coretypes}
         loads = []
         for rep in range(args.repeats):
             loads.append(load_average())
             for c in coretypes:
                 try:
-                    t, loss, blas = run_labench(args, ckpt, batch_path, gpath, c)
+                    res = run_labench(args, ckpt, batch_path, gpath, c)
                 except RuntimeError as e:
                     print(e, file=sys.stderr)
                     return 2
-                if t < best_l[c][0]:
-                    best_l[c] = (t, loss, blas)
+                if res[0] < best_l[c][0]:
+                    best_l[c] = res
             t = min(model.step() for _ in range(2))
             if t[0] < best_t:
                 best_t, loss_t = t
             print(f"{shape} repeat {rep + 1}: load {loads[-1]}; PyTorch {t[0]:.3f} s; labench "
                   + ", ".join(f"{c} {best_l[c][0]:.3f} s (best so far)" for c in coretypes), flush=True)
         for c in coretypes:
-            t, loss, blas = best_l[c]
+            t, loss, blas, ran = best_l[c]
             rel = abs(loss - loss_t) / abs(loss_t)
             if rel > 1e-4:
                 print(f"{shape}: the losses differ by {rel:.2g} relative: not the same computation", file=sys.stderr)
                 status = 1
-            core = "auto" if c == "auto" else f"OPENBLAS_CORETYPE={c}"
+            core = (f"auto: {ran}" if c == "auto" else f"OPENBLAS_CORETYPE={c}: {ran}")
             table.append(f"| {shape} | {core} | {t:.3f} | {best_t:.3f} | {t / best_t:.2f} | {loss:.6f} | "
                          f"{loss_t:.6f} | {'; '.join(loads)} |")
             for line in blas:
