@@ -20,7 +20,9 @@ norms 1) and one packed row of 4096 tokens in segments 2048, 1024, 512, 256, 128
            faster one.
 It prints the best of the repeats of each, the ratio labench / PyTorch (below 1: labench is
 faster) and the losses of both (they must agree to f32 rounding), with the load average before
-each repeat. Both sides use --threads threads (default: the CPU count).
+each repeat. Both sides use --threads threads (default: the CPU count) and the same environment,
+OMP_WAIT_POLICY and GOMP_SPINCOUNT included (`make bench-peer` sets GOMP_SPINCOUNT=10000 when
+neither is set; PyTorch's bundled libgomp reads them as labench's does).
 
 Shapes: `small` (vocab 32000, hidden 768, intermediate 2048, 12 heads, 12 kv heads) and `tiny`
 (vocab 256, hidden 64, intermediate 176, 4 heads, 2 kv heads), both with 2 layers.
@@ -250,6 +252,8 @@ def main():
              f"{platform.release()}",
              f"- labench {commit}, torch {torch.__version__}, Python {platform.python_version()}; "
              f"{args.threads} threads each; best of {args.repeats} interleaved repeats, each the faster of 2 steps",
+             f"- OpenMP waiting (both sides read it): OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, "
+             f"GOMP_SPINCOUNT={os.environ.get('GOMP_SPINCOUNT', 'unset')}",
              f"- row: {sum(LENGTHS)} tokens in segments {','.join(map(str, LENGTHS))}; f32; forward + backward",
              ""]
     table = ["| shape | labench BLAS core | labench s | PyTorch s | labench / PyTorch | loss labench | loss PyTorch |"
