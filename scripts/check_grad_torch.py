@@ -130,6 +130,16 @@ def make_batch(path, vocab, seed, lengths=(5, 1, 9)):
         json.dump({"tokens": tokens, "cu_seqlens": cu, "weights": weights}, f)
 
 
+def work_dir(path, prefix):
+    """(TemporaryDirectory or None, path): path, created, or a new temporary directory."""
+    tmp = None
+    if path is None:
+        tmp = tempfile.TemporaryDirectory(prefix=prefix)
+        path = tmp.name
+    os.makedirs(path, exist_ok=True)
+    return tmp, path
+
+
 # ---------------------------------------------------------------- the PyTorch reference
 
 def load_params(torch, path):
@@ -288,12 +298,7 @@ def main():
         return 2
     torch.set_num_threads(max(1, os.cpu_count() or 1))
 
-    tmp = None
-    work = args.workdir
-    if work is None:
-        tmp = tempfile.TemporaryDirectory(prefix="labench-torch-check-")
-        work = tmp.name
-    os.makedirs(work, exist_ok=True)
+    tmp, work = work_dir(args.workdir, "labench-torch-check-")
     ckpt = args.load_model or os.path.join(work, "model.safetensors")
     batch = args.batch or os.path.join(work, "batch.json")
     gpath = os.path.join(work, "grads.safetensors")

@@ -39,7 +39,6 @@ import platform
 import re
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -239,12 +238,7 @@ def main():
         print(f"{args.labench}: no labench binary (run make first)", file=sys.stderr)
         return 2
 
-    tmp = None
-    work = args.workdir
-    if work is None:
-        tmp = tempfile.TemporaryDirectory(prefix="labench-peer-")
-        work = tmp.name
-    os.makedirs(work, exist_ok=True)
+    tmp, work = cg.work_dir(args.workdir, "labench-peer-")
     commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
                             cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip() or "unknown"
     lines = [f"- date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
