@@ -14,9 +14,9 @@ OPT      ?= -O2
 # OpenBLAS: its OpenMP build when installed (Debian: libopenblas-openmp-dev, from scripts/setup.sh),
 # so that BLAS runs on OpenMP's threads, one pool for everything (kernels/cpu/openblas.h);
 # otherwise whatever -lopenblas is. OPENBLAS_OMP= (empty) forces the latter.
-MULTIARCH   ?= $(shell $(CC) -dumpmachine 2>/dev/null)
-OPENBLAS_OMP ?= $(firstword $(wildcard /usr/lib/$(MULTIARCH)/openblas-openmp/libopenblas.so))
+OPENBLAS_OMP ?= $(firstword $(wildcard /usr/lib/*/openblas-openmp/libopenblas.so))
 ifneq ($(OPENBLAS_OMP),)
+MULTIARCH   := $(notdir $(patsubst %/openblas-openmp/libopenblas.so,%,$(OPENBLAS_OMP)))
 BLAS_CFLAGS := -I/usr/include/$(MULTIARCH)/openblas-openmp
 BLAS_LIBS   := -L$(dir $(OPENBLAS_OMP)) -Wl,-rpath,$(dir $(OPENBLAS_OMP)) -lopenblas
 else
