@@ -14,9 +14,21 @@
 CC       ?= gcc
 BUILD    ?= build
 OPT      ?= -O2
+# OpenBLAS: its OpenMP build when installed (Debian: libopenblas-openmp-dev, from scripts/setup.sh),
+# so that BLAS runs on OpenMP's threads, one pool for everything (kernels/cpu/openblas.h);
+# otherwise whatever -lopenblas is. OPENBLAS_OMP= (empty) forces the latter.
+OPENBLAS_OMP ?= $(firstword $(wildcard /usr/lib/*/openblas-openmp/libopenblas.so))
+ifneq ($(OPENBLAS_OMP),)
+MULTIARCH   := $(notdir $(patsubst %/openblas-openmp/libopenblas.so,%,$(OPENBLAS_OMP)))
+BLAS_CFLAGS := -I/usr/include/$(MULTIARCH)/openblas-openmp
+BLAS_LIBS   := -L$(dir $(OPENBLAS_OMP)) -Wl,-rpath,$(dir $(OPENBLAS_OMP)) -lopenblas
+else
+BLAS_LIBS   := -lopenblas
+endif
+
 CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -Wshadow -Wno-unused-parameter -fopenmp \
-            -D_GNU_SOURCE -I. $(SAN)
-LDLIBS   += -ljansson -lopenblas -lm -fopenmp $(SAN)
+            -D_GNU_SOURCE -I. $(BLAS_CFLAGS) $(SAN)
+LDLIBS   += -ljansson $(BLAS_LIBS) -lm -fopenmp $(SAN)
 
 CUDA_HOME ?= /usr/local/cuda
 NVCC     ?= $(shell if [ -x "$(CUDA_HOME)/bin/nvcc" ]; then echo "$(CUDA_HOME)/bin/nvcc"; else command -v nvcc 2>/dev/null; fi)
@@ -71,7 +83,7 @@ LIB_OBJ  := $(LIB_C:%.c=$(BUILD)/%.o) $(LIB_CU:%.cu=$(BUILD)/%.cu.o)
 TESTS    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 GPU_TESTS := $(patsubst tests/gpu/%.c,$(BUILD)/tests/gpu/%,$(wildcard tests/gpu/test_*.c))
 
-.PHONY: all test check-asan gpu-check gpu-tests clean plan bench-plan bench nightly report
+.PHONY: all test check-asan gpu-check gpu-tests clean plan bench-plan bench bench-peer nightly report
 all: labench
 ifeq ($(NVCC),)
 	@echo "note: nvcc not found (CUDA_HOME=$(CUDA_HOME)): built the CPU-only labench"
@@ -160,14 +172,24 @@ plan: labench
 bench-plan: labench
 	./labench bench-plan
 
+# OpenMP threads wait for the next parallel region by spinning. On a machine shared with other
+# work a spinning thread holds the core that the thread with work needs, so the timed runs spin
+# briefly and then sleep (README, "The CPU backend"), unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is
+# set already.
+RUN_ENV ?= $(if $(OMP_WAIT_POLICY)$(GOMP_SPINCOUNT),,GOMP_SPINCOUNT=10000)
+
 # The main job: every strategy trained and measured (CPU backend with the tiny model when no GPU
 # is usable), then REPORT.md and its plots regenerated from the results.
 bench: labench
-	./labench --strategy all --len-dist data/longalign-mix.hist --out results/latest.json --trace=traces/latest.json
+	$(RUN_ENV) ./labench --strategy all --len-dist data/longalign-mix.hist --out results/latest.json --trace=traces/latest.json
 	./labench report results/latest.json -o REPORT.md
 
 report: labench
 	./labench report results/latest.json -o REPORT.md
+
+# labench's CPU step against PyTorch's, same weights and packed row (needs torch; not in CI).
+bench-peer: labench
+	$(RUN_ENV) python3 scripts/peer_cpu_step.py
 
 nightly: labench
 	bash scripts/nightly.sh

@@ -9,6 +9,7 @@
 #include "bench/cli.h"
 #include "bench/util.h"
 #include "kernels/backend.h"
+#include "kernels/cpu/openblas.h"
 #include "model/model.h"
 #include "model/safetensors.h"
 
@@ -25,9 +26,13 @@ static void usage(FILE *f)
           "Prints the loss, sum over t of weights[t] * CE(logits[t], tokens[t+1]), and writes every\n"
           "parameter's gradient under its Hugging Face name (q/k/v and gate/up split) to --out.\n"
           "Positions restart at 0 in each segment; attention never crosses segments.\n"
-          "--repeat N times N more forward+backward passes of the same row with the backend's\n"
-          "timer (CUDA events on cuda, after the first pass as warm-up) and prints their median\n"
-          "as `step_seconds` (also in --out's metadata), for comparing with another framework.\n",
+          "--repeat N (1..1000) times N more forward+backward passes of the same row after the\n"
+          "first (whose gradients are written), with the backend's timer (CUDA events on cuda, the\n"
+          "wall clock on cpu). It prints \"step_seconds T1 ... TN\" (each pass: the step alone,\n"
+          "without start-up, loading and writing), \"step_seconds_median\" with tokens/s, and on\n"
+          "cpu a line \"blas ...\" naming the BLAS library and the kernels (core) it runs; the median\n"
+          "also goes into --out's metadata. scripts/peer_cpu_step.py and tests/gpu/peer_torch.py\n"
+          "read them.\n",
           f);
 }
 
@@ -60,7 +65,7 @@ int cmd_grad(int argc, char **argv)
         else if ((v = cli_opt_value(argc, argv, &i, "--repeat"))) {
             char *end;
             long r = strtol(v, &end, 10);
-            if (*end || r < 0 || r > 1000) die_input("grad: --repeat must be an integer in 0..1000 (got '%s')", v);
+            if (*end || r < 1 || r > 1000) die_input("grad: --repeat must be an integer in [1, 1000], not '%s'", v);
             repeat = (int)r;
         }
         else die_input("grad: unknown option '%s' (see labench grad --help)", a);
@@ -135,9 +140,8 @@ int cmd_grad(int argc, char **argv)
     Model m;
     if (model_create(&m, &cfg, be, (int)N, 0, err, sizeof err) != 0) die_input("%s", err);
     model_set_params(&m, params);
-    model_zero_grads(&m);
     Batch b = {(int)N, tokens, targets, w, pos, cu, (int)(S1 - 1), max_seqlen};
-    double loss = model_forward_backward(&m, &b, NULL);
+    const double loss = model_forward_backward(&m, &b, NULL);
 
     float *g = malloc(m.n_params * sizeof *g);
     StTensor *ts = calloc((size_t)m.layout.n_tensors * 3, sizeof *ts);
@@ -158,31 +162,28 @@ int cmd_grad(int argc, char **argv)
         }
     }
     /* timed passes after the first: gradients zeroed before each, the written ones kept above */
-    double step_s = 0;
+    double *step_t = repeat > 0 ? malloc(2 * (size_t)repeat * sizeof *step_t) : NULL, step_med = 0;
+    if (repeat > 0 && !step_t) die_input("out of host memory");
+    for (int r = 0; r < repeat; r++) {
+        model_zero_grads(&m);
+        be->mark(be, 0);
+        model_forward_backward(&m, &b, NULL);
+        be->mark(be, 1);
+        step_t[r] = step_t[repeat + r] = be->seconds_between(be, 0, 1);
+    }
     if (repeat > 0) {
-        double *t = malloc((size_t)repeat * sizeof *t);
-        if (!t) die_input("out of host memory");
-        for (int r = 0; r < repeat; r++) {
-            model_zero_grads(&m);
-            be->mark(be, 0);
-            model_forward_backward(&m, &b, NULL);
-            be->mark(be, 1);
-            t[r] = be->seconds_between(be, 0, 1);
-        }
+        double *t = step_t + repeat;   /* a sorted copy for the median; step_t keeps pass order */
         for (int i = 1; i < repeat; i++)   /* insertion sort: a handful of values */
             for (int j = i; j > 0 && t[j - 1] > t[j]; j--) {
                 double x = t[j];
                 t[j] = t[j - 1];
                 t[j - 1] = x;
             }
-        step_s = repeat % 2 ? t[repeat / 2] : 0.5 * (t[repeat / 2 - 1] + t[repeat / 2]);
-        printf("step_seconds %.6g (median of %d forward+backward passes, min %.6g, max %.6g; %.0f tokens/s)\n",
-               step_s, repeat, t[0], t[repeat - 1], (double)N / step_s);
-        free(t);
+        step_med = repeat % 2 ? t[repeat / 2] : 0.5 * (t[repeat / 2 - 1] + t[repeat / 2]);
     }
     char loss_s[64], step_str[64];
     snprintf(loss_s, sizeof loss_s, "%.9g", loss);
-    snprintf(step_str, sizeof step_str, "%.6g", step_s);
+    snprintf(step_str, sizeof step_str, "%.6g", step_med);
     const char *meta[] = {"loss", loss_s, "format", "pt", repeat > 0 ? "step_seconds" : NULL, step_str, NULL};
     int status = 0;
     if (safetensors_write(out_path, ts, nt, meta, err, sizeof err) != 0) {
@@ -191,7 +192,21 @@ int cmd_grad(int argc, char **argv)
     } else {
         printf("loss %.9g\n", loss);
         printf("gradients of %zu parameters (%d tensors) written to %s\n", m.n_params, nt, out_path);
+        if (!strcmp(backend, "cpu")) {
+            CpuBlasInfo bi;
+            cpu_blas_info(&bi);
+            printf("blas %s %s core %s (%s kernels), %s, %d threads\n", bi.library, bi.version, bi.core,
+                   cpu_isa_name(bi.core_isa), bi.threading, bi.threads);
+        }
+        if (repeat > 0) {
+            printf("step_seconds");
+            for (int r = 0; r < repeat; r++) printf(" %.6f", step_t[r]);
+            printf("\n");
+            printf("step_seconds_median %.6g (of %d forward+backward passes after the first, min %.6g, max %.6g; "
+                   "%.0f tokens/s)\n", step_med, repeat, step_t[repeat], step_t[2 * repeat - 1], (double)N / step_med);
+        }
     }
+    free(step_t);
     free(g);
     free(ts);
     model_free(&m);

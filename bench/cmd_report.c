@@ -623,6 +623,36 @@ static void draw_all(const PlotEnv *env, const ResultsFile *rf, const char *stem
 
 /* ---------- markdown ---------- */
 
+/* "; BLAS: OpenBLAS 0.3.21, core Cooperlake (avx512f kernels), openmp, 2 threads", from
+ * machine.blas when the file has it; a fallback core is said as such. */
+static void md_blas(FILE *f, const json_t *b)
+{
+    if (!b) return;
+    const char *lib = json_string_value(json_object_get(b, "library"));
+    const char *ver = json_string_value(json_object_get(b, "version"));
+    const char *core = json_string_value(json_object_get(b, "core"));
+    const char *isa = json_string_value(json_object_get(b, "core_isa"));
+    const char *thr = json_string_value(json_object_get(b, "threading"));
+    const char *env = json_string_value(json_object_get(b, "coretype_env"));
+    const char *sugg = json_string_value(json_object_get(b, "suggested_coretype"));
+    const json_t *n = json_object_get(b, "threads");
+    fputs("; BLAS: ", f);
+    md_text(f, lib ? lib : "unknown");
+    if (ver) { fputc(' ', f); md_text(f, ver); }
+    if (core) {
+        fputs(", core ", f);
+        md_text(f, core);
+        if (isa) { fputs(" (", f); md_text(f, isa); fputs(" kernels)", f); }
+    }
+    if (env) { fputs(", chosen by OPENBLAS_CORETYPE=", f); md_text(f, env); }
+    if (thr) { fputs(", ", f); md_text(f, thr); }
+    if (json_is_integer(n)) fprintf(f, ", %lld threads", (long long)json_integer_value(n));
+    if (json_is_true(json_object_get(b, "fallback"))) {
+        fputs(" -- a generic fallback core, slower than the CPU allows", f);
+        if (sugg) { fputs("; OPENBLAS_CORETYPE=", f); md_text(f, sugg); fputs(" would select the CPU's own", f); }
+    }
+}
+
 static void md_machine(FILE *f, const ResultsFile *rf)
 {
     int train = strcmp(rf->kind, "train") == 0;
@@ -651,6 +681,7 @@ static void md_machine(FILE *f, const ResultsFile *rf)
                 fputs(")", f);
             }
         }
+        md_blas(f, rf->blas);
         char model[160];
         model_words(rf, model, sizeof model);
         fprintf(f, "\n- **model:** %s, %d heads (%d KV), %s, recompute %s\n", model, rf->heads, rf->kv_heads, rf->dtype,

@@ -379,6 +379,7 @@ int results_read(const char *path, ResultsFile *rf, char *err, size_t errlen)
         rf->peak_flops = opt_num(m, "peak_flops", NAN);
         const json_t *src = json_object_get(m, "peak_flops_source");
         rf->peak_flops_source = json_is_string(src) ? json_string_value(src) : NULL;
+        rf->blas = json_is_object(json_object_get(m, "blas")) ? json_object_get(m, "blas") : NULL;
     }
     const json_t *c = rd_obj(&rd, root, "config");
     if (c) {

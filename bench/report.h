@@ -49,6 +49,7 @@ typedef struct {
     const char *hostname, *cpu, *backend, *device, *gpu, *peak_flops_source;
     long long cores;
     double peak_flops;
+    const json_t *blas;          /* machine.blas, NULL when absent (older files) */
     /* config */
     const char *len_dist;
     long long samples, seed;

@@ -1,6 +1,8 @@
 #include "bench/results.h"
 
 #include <math.h>
+#include <omp.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -8,6 +10,35 @@
 
 #include "bench/dp.h"
 #include "bench/util.h"
+#include "kernels/cpu/openblas.h"
+
+/* machine.blas: the BLAS labench links and the kernels it runs (kernels/cpu/openblas.h) */
+static json_t *blas_json(void)
+{
+    CpuBlasInfo b;
+    cpu_blas_info(&b);
+    json_t *o = json_object();
+    json_object_set_new(o, "library", json_string(b.library));
+    json_object_set_new(o, "version", json_string(b.version));
+    json_object_set_new(o, "config", json_string(b.config));
+    json_object_set_new(o, "core", json_string(b.core));
+    json_object_set_new(o, "core_isa", json_string(cpu_isa_name(b.core_isa)));
+    json_object_set_new(o, "threading", json_string(b.threading));
+    json_object_set_new(o, "threads", json_integer(b.threads));
+    json_object_set_new(o, "coretype_env", b.coretype_env[0] ? json_string(b.coretype_env) : json_null());
+    json_object_set_new(o, "fallback", json_boolean(b.fallback));
+    json_object_set_new(o, "suggested_coretype", b.suggested_coretype[0] ? json_string(b.suggested_coretype) : json_null());
+    return o;
+}
+
+/* machine.openmp: how OpenMP's threads wait between parallel regions (the environment read by
+ * libgomp at start-up; null when unset, i.e. libgomp's default) */
+static json_t *openmp_json(void)
+{
+    const char *policy = getenv("OMP_WAIT_POLICY"), *spin = getenv("GOMP_SPINCOUNT");
+    return json_pack("{s:i, s:o, s:o}", "threads", omp_get_max_threads(), "wait_policy",
+                     policy ? json_string(policy) : json_null(), "gomp_spincount", spin ? json_string(spin) : json_null());
+}
 
 /* JSON has no NaN or infinity: such a value is written as null ("not available"). */
 static json_t *jreal(double x) { return isfinite(x) ? json_real(x) : json_null(); }
@@ -223,6 +254,8 @@ json_t *results_to_json(const ResultsDoc *d)
     json_object_set_new(machine, "peak_flops", jreal(d->peak_flops));
     json_object_set_new(machine, "peak_flops_source",
                         d->peak_flops_source ? json_string(d->peak_flops_source) : json_null());
+    json_object_set_new(machine, "blas", blas_json());
+    json_object_set_new(machine, "openmp", openmp_json());
     json_object_set_new(root, "machine", machine);
 
     json_t *cfg = json_object();

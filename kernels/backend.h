@@ -104,6 +104,10 @@ struct Backend {
     void (*crossentropy_forward)(Backend *be, void *losses, const void *logits, const int32_t *targets, int N, int V);
     void (*crossentropy_backward)(Backend *be, void *dlogits, const void *logits, const int32_t *targets,
                                   const float *weights, int N, int V);
+    /* Optional (NULL: the model calls crossentropy_forward, then crossentropy_backward): both in
+     * one pass over the logits, the same losses and dlogits (dlogits may alias logits). */
+    void (*crossentropy_fused)(Backend *be, void *losses, void *dlogits, const void *logits,
+                               const int32_t *targets, const float *weights, int N, int V);
 
     /* sum of squares of n param-dtype values, returned to the host */
     double (*sum_squares)(Backend *be, const void *x, size_t n);

@@ -378,9 +378,19 @@ static double head_and_loss(Model *m, const Batch *b, int backward, float *per_p
         int R = N - r0 < m->head_chunk ? N - r0 : m->head_chunk;
         const void *x = (char *)m->lnf + (size_t)r0 * C * as;
         be->matmul_forward(be, m->logits, x, W(param_lm_head(c)), R, C, V);
-        be->crossentropy_forward(be, (char *)m->losses + (size_t)r0 * ps, m->logits, m->d_targets + r0, R, V);
-        if (backward) {
-            be->crossentropy_backward(be, m->logits, m->logits, m->d_targets + r0, m->d_weights + r0, R, V);
+        void *losses = (char *)m->losses + (size_t)r0 * ps;
+        const int32_t *tg = m->d_targets + r0;
+        const float *wt = m->d_weights + r0;
+        if (!backward) {
+            be->crossentropy_forward(be, losses, m->logits, tg, R, V);
+        } else {
+            /* one pass over the chunk where the backend has it, else the two ops */
+            if (be->crossentropy_fused) {
+                be->crossentropy_fused(be, losses, m->logits, m->logits, tg, wt, R, V);
+            } else {
+                be->crossentropy_forward(be, losses, m->logits, tg, R, V);
+                be->crossentropy_backward(be, m->logits, m->logits, tg, wt, R, V);
+            }
             be->matmul_backward(be, (char *)m->d_ln + (size_t)r0 * C * as, G(param_lm_head(c)), m->logits, x,
                                 W(param_lm_head(c)), R, C, V, 0);
         }

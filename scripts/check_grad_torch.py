@@ -47,7 +47,8 @@ FLOAT_KEYS = ["rms_norm_eps", "rope_theta"]
 # ---------------------------------------------------------------- safetensors (standard library)
 
 def st_write(path, tensors, meta):
-    """tensors: list of (name, shape, flat list/array of floats, or their F32 bytes) written as F32."""
+    """tensors: list of (name, shape, values) written as F32; values are a flat list/array of floats
+    or their float32 bytes already."""
     import array
     header, blobs, off = {}, [], 0
     for name, shape, values in tensors:
@@ -141,6 +142,16 @@ def run_grad(cmd, gpath):
         return None
     meta, graw = st_read(gpath)
     return run, meta, graw
+
+
+def work_dir(path, prefix):
+    """(TemporaryDirectory or None, path): path, created, or a new temporary directory."""
+    tmp = None
+    if path is None:
+        tmp = tempfile.TemporaryDirectory(prefix=prefix)
+        path = tmp.name
+    os.makedirs(path, exist_ok=True)
+    return tmp, path
 
 
 # ---------------------------------------------------------------- the PyTorch reference
@@ -301,12 +312,7 @@ def main():
         return 2
     torch.set_num_threads(max(1, os.cpu_count() or 1))
 
-    tmp = None
-    work = args.workdir
-    if work is None:
-        tmp = tempfile.TemporaryDirectory(prefix="labench-torch-check-")
-        work = tmp.name
-    os.makedirs(work, exist_ok=True)
+    tmp, work = work_dir(args.workdir, "labench-torch-check-")
     ckpt = args.load_model or os.path.join(work, "model.safetensors")
     batch = args.batch or os.path.join(work, "batch.json")
     gpath = os.path.join(work, "grads.safetensors")

@@ -9,6 +9,7 @@
 #include "bench/comm.h"
 #include "bench/run.h"
 #include "bench/util.h"
+#include "kernels/cpu/cpuinfo.h"
 #include "model/safetensors.h"
 #include "strategies/rng.h"
 
@@ -233,6 +234,13 @@ static void test_no_half_written_output(void **state)
     assert_non_null(root);
     assert_string_equal("labench-results", json_string_value(json_object_get(root, "schema")));
     assert_int_equal(6, (int)json_array_size(json_object_get(root, "strategies")));
+    /* machine.blas names the library and the kernels it runs */
+    json_t *blas = json_object_get(json_object_get(root, "machine"), "blas");
+    assert_true(json_is_object(blas));
+    assert_string_equal("OpenBLAS", json_string_value(json_object_get(blas, "library")));
+    assert_true(strlen(json_string_value(json_object_get(blas, "core"))) > 0);
+    assert_true(json_integer_value(json_object_get(blas, "threads")) >= 1);
+    assert_true(json_is_boolean(json_object_get(blas, "fallback")));
     json_decref(root);
     unlink(out_path);
     rmdir(dir);
@@ -293,22 +301,45 @@ static void test_grad_bad_batches(void **state)
 }
 
 /* A good grad call: the loss printed equals the weighted CE of an all-zero model, ln(V) per
- * weighted position (zero weights give uniform logits). */
+ * weighted position (zero weights give uniform logits); --repeat 3 prints one step_seconds line
+ * with three times. A forced generic OpenBLAS core (Prescott) on a CPU with AVX2 or AVX-512 gets
+ * one warning line naming what OPENBLAS_CORETYPE would select instead. */
 static void test_grad_uniform_loss(void **state)
 {
     (void)state;
     ModelConfig c;
-    char model[32], batch[64], args[512], out[4096];
+    char model[32], batch[64], args[512], out[8192];
     zero_tiny_checkpoint(model, &c);
     const char *json = "{\"tokens\":[5,6,7,8,9],\"cu_seqlens\":[0,2,5],\"weights\":[0.5,0,0.25,0.25,0]}";
     test_write_file(batch, sizeof batch, json, strlen(json));
     char outp[128];
     snprintf(outp, sizeof outp, "%s.safetensors", batch);
-    snprintf(args, sizeof args, "grad --load-model %s --batch %s --out %s", model, batch, outp);
+    snprintf(args, sizeof args, "grad --load-model %s --batch %s --out %s --repeat 3", model, batch, outp);
     assert_int_equal(0, run_cli(args, out, sizeof out));
-    double loss = 0;
+    double loss = 0, t[3];
+    char extra;
     assert_int_equal(1, sscanf(strstr(out, "loss "), "loss %lf", &loss));
     assert_close(loss, 1.0 * log((double)c.vocab), 1e-5, 1e-6);
+    const char *line = strstr(out, "step_seconds ");
+    assert_non_null(line);
+    assert_int_equal(3, sscanf(line, "step_seconds %lf %lf %lf%c", &t[0], &t[1], &t[2], &extra) - 1);
+    assert_true(extra == '\n');
+    for (int i = 0; i < 3; i++) assert_true(t[i] > 0 && t[i] < 60);
+    expect_bad("grad --load-model x --batch y --out z --repeat 0", "--repeat");
+
+    CpuInfo ci;
+    cpu_read_info(&ci);
+    if (ci.isa == ISA_AVX2_FMA || ci.isa == ISA_AVX512) {
+        setenv("OPENBLAS_CORETYPE", "Prescott", 1);
+        int rc = run_cli(args, out, sizeof out);
+        unsetenv("OPENBLAS_CORETYPE");
+        assert_int_equal(0, rc);
+        const char *w = strstr(out, "runs its generic Prescott kernels");
+        assert_non_null(w);
+        assert_non_null(strstr(w, ci.avx512_skylakex ? "OPENBLAS_CORETYPE=SKYLAKEX would select"
+                                                     : "OPENBLAS_CORETYPE=HASWELL would select"));
+        assert_null(strstr(w + 1, "runs its generic"));   /* one line, not one per backend */
+    }
     assert_true(file_exists(outp));
     unlink(outp);
     unlink(batch);

@@ -14,6 +14,8 @@
 
 #include "kernels/backend.h"
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/cpuinfo.h"
+#include "kernels/cpu/openblas.h"
 
 #include <omp.h>
 #include <time.h>
@@ -464,6 +466,65 @@ static void test_attention_segments_isolated(void **state)
     for (int r = 0; r < 2; r++) { free(out[r]); free(lse[r]); free(dqkv[r]); }
 }
 
+static void test_attention_long_segment(void **state)
+{
+    (void)state;
+    /* a 600-token segment: several key blocks in the forward (online softmax across blocks) and
+     * several query blocks per key tile in the backward; f64 against the naive softmax, and the
+     * gradient against finite differences on every 211th entry */
+    enum { H = 4, Hkv = 2, D = 8, W = (H + 2 * Hkv) * D, NSEG = 2 };
+    const int32_t cu[NSEG + 1] = { 0, 3, 603 };
+    const int N = cu[NSEG];
+    double *qkv = rand_array((size_t)N * W, 1.5);
+    double *out = malloc((size_t)N * H * D * sizeof(double)), *ref = malloc((size_t)N * H * D * sizeof(double));
+    double *lse = malloc((size_t)N * H * sizeof(double)), *lse_ref = malloc((size_t)N * H * sizeof(double));
+    assert_non_null(out); assert_non_null(ref); assert_non_null(lse); assert_non_null(lse_ref);
+    attention_naive(ref, lse_ref, qkv, cu, NSEG, N, H, Hkv, D);
+    cpu_attention_forward_f64(out, lse, qkv, cu, NSEG, N, H, Hkv, D);
+    for (int i = 0; i < N * H * D; i++) assert_close(out[i], ref[i], 1e-13, 1e-12);
+    for (int i = 0; i < N * H; i++) assert_close(lse[i], lse_ref[i], 1e-13, 1e-12);
+    free(qkv); free(out); free(ref); free(lse); free(lse_ref);
+    attention_grad_check(cu, NSEG, H, Hkv, D, 211);
+}
+
+/* The threading policy: giving BLAS one thread or all of them never changes OpenMP's own thread
+ * count (the OpenMP build of OpenBLAS sets both with one call), and the BLAS description is
+ * consistent: a fallback core is one narrower than the CPU's flags allow, with a suggestion. */
+static void test_blas_threads_and_info(void **state)
+{
+    (void)state;
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(3);
+    cpu_blas_threads_for(1.0);
+    assert_int_equal(3, omp_get_max_threads());
+    cpu_blas_threads_for(1e12);
+    assert_int_equal(3, omp_get_max_threads());
+    cpu_blas_single();
+    assert_int_equal(3, omp_get_max_threads());
+    /* a product after all that is still right */
+    const double a[4] = { 1, 2, 3, 4 }, b[4] = { 5, 6, 7, 8 };
+    double c[4];
+    cpu_matmul_forward_f64(c, a, b, 2, 2, 2);   /* c = a @ b^T */
+    assert_true(c[0] == 17 && c[1] == 23 && c[2] == 39 && c[3] == 53);
+    omp_set_num_threads(saved);
+
+    CpuBlasInfo bi;
+    cpu_blas_info(&bi);
+    assert_string_equal("OpenBLAS", bi.library);
+    assert_true(strlen(bi.version) > 0 && strlen(bi.core) > 0);
+    assert_true(bi.threads >= 1);
+    CpuInfo ci;
+    cpu_read_info(&ci);
+    if (bi.fallback) {
+        assert_true(bi.core_isa != ISA_UNKNOWN && bi.core_isa < ci.isa);
+        assert_true(strcmp(bi.suggested_coretype, "SKYLAKEX") == 0 || strcmp(bi.suggested_coretype, "HASWELL") == 0);
+        assert_non_null(strstr(bi.warning, bi.suggested_coretype));
+    } else {
+        assert_string_equal("", bi.suggested_coretype);
+        assert_string_equal("", bi.warning);
+    }
+}
+
 static void test_attention_same_bits_any_thread_count(void **state)
 {
     (void)state;
@@ -566,6 +627,28 @@ static void test_crossentropy_grad(void **state)
     cpu_crossentropy_backward_f64(inplace, inplace, targets, w, N, V);
     assert_memory_equal(inplace, dlogits, sizeof(double) * N * V);
     free(logits); free(dlogits); free(inplace);
+}
+
+/* The fused op is the two ops in one pass: the same bits, in place as out of place, with an
+ * ignored target and a vocabulary that is not a multiple of the chunk or the vector width. */
+static void test_crossentropy_fused_equals_two_ops(void **state)
+{
+    (void)state;
+    enum { N = 5, V = 301 };
+    float x[N * V], d2[N * V], d1[N * V], l2[N], l1[N], inplace[N * V];
+    const int32_t t[N] = { 3, -1, 300, 0, 17 };
+    const float w[N] = { 0.5f, 1, 0.25f, 2, 0.125f };
+    for (int i = 0; i < N * V; i++) x[i] = (float)(8 * rnd());
+    cpu_crossentropy_forward_f32(l2, x, t, N, V);
+    cpu_crossentropy_backward_f32(d2, x, t, w, N, V);
+    cpu_crossentropy_fused_f32(l1, d1, x, t, w, N, V);
+    assert_memory_equal(l1, l2, sizeof l1);
+    assert_memory_equal(d1, d2, sizeof d1);
+    memcpy(inplace, x, sizeof x);
+    cpu_crossentropy_fused_f32(l1, inplace, inplace, t, w, N, V);
+    assert_memory_equal(l1, l2, sizeof l1);
+    assert_memory_equal(inplace, d2, sizeof d2);
+    assert_true(l1[1] == 0 && l1[0] > 0);
 }
 
 static void test_crossentropy_large_logits(void **state)
@@ -765,9 +848,12 @@ int main(void)
         cmocka_unit_test(test_attention_grad_multi_tile),
         cmocka_unit_test(test_attention_forward_matches_naive),
         cmocka_unit_test(test_attention_segments_isolated),
+        cmocka_unit_test(test_attention_long_segment),
         cmocka_unit_test(test_attention_same_bits_any_thread_count),
+        cmocka_unit_test(test_blas_threads_and_info),
         cmocka_unit_test(test_swiglu_grad),
         cmocka_unit_test(test_crossentropy_grad),
+        cmocka_unit_test(test_crossentropy_fused_equals_two_ops),
         cmocka_unit_test(test_crossentropy_large_logits),
         cmocka_unit_test(test_sum_squares),
         cmocka_unit_test(test_adamw_by_hand),

@@ -148,6 +148,40 @@ static void test_packed_equals_unpacked(void **state)
     be->destroy(be);
 }
 
+/* The optional fused cross-entropy changes nothing: a backend without it (NULL, as the CUDA
+ * backend) gets the model's composition of the two ops, with the same bits. */
+static void test_optional_fused_crossentropy(void **state)
+{
+    (void)state;
+    Backend *be = cpu(DT_F32);
+    assert_non_null(be->crossentropy_fused);
+    ModelConfig c;
+    assert_int_equal(0, model_preset("tiny", &c));
+    Model m;
+    char err[512];
+    assert_int_equal(0, model_create(&m, &c, be, 128, 0, err, sizeof err));
+    model_init_params(&m, 5);
+    const int lens[] = {70, 3, 55};
+    HostBatch hb;
+    host_batch(&hb, lens, 3, c.vocab, 9, 0.02f);
+    float per[2][128];
+    float *g[2] = { malloc(m.n_params * sizeof(float)), malloc(m.n_params * sizeof(float)) };
+    double loss[2];
+    for (int k = 0; k < 2; k++) {
+        if (k == 1) be->crossentropy_fused = NULL;
+        model_zero_grads(&m);
+        loss[k] = model_forward_backward(&m, &hb.b, per[k]);
+        model_get_grads(&m, g[k]);
+    }
+    assert_true(loss[0] == loss[1]);
+    assert_memory_equal(per[0], per[1], 128 * sizeof(float));
+    assert_memory_equal(g[0], g[1], m.n_params * sizeof(float));
+    free(g[0]);
+    free(g[1]);
+    model_free(&m);
+    be->destroy(be);
+}
+
 /* packing-lw: the loss and gradient of a global batch equal LongAlign Eq. 2,
  * (1/M) sum_i L_i / N_i, computed sequence by sequence. */
 static void test_packing_lw_equals_eq2(void **state)
@@ -361,6 +395,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_model_gradient_fd),
         cmocka_unit_test(test_packed_equals_unpacked),
+        cmocka_unit_test(test_optional_fused_crossentropy),
         cmocka_unit_test(test_packing_lw_equals_eq2),
         cmocka_unit_test(test_training_learns),
         cmocka_unit_test(test_model_too_big),

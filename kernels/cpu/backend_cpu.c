@@ -13,6 +13,8 @@
 
 #include "kernels/backend.h"
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/cpuinfo.h"
+#include "kernels/cpu/openblas.h"
 
 /* Every allocation carries this header, which records its size and links it into a list so
  * that destroy can free whatever is still live. 32 bytes keep calloc's 16-byte alignment. */
@@ -29,7 +31,7 @@ typedef struct {
     size_t in_use, peak;
     struct timespec marks[BACKEND_MARKS];
     double matmul_s, attention_s;         /* time inside each op class, for the results */
-    char flops_source[384];
+    char flops_source[640];
 } CpuImpl;
 
 static CpuImpl *impl_of(Backend *be) { return (CpuImpl *)be->impl; }
@@ -193,25 +195,9 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* OpenBLAS's own threads spin against OpenMP's on small products (measured: the tiny model's
- * comparison ran 25% faster with one BLAS thread), so small GEMMs run on one thread and only
- * large ones on all cores. */
-void openblas_set_num_threads(int num_threads);   /* OpenBLAS's cblas.h; declared here to keep
-                                                     its <complex.h> out of this file */
-#define BLAS_THREADED_FLOPS 5e7
-static void blas_threads_for(double flops)
-{
-    static int current = -1;
-    int want = flops >= BLAS_THREADED_FLOPS ? omp_get_max_threads() : 1;
-    if (want != current) {
-        openblas_set_num_threads(want);
-        current = want;
-    }
-}
-
 static void be_matmul_forward(Backend *be, void *out, const void *inp, const void *w, int N, int In, int Out)
 {
-    blas_threads_for(2.0 * N * In * Out);
+    cpu_blas_threads_for(2.0 * N * In * Out);
     double t = now_s();
     DISPATCH(be, cpu_matmul_forward, out, inp, w, N, In, Out);
     impl_of(be)->matmul_s += now_s() - t;
@@ -220,7 +206,7 @@ static void be_matmul_forward(Backend *be, void *out, const void *inp, const voi
 static void be_matmul_backward(Backend *be, void *dinp, void *dw, const void *dout, const void *inp,
                                const void *w, int N, int In, int Out, int accumulate_dinp)
 {
-    blas_threads_for(2.0 * N * In * Out);
+    cpu_blas_threads_for(2.0 * N * In * Out);
     double t = now_s();
     DISPATCH(be, cpu_matmul_backward, dinp, dw, dout, inp, w, N, In, Out, accumulate_dinp);
     impl_of(be)->matmul_s += now_s() - t;
@@ -289,6 +275,12 @@ static void be_crossentropy_backward(Backend *be, void *dlogits, const void *log
     DISPATCH(be, cpu_crossentropy_backward, dlogits, logits, targets, weights, N, V);
 }
 
+static void be_crossentropy_fused(Backend *be, void *losses, void *dlogits, const void *logits,
+                                  const int32_t *targets, const float *weights, int N, int V)
+{
+    DISPATCH(be, cpu_crossentropy_fused, losses, dlogits, logits, targets, weights, N, V);
+}
+
 static double be_sum_squares(Backend *be, const void *x, size_t n)
 {
     return F64(be) ? cpu_sum_squares_f64(x, n) : cpu_sum_squares_f32(x, n);
@@ -318,81 +310,12 @@ static double cpu_seconds_between(Backend *be, int a, int b)
 /* ------------------------------------------------------------------------------------------ */
 /* device name and peak FLOP/s, from /proc/cpuinfo */
 
-typedef struct {
-    char model[96];
-    char isa[16];          /* the widest FMA/vector extension found in the flags */
-    int flops_per_cycle;   /* f32 FLOP per cycle per core for that extension */
-    double mhz;            /* highest "cpu MHz" listed */
-    int siblings, cores;   /* logical and physical CPUs per package, 0 when absent */
-} CpuInfo;
-
-static int has_flag(const char *flags, const char *name)
-{
-    size_t len = strlen(name);
-    for (const char *p = flags; (p = strstr(p, name)) != NULL; p += len)
-        if ((p == flags || p[-1] == ' ' || p[-1] == '\t') && (p[len] == ' ' || p[len] == '\n' || p[len] == '\0'))
-            return 1;
-    return 0;
-}
-
-/* The value after "key<spaces>: " on a cpuinfo line, or NULL when the line is another key. */
-static const char *cpuinfo_value(const char *line, const char *key)
-{
-    size_t len = strlen(key);
-    if (strncmp(line, key, len) != 0 || (line[len] != ' ' && line[len] != '\t' && line[len] != ':')) return NULL;
-    const char *colon = strchr(line + len, ':');
-    if (!colon) return NULL;
-    colon++;
-    while (*colon == ' ') colon++;
-    return colon;
-}
-
-static void read_cpuinfo(CpuInfo *ci)
-{
-    memset(ci, 0, sizeof *ci);
-    snprintf(ci->model, sizeof ci->model, "unknown CPU");
-    snprintf(ci->isa, sizeof ci->isa, "scalar");
-    ci->flops_per_cycle = 2;   /* one FMA-less add and mul per cycle */
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return;
-    char line[8192];
-    int have_flags = 0;
-    while (fgets(line, sizeof line, f)) {
-        const char *v;
-        if ((v = cpuinfo_value(line, "model name")) && strcmp(ci->model, "unknown CPU") == 0) {
-            snprintf(ci->model, sizeof ci->model, "%s", v);
-            ci->model[strcspn(ci->model, "\n")] = '\0';
-        } else if ((v = cpuinfo_value(line, "cpu MHz"))) {
-            double mhz = atof(v);
-            if (mhz > ci->mhz) ci->mhz = mhz;
-        } else if ((v = cpuinfo_value(line, "siblings")) && !ci->siblings) {
-            ci->siblings = atoi(v);
-        } else if ((v = cpuinfo_value(line, "cpu cores")) && !ci->cores) {
-            ci->cores = atoi(v);
-        } else if (!have_flags && ((v = cpuinfo_value(line, "flags")) || (v = cpuinfo_value(line, "Features")))) {
-            have_flags = 1;
-            /* 2 FMA units x lanes x 2 FLOP per FMA; AVX without FMA has one add and one mul unit */
-            if (has_flag(v, "avx512f")) { snprintf(ci->isa, sizeof ci->isa, "avx512f"); ci->flops_per_cycle = 64; }
-            else if (has_flag(v, "avx2") && has_flag(v, "fma")) { snprintf(ci->isa, sizeof ci->isa, "avx2+fma"); ci->flops_per_cycle = 32; }
-            else if (has_flag(v, "avx")) { snprintf(ci->isa, sizeof ci->isa, "avx"); ci->flops_per_cycle = 16; }
-            else if (has_flag(v, "asimd")) { snprintf(ci->isa, sizeof ci->isa, "asimd"); ci->flops_per_cycle = 16; }
-            else if (has_flag(v, "sse2")) { snprintf(ci->isa, sizeof ci->isa, "sse2"); ci->flops_per_cycle = 8; }
-        }
-    }
-    fclose(f);
-    if (ci->mhz <= 0) {
-        /* some kernels (arm64) list no "cpu MHz": fall back on the nominal maximum */
-        FILE *g = fopen("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq", "r");
-        long khz = 0;
-        if (g) { if (fscanf(g, "%ld", &khz) != 1) khz = 0; fclose(g); }
-        ci->mhz = khz / 1000.0;
-    }
-}
-
 static void describe_cpu(Backend *be, CpuImpl *im)
 {
     CpuInfo ci;
-    read_cpuinfo(&ci);
+    cpu_read_info(&ci);
+    CpuBlasInfo blas;
+    cpu_blas_info(&blas);
     /* cores we run on: OpenMP threads (bounded by the affinity mask) over hyperthreads per core */
     cpu_set_t set;
     int allowed = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : omp_get_num_procs();
@@ -400,15 +323,25 @@ static void describe_cpu(Backend *be, CpuImpl *im)
     int per_core = ci.siblings > 0 && ci.cores > 0 && ci.siblings >= ci.cores ? ci.siblings / ci.cores : 1;
     int cores = threads / per_core > 0 ? threads / per_core : 1;
     int lanes_div = F64(be) ? 2 : 1;   /* a vector holds half as many doubles */
-    int flops_per_cycle = ci.flops_per_cycle / lanes_div;
+    /* The matmuls run OpenBLAS's kernels: when those use a narrower extension than the CPU has
+     * (a fallback core), the peak is that extension's, so that MFU is not claimed against
+     * vector units the step never uses. */
+    CpuIsa isa = ci.isa;
+    char capped[160] = "";
+    if (blas.core_isa != ISA_UNKNOWN && blas.core_isa < isa) {
+        isa = blas.core_isa;
+        snprintf(capped, sizeof capped, "; counted at %s because OpenBLAS runs its %s kernels (%s), not %s ones",
+                 cpu_isa_name(isa), blas.core, cpu_isa_name(blas.core_isa), ci.isa_name);
+    }
+    int flops_per_cycle = cpu_isa_flops_per_cycle(isa) / lanes_div;
 
     snprintf(be->device_name, sizeof be->device_name, "%.96s (%d core%s)", ci.model, cores, cores == 1 ? "" : "s");
     be->peak_flops = cores * ci.mhz * 1e6 * flops_per_cycle;
     snprintf(im->flops_source, sizeof im->flops_source,
              "nominal: %d cores (%d OpenMP threads / %d threads per core) x %.0f MHz (highest \"cpu MHz\" "
              "in /proc/cpuinfo, the clock when read, not a measured all-core clock) x %d %s FLOP/cycle "
-             "(%s in the cpuinfo flags: 2 FMA units x vector lanes x 2)",
-             cores, threads, per_core, ci.mhz, flops_per_cycle, dtype_name(be->param_dtype), ci.isa);
+             "(%s in the cpuinfo flags: 2 FMA units x vector lanes x 2%s)",
+             cores, threads, per_core, ci.mhz, flops_per_cycle, dtype_name(be->param_dtype), ci.isa_name, capped);
     be->peak_flops_source = im->flops_source;
 }
 
@@ -432,6 +365,7 @@ Backend *backend_cpu_create(DType dtype, char *err, size_t errlen)
     be->param_dtype = be->act_dtype = dtype;
     be->impl = im;
     describe_cpu(be, im);
+    cpu_blas_warn_once();
 
     be->alloc = cpu_alloc;
     be->free = cpu_free;
@@ -464,6 +398,7 @@ Backend *backend_cpu_create(DType dtype, char *err, size_t errlen)
     be->add = be_add;
     be->crossentropy_forward = be_crossentropy_forward;
     be->crossentropy_backward = be_crossentropy_backward;
+    be->crossentropy_fused = be_crossentropy_fused;
     be->sum_squares = be_sum_squares;
     be->adamw = be_adamw;
 

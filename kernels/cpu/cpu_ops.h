@@ -45,6 +45,8 @@
                                         int N, int V); \
     void cpu_crossentropy_backward_##sfx(real *dlogits, const real *logits, const int32_t *targets, \
                                          const float *weights, int N, int V); \
+    void cpu_crossentropy_fused_##sfx(real *losses, real *dlogits, const real *logits, \
+                                      const int32_t *targets, const float *weights, int N, int V); \
     double cpu_sum_squares_##sfx(const real *x, size_t n); \
     void cpu_adamw_##sfx(real *params, const real *grads, real *m, real *v, size_t n, \
                          const AdamWConfig *cfg, float grad_scale, int t);

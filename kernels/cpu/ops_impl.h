@@ -21,6 +21,7 @@
 #undef I
 
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/openblas.h"
 
 #define OP_CAT_(a, b) a##_##b
 #define OP_CAT(a, b) OP_CAT_(a, b)
@@ -42,7 +43,6 @@ static inline int imin(int a, int b) { return a < b ? a : b; }
 #define VW ((int)(64 / sizeof(real)))
 typedef real vreal __attribute__((vector_size(64)));
 typedef ireal vmask __attribute__((vector_size(64)));   /* lane masks: 0 or -1 */
-static inline int imax(int a, int b) { return a > b ? a : b; }
 
 /* every lane x (x - +0 is x for every x, -0 included: a plain broadcast) */
 static inline vreal vsplat(real x) { return x - (vreal){ 0 }; }
@@ -276,110 +276,56 @@ void OP(cpu_rope_backward)(real *dqkv, const int32_t *pos, int N, int H, int Hkv
     rope_rotate(dqkv, pos, N, H, Hkv, D, theta, -1.0);
 }
 
+/* The largest of x[0..V) (V >= 1) */
+static real row_max(const real *x, int V)
+{
+    /* lane-wise maxima, then across lanes: max is exact, so the grouping does not matter */
+    if (V < VW) {
+        real mx = x[0];
+        for (int v = 1; v < V; v++) mx = x[v] > mx ? x[v] : mx;
+        return mx;
+    }
+    vreal m;
+    memcpy(&m, x, sizeof m);
+    int v = VW;
+    for (; v + VW <= V; v += VW) {
+        vreal xv;
+        memcpy(&xv, x + v, sizeof xv);
+        m = vmax(m, xv);
+    }
+    real mx = m[0];
+    for (int k = 1; k < VW; k++) mx = m[k] > mx ? m[k] : mx;
+    for (; v < V; v++) mx = x[v] > mx ? x[v] : mx;
+    return mx;
+}
+
 /* ------------------------------------------------------------------------------------------ */
-/* Varlen causal attention, FlashAttention-2 style.
+/* Varlen causal attention, FlashAttention-2 style, with every inner product a BLAS GEMM.
  *
- * Each segment is cut into tiles of TILE rows counted from the segment's start; a tile is the
- * unit of work of one task. Forward: one task per (query tile, head) walks the keys up to the
- * diagonal, KB at a time, with an online softmax (running max m and sum l), so at most a
- * VW x KB block of the segment's score matrix exists at a time per thread; it stores
- * lse = m + log(l). Backward recomputes P = exp(S - lse) and, with Di = dO_i . O_i,
- * dS = P * (dP - Di); Di is computed once per (head, token) up front, in lse's layout. The
- * backward has two kinds of task so that every output row has one owner:
- *   dK/dV, one task per (key tile, kv head): dK, dV of those rows, summed over the query heads
- *          of the group and over every query row at or below the tile;
- *   dQ,    one task per (query tile, head): dQ of those rows.
- * That recomputes S and dP once more than a fused backward, and buys parallelism over key tiles
- * even for a single 64k-token segment with few kv heads. Both kinds share one task list, run
- * longest first (a task's cost is known from its tile), so two threads finish together.
+ * Forward: one task per (query tile of TILE rows counted from the segment's start, head). It
+ * walks the keys up to the tile's last row, KB at a time: S = scale * Q K^T (one GEMM), then per
+ * row the online softmax (running max m and sum l, the block's exp through vexp), then
+ * O = alpha * O + P V (one GEMM). At most a TILE x KB block of scores exists at a time per
+ * thread, and the only work above the diagonal is inside the tile's own TILE x TILE square. It
+ * stores lse = m + log(l).
  *
- * Vectors: a vreal holds VW values (one 64-byte register of f32). Everything runs on blocks in
- * which a vreal's lanes are VW different rows -- query rows in the forward and the dQ pass, key
- * rows in the dK/dV pass -- so the softmax's max, exp, sums and the P @ V, dS @ K, P^T @ dO,
- * dS^T @ Q products are all lane-wise: no horizontal reduction, no shuffles. Each lane's sums
- * run in a fixed order (over d, then over keys or query rows in index order, in blocks of KB)
- * that depends on the shapes only, never on the thread count. exp is vexp: a polynomial for
- * f32, libm for f64. Calls with little work run on one thread (ATTN_PAR_MIN_WORK). */
+ * Backward: one task per (segment, kv head), fused: for each query head of the group, each key
+ * tile of TILE keys, and each block of QB query rows from the tile's first key down to the
+ * segment's end, S and dP = dO V^T are recomputed (two GEMMs), P = exp(S - lse) and
+ * dS = P * (dP - Di) * scale (Di = dO_i . O_i, once per (head, token) up front), then
+ * dV += P^T dO, dK += dS^T Q and dQ += dS K (three GEMMs), accumulated in place in dqkv. A task
+ * owns its kv head's dK, dV and its query heads' dQ rows in the segment, so nothing is shared and
+ * nothing is reduced across threads. Parallelism is over segments x kv heads; tasks run longest
+ * first (cost ~ segment length^2 x group size), so two threads finish together.
+ *
+ * BLAS runs on the calling thread inside these regions (kernels/cpu/openblas.h). Every sum runs
+ * in an order fixed by the shapes alone: the same bits on any thread count. Calls with little
+ * work run on one thread (ATTN_PAR_MIN_WORK). */
 
-/* keys (forward, dQ) or query rows (dK/dV) per block of scores */
-#define KB 64
-/* register blocking of the block products */
-#define RBLK 8
-
-/* s[j] = scale * sum_d a[j * lda + d] * bT[d], for j < nj: row j of a (a key, value, query or
- * output-gradient row, read in place) against VW rows held transposed in bT[D]. The sum over d
- * runs in order, as a plain dot product would. */
-static inline void block_dots(vreal *s, const real *a, size_t lda, int nj, const vreal *bT,
-                              int D, real scale)
-{
-    int j = 0;
-    for (; j + RBLK <= nj; j += RBLK) {
-        vreal acc[RBLK] = { 0 };
-        for (int d = 0; d < D; d++) {
-            const vreal b = bT[d];
-            #pragma GCC unroll 8
-            for (int r = 0; r < RBLK; r++) acc[r] += a[(size_t)(j + r) * lda + d] * b;
-        }
-        #pragma GCC unroll 8
-        for (int r = 0; r < RBLK; r++) s[j + r] = acc[r] * scale;
-    }
-    for (; j < nj; j++) {
-        vreal acc = { 0 };
-        for (int d = 0; d < D; d++) acc += a[(size_t)j * lda + d] * bT[d];
-        s[j] = acc * scale;
-    }
-}
-
-/* cT[d] += sum_j a[j * lda + d] * p[j], for d < D, j < nj in order: a product like P @ V with
- * the VW rows of P in lanes and the result transposed. */
-static inline void block_accumulate(vreal *cT, const real *a, size_t lda, const vreal *p, int nj, int D)
-{
-    int d = 0;
-    for (; d + RBLK <= D; d += RBLK) {
-        vreal acc[RBLK];
-        #pragma GCC unroll 8
-        for (int e = 0; e < RBLK; e++) acc[e] = cT[d + e];
-        for (int j = 0; j < nj; j++) {
-            const vreal pj = p[j];
-            const real *aj = a + (size_t)j * lda + d;
-            #pragma GCC unroll 8
-            for (int e = 0; e < RBLK; e++) acc[e] += aj[e] * pj;
-        }
-        #pragma GCC unroll 8
-        for (int e = 0; e < RBLK; e++) cT[d + e] = acc[e];
-    }
-    for (; d < D; d++) {
-        vreal acc = cT[d];
-        for (int j = 0; j < nj; j++) acc += a[(size_t)j * lda + d] * p[j];
-        cT[d] = acc;
-    }
-}
-
-/* xT[d] lane r = x[(i0 + r) * ld + d] for r < n, 0 for the lanes past n */
-static inline void load_transposed(vreal *xT, const real *x, size_t ld, int i0, int n, int D)
-{
-    for (int d = 0; d < D; d++) xT[d] = vsplat(0);
-    for (int r = 0; r < n; r++) {
-        const real *src = x + (size_t)(i0 + r) * ld;
-        for (int d = 0; d < D; d++) xT[d][r] = src[d];
-    }
-}
-
-/* lane r = x[i0 + r] for r < n, else fill */
-static inline vreal load_lanes(const real *x, int i0, int n, real fill)
-{
-    vreal v = vsplat(fill);
-    for (int r = 0; r < n; r++) v[r] = x[i0 + r];
-    return v;
-}
-
-/* lane r = i0 + r, the row (or key) index of each lane */
-static inline vmask lane_index(int i0)
-{
-    vmask v;
-    for (int r = 0; r < VW; r++) v[r] = (ireal)i0 + r;
-    return v;
-}
+/* keys per block of scores in the forward */
+#define KB 256
+/* query rows per block in the backward */
+#define QB 256
 
 typedef struct {
     int start, end;       /* the tile's tokens [start, end) */
@@ -424,33 +370,37 @@ static void zero_outside_segments(real *x, size_t row, const int32_t *cu_seqlens
     if (last < (size_t)N) memset(x + last * row, 0, ((size_t)N - last) * row * sizeof(real));
 }
 
-static vreal *attn_vectors(size_t count)
+static real *attn_scratch(size_t count)
 {
-    vreal *p = aligned_alloc(sizeof(vreal), (count > 0 ? count : 1) * sizeof(vreal));
+    real *p = aligned_alloc(64, ((count > 0 ? count : 1) * sizeof(real) + 63) / 64 * 64);
     if (!p) abort();
     return p;
 }
 
-/* Sets the scores of keys after their query row to -inf (lanes are query rows i0 + r; s[j] is
- * key k0 + j). Only the block that crosses the diagonal has any. */
-static inline void mask_causal_rows(vreal *s, int i0, int k0, int nk)
+/* x[j] = exp(x[j] - shift) for j < n (n >= 1) through vexp; returns their sum: VW lane sums in
+ * index order, then the lanes in order. */
+static real exp_shifted_sum(real *x, int n, real shift)
 {
-    if (k0 + nk - 1 <= i0) return;
-    const vmask rows = lane_index(i0);
-    for (int j = imax(0, i0 + 1 - k0); j < nk; j++)
-        s[j] = vselect(rows < msplat((ireal)(k0 + j)), vsplat(-INFINITY), s[j]);
-}
-
-/* The lane-wise max of s[0..n) and m (exact, so the grouping is free) */
-static inline vreal block_max(const vreal *s, int n, vreal m)
-{
-    vreal m4[4] = { m, m, m, m };
+    const vreal sh = vsplat(shift);
+    vreal acc = vsplat(0);
     int j = 0;
-    for (; j + 4 <= n; j += 4)
-        #pragma GCC unroll 4
-        for (int e = 0; e < 4; e++) m4[e] = vmax(m4[e], s[j + e]);
-    for (; j < n; j++) m4[0] = vmax(m4[0], s[j]);
-    return vmax(vmax(m4[0], m4[1]), vmax(m4[2], m4[3]));
+    for (; j + VW <= n; j += VW) {
+        vreal v;
+        memcpy(&v, x + j, sizeof v);
+        v = vexp(v - sh);
+        memcpy(x + j, &v, sizeof v);
+        acc += v;
+    }
+    if (j < n) {
+        vreal v = vsplat(-INFINITY);   /* exp(-inf) = 0 in the unused lanes */
+        memcpy(&v, x + j, (size_t)(n - j) * sizeof(real));
+        v = vexp(v - sh);
+        memcpy(x + j, &v, (size_t)(n - j) * sizeof(real));
+        acc += v;
+    }
+    real sum = 0;
+    for (int k = 0; k < VW; k++) sum += acc[k];
+    return sum;
 }
 
 typedef struct {
@@ -461,49 +411,50 @@ typedef struct {
     real scale;
 } AttnArgs;
 
-/* forward: out and lse of the rows of tile t, head h; work space qT[D], oT[D], p[KB] */
-static void attn_forward_task(const AttnArgs *a, real *lse, AttnTile t, int h,
-                              vreal *qT, vreal *oT, vreal *p)
+/* forward: out and lse of the rows of tile t, head h; work space S[TILE * KB], O[TILE * D],
+ * m[TILE], l[TILE] */
+static void attn_forward_task(const AttnArgs *a, real *lse, AttnTile t, int h, real *S, real *O,
+                              real *m, real *l)
 {
-    const int D = a->D, g = h / a->group;
+    const int D = a->D, g = h / a->group, nr = t.end - t.start;
     const size_t row = a->row;
-    const real *q = a->qkv + (size_t)h * D;
+    const real *q = a->qkv + (size_t)t.start * row + (size_t)h * D;
     const real *k = a->qkv + (size_t)(a->H + g) * D, *v = a->qkv + (size_t)(a->H + a->Hkv + g) * D;
-    for (int i0 = t.start; i0 < t.end; i0 += VW) {
-        const int nr = imin(VW, t.end - i0), last = i0 + nr;   /* causal: keys before last */
-        load_transposed(qT, q, row, i0, nr, D);
-        for (int d = 0; d < D; d++) oT[d] = vsplat(0);
-        vreal m = vsplat(-INFINITY), l = vsplat(0);
-        for (int k0 = t.seg_start; k0 < last; k0 += KB) {
-            const int nk = imin(KB, last - k0);
-            block_dots(p, k + (size_t)k0 * row, row, nk, qT, D, a->scale);
-            mask_causal_rows(p, i0, k0, nk);
-            const vreal mx = block_max(p, nk, m);
-            /* rescale what was summed under the old max (exp(-inf) = 0 on the first block) */
-            const vreal alpha = vexp(m - mx);
-            vreal sum[4] = { 0 };
-            int j = 0;
-            for (; j + 4 <= nk; j += 4)
-                #pragma GCC unroll 4
-                for (int e = 0; e < 4; e++) {
-                    p[j + e] = vexp(p[j + e] - mx);
-                    sum[e] += p[j + e];
-                }
-            for (; j < nk; j++) {
-                p[j] = vexp(p[j] - mx);
-                sum[0] += p[j];
-            }
-            l = l * alpha + ((sum[0] + sum[1]) + (sum[2] + sum[3]));
-            for (int d = 0; d < D; d++) oT[d] *= alpha;
-            block_accumulate(oT, v + (size_t)k0 * row, row, p, nk, D);
-            m = mx;
-        }
+    for (int r = 0; r < nr; r++) { m[r] = -INFINITY; l[r] = 0; }
+    memset(O, 0, (size_t)nr * D * sizeof(real));
+    for (int k0 = t.seg_start; k0 < t.end; k0 += KB) {
+        const int nk = imin(KB, t.end - k0);   /* causal: no key after the tile's last row */
+        cblas_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, nk, D, a->scale, q, (int)row,
+                   k + (size_t)k0 * row, (int)row, (real)0, S, KB);
         for (int r = 0; r < nr; r++) {
-            const real inv = 1 / l[r];
-            real *dst = a->out + (size_t)(i0 + r) * a->orow + (size_t)h * D;
-            for (int d = 0; d < D; d++) dst[d] = oT[d][r] * inv;
-            lse[(size_t)h * a->N + i0 + r] = m[r] + log(l[r]);
+            real *s = S + (size_t)r * KB;
+            const int valid = imin(nk, t.start + r - k0 + 1);   /* keys k0 .. row i */
+            if (valid <= 0) {   /* a row before the block's first key: nothing to add */
+                memset(s, 0, (size_t)nk * sizeof(real));
+                continue;
+            }
+            real mx = row_max(s, valid);
+            if (m[r] > mx) mx = m[r];
+            /* rescale what was summed under the old max (exp(-inf) = 0 on the first block) */
+            const real alpha = exp(m[r] - mx);
+            const real sum = exp_shifted_sum(s, valid, mx);
+            if (valid < nk) memset(s + valid, 0, (size_t)(nk - valid) * sizeof(real));
+            l[r] = l[r] * alpha + sum;
+            m[r] = mx;
+            if (alpha != 1) {
+                real *o = O + (size_t)r * D;
+                for (int d = 0; d < D; d++) o[d] *= alpha;
+            }
         }
+        cblas_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, D, nk, (real)1, S, KB,
+                   v + (size_t)k0 * row, (int)row, (real)1, O, D);
+    }
+    for (int r = 0; r < nr; r++) {
+        const real inv = 1 / l[r];
+        real *dst = a->out + (size_t)(t.start + r) * a->orow + (size_t)h * D;
+        const real *o = O + (size_t)r * D;
+        for (int d = 0; d < D; d++) dst[d] = o[d] * inv;
+        lse[(size_t)h * a->N + t.start + r] = m[r] + log(l[r]);
     }
 }
 
@@ -529,92 +480,57 @@ void OP(cpu_attention_forward)(real *out, real *lse, const real *qkv, const int3
     }
     qsort(tasks, (size_t)n_tasks, sizeof *tasks, attn_task_cmp);
 
+    cpu_blas_single();
     #pragma omp parallel if (n_tasks > 1 && work >= ATTN_PAR_MIN_WORK)
     {
-        vreal *qT = attn_vectors((size_t)D), *oT = attn_vectors((size_t)D), *p = attn_vectors(KB);
+        real *S = attn_scratch((size_t)TILE * KB), *O = attn_scratch((size_t)TILE * D);
+        real *m = attn_scratch(TILE), *l = attn_scratch(TILE);
         #pragma omp for schedule(dynamic, 1)
         for (int k = 0; k < n_tasks; k++) {
             const int task = tasks[k].id;
-            attn_forward_task(&a, lse, tiles[task / H], task % H, qT, oT, p);
+            attn_forward_task(&a, lse, tiles[task / H], task % H, S, O, m, l);
         }
-        free(qT); free(oT); free(p);
+        free(S); free(O); free(m); free(l);
     }
     free(tasks);
     free(tiles);
 }
 
-/* backward, dQ of the rows of tile t, head h; work space qT, doT, dqT [D], s, dp [KB] */
-static void attn_dq_task(const AttnArgs *a, AttnTile t, int h, vreal *qT, vreal *doT, vreal *dqT,
-                         vreal *s, vreal *dp)
-{
-    const int D = a->D, g = h / a->group;
-    const size_t row = a->row;
-    const real *q = a->qkv + (size_t)h * D, *dout = a->dout + (size_t)h * D;
-    const real *k = a->qkv + (size_t)(a->H + g) * D, *v = a->qkv + (size_t)(a->H + a->Hkv + g) * D;
-    const real *lse = a->lse + (size_t)h * a->N, *delta = a->delta + (size_t)h * a->N;
-    const vreal scale = vsplat(a->scale);
-    for (int i0 = t.start; i0 < t.end; i0 += VW) {
-        const int nr = imin(VW, t.end - i0), last = i0 + nr;
-        load_transposed(qT, q, row, i0, nr, D);
-        load_transposed(doT, dout, a->orow, i0, nr, D);
-        const vreal lse_i = load_lanes(lse, i0, nr, 0), di = load_lanes(delta, i0, nr, 0);
-        for (int d = 0; d < D; d++) dqT[d] = vsplat(0);
-        for (int k0 = t.seg_start; k0 < last; k0 += KB) {
-            const int nk = imin(KB, last - k0);
-            block_dots(s, k + (size_t)k0 * row, row, nk, qT, D, a->scale);
-            block_dots(dp, v + (size_t)k0 * row, row, nk, doT, D, 1);
-            mask_causal_rows(s, i0, k0, nk);
-            for (int j = 0; j < nk; j++) s[j] = vexp(s[j] - lse_i) * (dp[j] - di) * scale;
-            block_accumulate(dqT, k + (size_t)k0 * row, row, s, nk, D);
-        }
-        for (int r = 0; r < nr; r++) {
-            real *dst = a->out + (size_t)(i0 + r) * row + (size_t)h * D;
-            for (int d = 0; d < D; d++) dst[d] = dqT[d][r];
-        }
-    }
-}
-
-/* backward, dK and dV of the rows of tile t, kv head g, summed over the group's query heads;
- * work space kT, vT, dkT, dvT [D], s, dp [KB] */
-static void attn_dkdv_task(const AttnArgs *a, AttnTile t, int g, vreal *kT, vreal *vT,
-                           vreal *dkT, vreal *dvT, vreal *s, vreal *dp)
+/* backward of segment [s0, s1), kv head g and its group's query heads, accumulated into dqkv
+ * (zero on entry); work space S, dP [QB * TILE] */
+static void attn_backward_task(const AttnArgs *a, int s0, int s1, int g, real *S, real *dP)
 {
     const int D = a->D;
     const size_t row = a->row, orow = a->orow;
     const real *k = a->qkv + (size_t)(a->H + g) * D, *v = a->qkv + (size_t)(a->H + a->Hkv + g) * D;
-    const vreal scale = vsplat(a->scale);
-    for (int c0 = t.start; c0 < t.end; c0 += VW) {
-        const int nc = imin(VW, t.end - c0);
-        load_transposed(kT, k, row, c0, nc, D);
-        load_transposed(vT, v, row, c0, nc, D);
-        /* each lane's key index; lanes past the tile get one that no query row reaches */
-        vmask keys = lane_index(c0);
-        for (int c = nc; c < VW; c++) keys[c] = (ireal)t.seg_end;
-        for (int d = 0; d < D; d++) dkT[d] = dvT[d] = vsplat(0);
-        for (int h = g * a->group; h < (g + 1) * a->group; h++) {
-            const real *q = a->qkv + (size_t)h * D, *dout = a->dout + (size_t)h * D;
-            const real *lse = a->lse + (size_t)h * a->N, *delta = a->delta + (size_t)h * a->N;
-            /* every query row at or after the block's first key, to the end of the segment */
-            for (int i0 = c0; i0 < t.seg_end; i0 += KB) {
-                const int ni = imin(KB, t.seg_end - i0);
-                block_dots(s, q + (size_t)i0 * row, row, ni, kT, D, a->scale);
-                block_dots(dp, dout + (size_t)i0 * orow, orow, ni, vT, D, 1);
+    real *dk = a->out + (size_t)(a->H + g) * D, *dv = a->out + (size_t)(a->H + a->Hkv + g) * D;
+    for (int h = g * a->group; h < (g + 1) * a->group; h++) {
+        const real *q = a->qkv + (size_t)h * D, *dout = a->dout + (size_t)h * D;
+        const real *lse = a->lse + (size_t)h * a->N, *delta = a->delta + (size_t)h * a->N;
+        real *dq = a->out + (size_t)h * D;
+        for (int c0 = s0; c0 < s1; c0 += TILE) {
+            const int nc = imin(TILE, s1 - c0);
+            /* every query row at or after the tile's first key, to the end of the segment */
+            for (int i0 = c0; i0 < s1; i0 += QB) {
+                const int ni = imin(QB, s1 - i0);
+                cblas_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, ni, nc, D, a->scale, q + (size_t)i0 * row,
+                           (int)row, k + (size_t)c0 * row, (int)row, (real)0, S, TILE);
+                cblas_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, ni, nc, D, (real)1, dout + (size_t)i0 * orow,
+                           (int)orow, v + (size_t)c0 * row, (int)row, (real)0, dP, TILE);
                 for (int r = 0; r < ni; r++) {
-                    const int i = i0 + r;
-                    /* causal: key > i gets P = 0 */
-                    const vreal p = vselect(keys > msplat((ireal)i), vsplat(0), vexp(s[r] - vsplat(lse[i])));
-                    s[r] = p;
-                    dp[r] = p * (dp[r] - vsplat(delta[i])) * scale;
+                    const int i = i0 + r, valid = imin(nc, i - c0 + 1);   /* causal: keys c0 .. i */
+                    real *p = S + (size_t)r * TILE, *dp = dP + (size_t)r * TILE;
+                    exp_shifted_sum(p, valid, lse[i]);
+                    const real di = delta[i];
+                    for (int j = 0; j < valid; j++) dp[j] = p[j] * (dp[j] - di) * a->scale;
+                    for (int j = valid; j < nc; j++) p[j] = dp[j] = 0;
                 }
-                block_accumulate(dvT, dout + (size_t)i0 * orow, orow, s, ni, D);
-                block_accumulate(dkT, q + (size_t)i0 * row, row, dp, ni, D);
-            }
-        }
-        for (int c = 0; c < nc; c++) {
-            real *dst = a->out + (size_t)(c0 + c) * row;
-            for (int d = 0; d < D; d++) {
-                dst[(size_t)(a->H + g) * D + d] = dkT[d][c];
-                dst[(size_t)(a->H + a->Hkv + g) * D + d] = dvT[d][c];
+                cblas_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, nc, D, ni, (real)1, S, TILE,
+                           dout + (size_t)i0 * orow, (int)orow, (real)1, dv + (size_t)c0 * row, (int)row);
+                cblas_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, nc, D, ni, (real)1, dP, TILE,
+                           q + (size_t)i0 * row, (int)row, (real)1, dk + (size_t)c0 * row, (int)row);
+                cblas_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ni, D, nc, (real)1, dP, TILE,
+                           k + (size_t)c0 * row, (int)row, (real)1, dq + (size_t)i0 * row, (int)row);
             }
         }
     }
@@ -625,33 +541,28 @@ void OP(cpu_attention_backward)(real *dqkv, const real *dout, const real *qkv, c
                                 int N, int H, int Hkv, int D)
 {
     const size_t row = (size_t)(H + 2 * Hkv) * D, orow = (size_t)H * D;
-    int n_tiles;
-    AttnTile *tiles = attn_tiles(cu_seqlens, n_segs, &n_tiles);
-    zero_outside_segments(dqkv, row, cu_seqlens, n_segs, N);
+    memset(dqkv, 0, (size_t)N * row * sizeof(real));
     real *delta = malloc((size_t)(N > 0 ? N : 1) * H * sizeof(real));
     if (!delta) abort();
     const AttnArgs a = { qkv, dout, lse, delta, dqkv, row, orow, N, H, Hkv, D, H / Hkv,
                          (real)(1.0 / sqrt((double)D)) };
 
-    /* tasks [0, n_kv): dK/dV of tile id / Hkv, kv head id % Hkv; [n_kv, n_kv + n_tiles * H): dQ
-     * of tile (id - n_kv) / H, head (id - n_kv) % H. Costs count products of D terms: dK/dV
-     * makes four per (query row, key) pair for each of the group's heads, dQ three. */
-    const int n_kv = n_tiles * Hkv, n_tasks = n_kv + n_tiles * H;
+    /* task id = segment * Hkv + kv head; cost: (query row, key) pairs x heads of the group */
+    const int n_tasks = n_segs * Hkv;
     AttnTask *tasks = malloc((size_t)(n_tasks > 0 ? n_tasks : 1) * sizeof(AttnTask));
     if (!tasks) abort();
     double work = 0;
     for (int id = 0; id < n_tasks; id++) {
-        const AttnTile *t = &tiles[id < n_kv ? id / Hkv : (id - n_kv) / H];
-        const double rows = t->end - t->start;
-        tasks[id] = (AttnTask){ id < n_kv ? 4.0 * a.group * rows * (t->seg_end - t->start)
-                                          : 3.0 * rows * (t->end - t->seg_start), id };
+        const double len = cu_seqlens[id / Hkv + 1] - cu_seqlens[id / Hkv];
+        tasks[id] = (AttnTask){ 0.5 * len * (len + TILE) * a.group, id };
         work += tasks[id].cost * D;
     }
     qsort(tasks, (size_t)n_tasks, sizeof *tasks, attn_task_cmp);
 
+    cpu_blas_single();
     #pragma omp parallel if (n_tasks > 1 && work >= ATTN_PAR_MIN_WORK)
     {
-        /* Di = dO_i . O_i per (head, token), read by both kinds of task */
+        /* Di = dO_i . O_i per (head, token) */
         #pragma omp for schedule(static)
         for (int n = 0; n < N; n++)
             for (int h = 0; h < H; h++) {
@@ -661,20 +572,16 @@ void OP(cpu_attention_backward)(real *dqkv, const real *dout, const real *qkv, c
                 delta[(size_t)h * N + n] = acc;
             }
 
-        vreal *xT = attn_vectors((size_t)D), *yT = attn_vectors((size_t)D);
-        vreal *zT = attn_vectors((size_t)D), *wT = attn_vectors((size_t)D);
-        vreal *s = attn_vectors(KB), *dp = attn_vectors(KB);
+        real *S = attn_scratch((size_t)QB * TILE), *dP = attn_scratch((size_t)QB * TILE);
         #pragma omp for schedule(dynamic, 1)
         for (int k = 0; k < n_tasks; k++) {
-            const int id = tasks[k].id;
-            if (id < n_kv) attn_dkdv_task(&a, tiles[id / Hkv], id % Hkv, xT, yT, zT, wT, s, dp);
-            else attn_dq_task(&a, tiles[(id - n_kv) / H], (id - n_kv) % H, xT, yT, zT, s, dp);
+            const int id = tasks[k].id, s = id / Hkv;
+            attn_backward_task(&a, cu_seqlens[s], cu_seqlens[s + 1], id % Hkv, S, dP);
         }
-        free(xT); free(yT); free(zT); free(wT); free(s); free(dp);
+        free(S); free(dP);
     }
     free(tasks);
     free(delta);
-    free(tiles);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -733,71 +640,62 @@ void OP(cpu_add)(real *out, const real *a, const real *b, size_t n)
  * double, in class order. */
 #define CE_CHUNK 256
 
-static real row_max(const real *x, int V)
+/* One row of logits x with target t in [0, V): returns the loss; with d (which may be x), writes
+ * the gradient w * (softmax(x) - onehot(t)) there in the same pass over the row. */
+static real ce_row(const real *x, real *d, int t, int V, float w)
 {
-    /* lane-wise maxima, then across lanes: max is exact, so the grouping does not matter */
-    if (V < VW) {
-        real mx = x[0];
-        for (int v = 1; v < V; v++) mx = x[v] > mx ? x[v] : mx;
-        return mx;
+    const real mx = row_max(x, V);   /* shift by the max so exp never overflows */
+    const real xt = x[t];            /* read before d overwrites it */
+    double sum = 0.0;
+    real e[CE_CHUNK];
+    for (int v0 = 0; v0 < V; v0 += CE_CHUNK) {
+        const int nv = imin(CE_CHUNK, V - v0);
+        real *dst = d ? d + v0 : e;
+        for (int v = 0; v < nv; v++) e[v] = x[v0 + v] - mx;
+        exp_array(dst, e, nv);
+        for (int v = 0; v < nv; v++) sum += dst[v];
     }
-    vreal m;
-    memcpy(&m, x, sizeof m);
-    int v = VW;
-    for (; v + VW <= V; v += VW) {
-        vreal xv;
-        memcpy(&xv, x + v, sizeof xv);
-        m = vmax(m, xv);
+    if (d) {
+        const real scale = (real)(w / sum);
+        for (int v = 0; v < V; v++) d[v] *= scale;
+        d[t] -= (real)w;
     }
-    real mx = m[0];
-    for (int k = 1; k < VW; k++) mx = m[k] > mx ? m[k] : mx;
-    for (; v < V; v++) mx = x[v] > mx ? x[v] : mx;
-    return mx;
+    return (real)(log(sum) - (double)(xt - mx));
 }
 
 void OP(cpu_crossentropy_forward)(real *losses, const real *logits, const int32_t *targets, int N, int V)
 {
     #pragma omp parallel for schedule(static) if ((size_t)N * V >= PAR_MIN_EXPS)
     for (int n = 0; n < N; n++) {
-        const real *x = logits + (size_t)n * V;
         const int t = targets[n];
-        if (t < 0 || t >= V) { losses[n] = 0; continue; }
-        const real mx = row_max(x, V);   /* shift by the max so exp never overflows */
-        double sum = 0.0;
-        real e[CE_CHUNK];
-        for (int v0 = 0; v0 < V; v0 += CE_CHUNK) {
-            const int nv = imin(CE_CHUNK, V - v0);
-            for (int v = 0; v < nv; v++) e[v] = x[v0 + v] - mx;
-            exp_array(e, e, nv);
-            for (int v = 0; v < nv; v++) sum += e[v];
-        }
-        losses[n] = (real)(log(sum) - (double)(x[t] - mx));
+        losses[n] = t < 0 || t >= V ? 0 : ce_row(logits + (size_t)n * V, NULL, t, V, 0);
     }
 }
 
+/* dlogits may be logits: each pass reads x[v] before it writes d[v] at the same index, and the
+ * max and x[t] are read before anything is written. */
 void OP(cpu_crossentropy_backward)(real *dlogits, const real *logits, const int32_t *targets,
                                    const float *weights, int N, int V)
 {
-    /* dlogits may be logits: each pass reads x[v] before it writes d[v] at the same index, and
-     * the max is taken before anything is written. */
+    OP(cpu_crossentropy_fused)(NULL, dlogits, logits, targets, weights, N, V);
+}
+
+/* Both in one pass over each row: the same losses and gradients, bit for bit, as the two ops
+ * (one max and one exp per logit instead of two). losses may be NULL. */
+void OP(cpu_crossentropy_fused)(real *losses, real *dlogits, const real *logits, const int32_t *targets,
+                                const float *weights, int N, int V)
+{
     #pragma omp parallel for schedule(static) if ((size_t)N * V >= PAR_MIN_EXPS)
     for (int n = 0; n < N; n++) {
-        const real *x = logits + (size_t)n * V;
-        real *d = dlogits + (size_t)n * V;
         const int t = targets[n];
-        if (t < 0 || t >= V) { memset(d, 0, (size_t)V * sizeof(real)); continue; }
-        const real mx = row_max(x, V);
-        double sum = 0.0;
-        for (int v0 = 0; v0 < V; v0 += CE_CHUNK) {
-            const int nv = imin(CE_CHUNK, V - v0);
-            real e[CE_CHUNK];
-            for (int v = 0; v < nv; v++) e[v] = x[v0 + v] - mx;
-            exp_array(d + v0, e, nv);
-            for (int v = 0; v < nv; v++) sum += d[v0 + v];
+        real *d = dlogits + (size_t)n * V;
+        if (t < 0 || t >= V) {
+            memset(d, 0, (size_t)V * sizeof(real));
+            if (losses) losses[n] = 0;
+            continue;
         }
-        const real scale = (real)(weights[n] / sum);
-        for (int v = 0; v < V; v++) d[v] *= scale;
-        d[t] -= (real)weights[n];
+        const real loss = ce_row(logits + (size_t)n * V, d, t, V, weights[n]);
+        if (losses) losses[n] = loss;
     }
 }
 
@@ -854,5 +752,5 @@ void OP(cpu_adamw)(real *params, const real *grads, real *m, real *v, size_t n,
 #undef PAR_MIN_ELEMS
 #undef PAR_MIN_EXPS
 #undef KB
-#undef RBLK
+#undef QB
 #undef ATTN_PAR_MIN_WORK
