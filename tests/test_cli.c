@@ -423,8 +423,9 @@ static void test_trace_matches_bubble(void **state)
 }
 
 /* A CPU run with --comm zero3: every micro-step pays the modelled gathers and reduce-scatter,
- * so the time per micro-step grows and sorted batching's speed-up over naive shrinks (both have
- * the same number of micro-steps; the fixed cost weighs more on the faster one). The runs are
+ * so the time per micro-step grows and sorted batching's speed-up over naive shrinks towards the
+ * ratio of the tokens run (both have the same number of micro-steps; the fixed cost weighs more on
+ * the faster one). The runs are
  * measured once; the two communication settings are applied to the same records, so the test
  * compares arithmetic, not two noisy timings. */
 static void test_comm_zero3_shrinks_sorted_speedup(void **state)
@@ -451,7 +452,7 @@ static void test_comm_zero3_shrinks_sorted_speedup(void **state)
     comm_cost(&cc, &rc.model, 4, &cost);
     assert_true(cost.per_micro_step_s > 0);
     const char *names[2] = {"naive", "sorted"};
-    double tps_none[2], tps_comm[2], per_micro_none[2], per_micro_comm[2];
+    double tps_none[2], tps_comm[2], per_micro_none[2], per_micro_comm[2], tokens[2];
     for (int k = 0; k < 2; k++) {
         const Strategy *st = strategy_find(names[k]);
         PlanConfig pc = plan_config_default(st);
@@ -469,6 +470,8 @@ static void test_comm_zero3_shrinks_sorted_speedup(void **state)
         run_metrics_compute(res.recs, res.n_recs, 4, pc.sync, plan.micro_steps, res.optimizer_s, res.n_steps, ct,
                             0, &zero3);
         tps_none[k] = none.effective_tps;
+        tokens[k] = (double)none.real_tokens;
+        assert_int_equal(none.sync_points, zero3.sync_points);
         tps_comm[k] = zero3.effective_tps;
         per_micro_none[k] = none.dp_wall_s / (double)none.sync_points;
         per_micro_comm[k] = zero3.dp_wall_s / (double)zero3.sync_points;
@@ -480,8 +483,13 @@ static void test_comm_zero3_shrinks_sorted_speedup(void **state)
     for (int k = 0; k < 2; k++) assert_true(per_micro_comm[k] > per_micro_none[k]);
     double speedup_none = tps_none[1] / tps_none[0], speedup_comm = tps_comm[1] / tps_comm[0];
     print_message("sorted over naive: %.2fx without communication, %.2fx with zero3\n", speedup_none, speedup_comm);
-    assert_true(speedup_none > 1.0);
-    assert_true(speedup_comm < speedup_none);
+    /* Which strategy ran faster is a timing, never asserted. The arithmetic is: both ran the same
+     * number of sync points (2 steps each, not the same samples), each now paying the same fixed
+     * cost, so the speed-up moves from the compute-only ratio towards the ratio of the tokens the
+     * two ran (where an infinite cost per micro-step would put it), strictly, without passing it. */
+    const double tok_ratio = tokens[1] / tokens[0];
+    assert_true(fabs(speedup_comm - tok_ratio) < fabs(speedup_none - tok_ratio) || speedup_none == tok_ratio);
+    assert_true((speedup_comm - tok_ratio) * (speedup_none - tok_ratio) >= 0);
     task_free(task);
     be->destroy(be);
 }
