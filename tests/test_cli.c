@@ -423,11 +423,10 @@ static void test_trace_matches_bubble(void **state)
 }
 
 /* A CPU run with --comm zero3: every micro-step pays the modelled gathers and reduce-scatter,
- * so the time per micro-step grows and sorted batching's speed-up over naive shrinks towards the
+ * so the time per micro-step grows and sorted batching's speed-up over naive moves towards the
  * ratio of the tokens run (both have the same number of micro-steps; the fixed cost weighs more on
- * the faster one). The runs are
- * measured once; the two communication settings are applied to the same records, so the test
- * compares arithmetic, not two noisy timings. */
+ * the faster one). The runs are measured once; the two communication settings are applied to the
+ * same records, so the test compares arithmetic, not two noisy timings. */
 static void test_comm_zero3_shrinks_sorted_speedup(void **state)
 {
     (void)state;
