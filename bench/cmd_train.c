@@ -225,11 +225,11 @@ static void parse_options(int argc, char **argv, Options *o)
             o->len_scale_set = 1;
             break;
         case O_SEED: o->seed = int_opt("seed", optarg, 0, INT64_MAX); break;
-        case O_WORLD: o->world_size = int_opt("world-size", optarg, 1, 1 << 20); break;
-        case O_MICRO: o->micro_batch = int_opt("micro-batch", optarg, 1, 1 << 20); break;
-        case O_ACCUM: o->grad_accum = int_opt("grad-accum", optarg, 1, 1 << 20); break;
-        case O_MAXTOK: o->max_tokens = int_opt("max-tokens", optarg, 1, 1 << 30); break;
-        case O_EPOCHS: o->epochs = int_opt("epochs", optarg, 1, 1000); break;
+        case O_WORLD: o->world_size = int_opt("world-size", optarg, 1, PLAN_MAX_WORLD_SIZE); break;
+        case O_MICRO: o->micro_batch = int_opt("micro-batch", optarg, 1, PLAN_MAX_MICRO_BATCH); break;
+        case O_ACCUM: o->grad_accum = int_opt("grad-accum", optarg, 1, PLAN_MAX_GRAD_ACCUM); break;
+        case O_MAXTOK: o->max_tokens = int_opt("max-tokens", optarg, 1, PLAN_MAX_TOKENS); break;
+        case O_EPOCHS: o->epochs = int_opt("epochs", optarg, 1, PLAN_MAX_EPOCHS); break;
         case O_SYNC:
             if (strcmp(optarg, "micro") == 0)
                 o->sync = SYNC_MICRO;
@@ -239,7 +239,7 @@ static void parse_options(int argc, char **argv, Options *o)
                 die_input("--sync must be micro or step (got '%s')", optarg);
             break;
         case O_OUT: o->out = optarg; break;
-        case O_STEPS: o->steps = int_opt("steps", optarg, 0, 1000000); break;
+        case O_STEPS: o->steps = int_opt("steps", optarg, 0, RUN_MAX_STEPS); break;
         case O_BACKEND:
             if (strcmp(optarg, "cpu") && strcmp(optarg, "cuda") && strcmp(optarg, "auto"))
                 die_input("--backend must be cpu, cuda or auto (got '%s')", optarg);

@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <stddef.h>
+#include <sys/stat.h>
 
 /* Exit status for unusable input (bad file, bad option, no GPU, out of memory). */
 #define EXIT_BAD_INPUT 2
@@ -32,5 +33,31 @@ double wall_seconds(void);
  * Return 0 on success, -1 on junk, overflow or out-of-range. */
 int parse_i64(const char *s, long long min, long long max, long long *out);
 int parse_f64(const char *s, double min, double max, double *out);
+
+/* Median of the values that are not NaN (the mean of the middle two for an even count); NAN
+ * when there are none. O(n log n): results files hold up to a million steps. */
+double median(const double *x, size_t n);
+
+/* What an input file says, quoted in a message: s cut to its first 40 characters ("..." marks
+ * the cut), control characters shown as '?'. buf holds EXCERPT_SIZE bytes; returns buf. */
+#define EXCERPT_SIZE 48
+const char *excerpt(const char *s, char *buf);
+
+/* ---- reading input files: never a silent hang, never an unbounded read ----
+ * A regular file's size is checked before anything is read. A pipe or FIFO ("-" for stdin,
+ * <(...), mkfifo) is read to its end with the same bound; while nothing has been written to it,
+ * labench says once on stderr what it is waiting for instead of hanging silently. Directories,
+ * devices (/dev/zero, a terminal) and sockets are refused at once. */
+
+/* "-" reads as stdin; messages call it "stdin". */
+const char *input_name(const char *path);
+
+/* Reads all of path into a NUL-terminated malloc'ed buffer (*data, *len bytes without the NUL).
+ * 0, or -1 with "PATH: why" in err (cannot open, not a file, over max_bytes, read error). */
+int read_input_file(const char *path, size_t max_bytes, char **data, size_t *len, char *err, size_t errlen);
+
+/* Opens path for a reader that seeks: only a regular file will do (a FIFO is refused, not
+ * waited on). Returns a blocking fd and fills *st, or -1 with err. */
+int open_regular_file(const char *path, struct stat *st, char *err, size_t errlen);
 
 #endif
