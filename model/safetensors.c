@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include "bench/util.h"
 
@@ -434,6 +435,44 @@ static int read_header(const char *path, FILE *f, uint64_t file_size, json_t **h
     return 0;
 }
 
+static int cmp_entry_range(const void *pa, const void *pb)
+{
+    const Entry *a = *(const Entry *const *)pa, *b = *(const Entry *const *)pb;
+    if (a->begin != b->begin) return a->begin < b->begin ? -1 : 1;
+    return (a->end > b->end) - (a->end < b->end);
+}
+
+/* The format's rule: the tensors' byte ranges do not overlap and cover the data exactly, without
+ * holes (so no byte is read twice and a small file cannot declare a large model). */
+static int check_coverage(const char *path, Entry *entries, size_t n, uint64_t data_size, char *err, size_t errlen)
+{
+    const Entry **by = malloc((n ? n : 1) * sizeof *by);
+    if (!by) return fail(err, errlen, path, "out of memory");
+    for (size_t i = 0; i < n; i++) by[i] = &entries[i];
+    qsort(by, n, sizeof *by, cmp_entry_range);
+    uint64_t at = 0;
+    const Entry *prev = NULL;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const Entry *e = by[i];
+        if (e->begin < at)
+            rc = fail(err, errlen, path,
+                      "tensors '%s' [%" PRIu64 ", %" PRIu64 "] and '%s' [%" PRIu64 ", %" PRIu64
+                      "] overlap: each byte of the data belongs to one tensor",
+                      prev->name, prev->begin, prev->end, e->name, e->begin, e->end);
+        else if (e->begin > at)
+            rc = fail(err, errlen, path, "bytes [%" PRIu64 ", %" PRIu64 ") of the data belong to no tensor (before '%s')",
+                      at, e->begin, e->name);
+        at = e->end;
+        prev = e;
+    }
+    if (rc == 0 && at != data_size)
+        rc = fail(err, errlen, path, "bytes [%" PRIu64 ", %" PRIu64 ") at the end of the data belong to no tensor", at,
+                  data_size);
+    free(by);
+    return rc;
+}
+
 /* Checks every entry and the tensor names against the config; on success *params holds the
  * data in ParamLayout order. */
 static int load_tensors(const char *path, FILE *f, json_t *header, uint64_t data_start, uint64_t data_size,
@@ -500,6 +539,19 @@ static int load_tensors(const char *path, FILE *f, json_t *header, uint64_t data
         }
     }
 
+    if (check_coverage(path, entries, n_entries, data_size, err, errlen) != 0) goto done;
+
+    /* The config's tensors are the file's only tensors and the data holds each once, so the
+     * config declares exactly the data's size (the coverage implies it; this guards the
+     * allocation below against any path that would not). */
+    if ((uint64_t)l.n_params * sizeof(float) != data_size) {
+        fail(err, errlen, path,
+             "the config declares %zu parameters (%" PRIu64 " bytes of F32) but the file holds %" PRIu64
+             " bytes of tensor data",
+             l.n_params, (uint64_t)l.n_params * sizeof(float), data_size);
+        goto done;
+    }
+
     out = malloc(l.n_params * sizeof *out);
     if (!out) {
         fail(err, errlen, path, "out of memory for %zu parameters", l.n_params);
@@ -533,12 +585,15 @@ done:
 int safetensors_load_model(const char *path, ModelConfig *c, float **params, char *err, size_t errlen)
 {
     *params = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return fail(err, errlen, path, "cannot open: %s", strerror(errno));
+    /* A checkpoint is read with seeks: a regular file only, and a FIFO is refused without
+     * blocking in open(2). */
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return fail(err, errlen, path, "not a regular file");
+    int fd = open_regular_file(path, &st, err, errlen);
+    if (fd < 0) return -1;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return fail(err, errlen, path, "cannot open: %s", strerror(errno));
     }
     uint64_t file_size = (uint64_t)st.st_size;
 
