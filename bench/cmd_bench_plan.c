@@ -33,10 +33,10 @@ int cmd_bench_plan(int argc, char **argv)
         const char *v = argv[++i];
         if (strcmp(a, "--samples") == 0) {
             if (parse_i64(v, 1, INT32_MAX, &n) != 0)
-                die_input("--samples must be an integer from 1 to %d (got '%s')", INT32_MAX, v);
+                die_input("--samples must be an integer from 1 to %d (got '%s')", INT32_MAX, QUOTE(v));
         } else if (strcmp(a, "--seed") == 0) {
             if (parse_i64(v, 0, INT64_MAX, &seed) != 0)
-                die_input("--seed must be a non-negative integer (got '%s')", v);
+                die_input("--seed must be a non-negative integer (got '%s')", QUOTE(v));
         } else if (strcmp(a, "--len-dist") == 0) {
             dist = v;
         } else {

@@ -156,7 +156,7 @@ static long long int_opt(const char *name, const char *v, long long min, long lo
 {
     long long x;
     if (parse_i64(v, min, max, &x) != 0)
-        die_input("--%s must be an integer from %lld to %lld (got '%s')", name, min, max, v);
+        die_input("--%s must be an integer from %lld to %lld (got '%s')", name, min, max, QUOTE(v));
     return x;
 }
 
@@ -174,7 +174,7 @@ static double real_opt(const char *name, const char *v, double min, double max)
     } else if (parse_f64(v, min, max, &x) == 0) {
         return x;
     }
-    die_input("--%s must be a number from %g to %g (got '%s')", name, min, max, v);
+    die_input("--%s must be a number from %g to %g (got '%s')", name, min, max, QUOTE(v));
 }
 
 static void parse_options(int argc, char **argv, Options *o)
@@ -236,20 +236,20 @@ static void parse_options(int argc, char **argv, Options *o)
             else if (strcmp(optarg, "step") == 0)
                 o->sync = SYNC_STEP;
             else
-                die_input("--sync must be micro or step (got '%s')", optarg);
+                die_input("--sync must be micro or step (got '%s')", QUOTE(optarg));
             break;
         case O_OUT: o->out = optarg; break;
         case O_STEPS: o->steps = int_opt("steps", optarg, 0, RUN_MAX_STEPS); break;
         case O_BACKEND:
             if (strcmp(optarg, "cpu") && strcmp(optarg, "cuda") && strcmp(optarg, "auto"))
-                die_input("--backend must be cpu, cuda or auto (got '%s')", optarg);
+                die_input("--backend must be cpu, cuda or auto (got '%s')", QUOTE(optarg));
             o->backend = optarg;
             break;
         case O_MODEL: o->model = optarg; break;
         case O_LAYERS: o->layers = int_opt("layers", optarg, 1, 1000); break;
         case O_DTYPE:
             if (strcmp(optarg, "bf16") && strcmp(optarg, "fp32"))
-                die_input("--dtype must be bf16 or fp32 (got '%s')", optarg);
+                die_input("--dtype must be bf16 or fp32 (got '%s')", QUOTE(optarg));
             o->dtype = optarg;
             break;
         case O_RECOMPUTE: o->recompute = 1; break;
@@ -284,7 +284,7 @@ static void parse_options(int argc, char **argv, Options *o)
             else if (strcmp(optarg, "full") == 0)
                 o->profile = PROF_FULL;
             else
-                die_input("--profile must be off, basic or full (got '%s')", optarg);
+                die_input("--profile must be off, basic or full (got '%s')", QUOTE(optarg));
             break;
         case O_COMM: {
             char e[256];

@@ -15,10 +15,6 @@
  * below this, and the cap keeps line numbers within int. */
 #define HIST_MAX_FILE_BYTES ((size_t)1 << 30)
 
-/* What the file says, quoted in a message: a readable excerpt, never a thousand digits. The
- * compound literal is a buffer of its own for each use, alive to the end of the statement's block. */
-#define Q(s) excerpt((s), (char[EXCERPT_SIZE]){0})
-
 /* Spliced into printf formats, hence the doubled percent signs. */
 #define TARGET_FORMS "T, T1-T2, P%% or P1%%-P2%%"
 
@@ -159,12 +155,12 @@ static int parse_percent(const char *s, double *out)
 static int parse_len(Parser *p, const char *s, const char *field, int64_t *out)
 {
     char in[160] = "";
-    if (s != field) snprintf(in, sizeof in, " in bin '%s'", Q(field));
+    if (s != field) snprintf(in, sizeof in, " in bin '%s'", QUOTE(field));
     int64_t v = 0;
     int r = parse_whole(s, HIST_MAX_LEN, &v);
-    if (r == NUM_JUNK) return fail(p, "bad length '%s'%s (want a whole number of tokens)", Q(s), in);
-    if (r == NUM_BIG) return fail(p, "length '%s'%s over the limit %lld", Q(s), in, (long long)HIST_MAX_LEN);
-    if (r == NUM_NEG || v == 0) return fail(p, "length must be at least 1 (got '%s'%s)", Q(s), in);
+    if (r == NUM_JUNK) return fail(p, "bad length '%s'%s (want a whole number of tokens)", QUOTE(s), in);
+    if (r == NUM_BIG) return fail(p, "length '%s'%s over the limit %lld", QUOTE(s), in, (long long)HIST_MAX_LEN);
+    if (r == NUM_NEG || v == 0) return fail(p, "length must be at least 1 (got '%s'%s)", QUOTE(s), in);
     *out = v;
     return 0;
 }
@@ -180,18 +176,18 @@ static int parse_len_field(Parser *p, char *tok, int allow_range, int64_t *lo, i
         return 0;
     }
     if (!allow_range)
-        return fail(p, "'%s' is a range; a lengths list holds one exact length per line", Q(tok));
+        return fail(p, "'%s' is a range; a lengths list holds one exact length per line", QUOTE(tok));
     /* Copy the halves out so the field stays intact for messages. */
     char part[2][64];
     size_t nlo = (size_t)(dash - tok);
     if (nlo >= sizeof part[0] || strlen(dash + 1) >= sizeof part[1])
-        return fail(p, "bad length '%s' (want LEN or LO-HI)", Q(tok));
+        return fail(p, "bad length '%s' (want LEN or LO-HI)", QUOTE(tok));
     memcpy(part[0], tok, nlo);
     part[0][nlo] = 0;
     strcpy(part[1], dash + 1);
     if (parse_len(p, part[0], tok, lo) != 0 || parse_len(p, part[1], tok, hi) != 0) return -1;
     if (*lo > *hi)
-        return fail(p, "bin '%s' has LO above HI (%lld > %lld)", Q(tok), (long long)*lo, (long long)*hi);
+        return fail(p, "bin '%s' has LO above HI (%lld > %lld)", QUOTE(tok), (long long)*lo, (long long)*hi);
     return 0;
 }
 
@@ -199,9 +195,9 @@ static int parse_count(Parser *p, const char *tok, int64_t *out)
 {
     int64_t v = 0;
     int r = parse_whole(tok, HIST_MAX_COUNT, &v);
-    if (r == NUM_JUNK) return fail(p, "count must be a whole number (got '%s')", Q(tok));
-    if (r == NUM_BIG) return fail(p, "count '%s' over the limit 10^12", Q(tok));
-    if (r == NUM_NEG || v == 0) return fail(p, "count must be at least 1 (got '%s')", Q(tok));
+    if (r == NUM_JUNK) return fail(p, "count must be a whole number (got '%s')", QUOTE(tok));
+    if (r == NUM_BIG) return fail(p, "count '%s' over the limit 10^12", QUOTE(tok));
+    if (r == NUM_NEG || v == 0) return fail(p, "count must be at least 1 (got '%s')", QUOTE(tok));
     *out = v;
     return 0;
 }
@@ -212,14 +208,14 @@ static int parse_target(Parser *p, char *tok, TargetSpec *t)
     size_t n = strlen(tok);
     if (n > 0 && tok[n - 1] == '%') {
         char body[128];
-        if (n >= sizeof body) return fail(p, "bad target '%s' (want " TARGET_FORMS ")", Q(tok));
+        if (n >= sizeof body) return fail(p, "bad target '%s' (want " TARGET_FORMS ")", QUOTE(tok));
         memcpy(body, tok, n - 1);
         body[n - 1] = 0;
         char *sep = strstr(body, "%-");
         if (sep) *sep = 0;
         t->kind = TGT_PERCENT;
         if (parse_percent(body, &t->lo) != 0 || (sep && parse_percent(sep + 2, &t->hi) != 0))
-            return fail(p, "bad target '%s' (percent must be a number in [0, 100]; want " TARGET_FORMS ")", Q(tok));
+            return fail(p, "bad target '%s' (percent must be a number in [0, 100]; want " TARGET_FORMS ")", QUOTE(tok));
         if (!sep) t->hi = t->lo;
     } else {
         char *dash = tok[0] ? strchr(tok + 1, '-') : NULL;
@@ -230,16 +226,16 @@ static int parse_target(Parser *p, char *tok, TargetSpec *t)
         if (dash) *dash = '-';
         if (!dash) b = a;
         if (ra == NUM_JUNK || rb == NUM_JUNK)
-            return fail(p, "bad target '%s' (want " TARGET_FORMS ")", Q(tok));
+            return fail(p, "bad target '%s' (want " TARGET_FORMS ")", QUOTE(tok));
         if (ra == NUM_BIG || rb == NUM_BIG)
-            return fail(p, "target '%s' over the limit %lld tokens", Q(tok), (long long)HIST_MAX_LEN);
+            return fail(p, "target '%s' over the limit %lld tokens", QUOTE(tok), (long long)HIST_MAX_LEN);
         if (ra == NUM_NEG || rb == NUM_NEG || a == 0 || b == 0)
-            return fail(p, "bad target '%s': target tokens must be at least 1", Q(tok));
+            return fail(p, "bad target '%s': target tokens must be at least 1", QUOTE(tok));
         t->kind = TGT_TOKENS;
         t->lo = (double)a;
         t->hi = (double)b;
     }
-    if (t->lo > t->hi) return fail(p, "bad target '%s': low end above high end", Q(tok));
+    if (t->lo > t->hi) return fail(p, "bad target '%s': low end above high end", QUOTE(tok));
     return 0;
 }
 
@@ -295,14 +291,14 @@ static int64_t each_line(Parser *p, char *text, int max_fields, const char *line
 
         if (f[0][0] == '@') {
             if (strcmp(f[0], "@target") != 0)
-                return fail(p, "unknown directive '%s' (the only one is @target SPEC)", Q(f[0]));
+                return fail(p, "unknown directive '%s' (the only one is @target SPEC)", QUOTE(f[0]));
             if (nf != 2 || junk)
                 return fail(p, "@target wants exactly one target spec (" TARGET_FORMS ")");
             if (parse_target(p, f[1], &p->deflt) != 0) return -1;
             p->deflt_line = p->line;
             continue;
         }
-        if (junk) return fail(p, "unexpected '%s' at the end of the line (a line is %s)", Q(junk), line_form);
+        if (junk) return fail(p, "unexpected '%s' at the end of the line (a line is %s)", QUOTE(junk), line_form);
         if (fn(p, f, nf, ctx) != 0) return -1;
         data_lines++;
     }
@@ -342,7 +338,7 @@ static int on_hist_line(Parser *p, char **f, int nf, void *vctx)
     HistBin b = {0};
     b.line = p->line;
     if (parse_len_field(p, f[0], 1, &b.lo, &b.hi) != 0) return -1;
-    if (nf < 2) return fail(p, "missing COUNT after '%s' (a line is LEN COUNT [TARGET] or LO-HI COUNT [TARGET])", Q(f[0]));
+    if (nf < 2) return fail(p, "missing COUNT after '%s' (a line is LEN COUNT [TARGET] or LO-HI COUNT [TARGET])", QUOTE(f[0]));
     if (parse_count(p, f[1], &b.count) != 0) return -1;
     if (line_target(p, f, nf, 2, b.lo, b.hi, &b.target) != 0) return -1;
     if (b.count > HIST_MAX_COUNT - c->h->total)

@@ -38,10 +38,13 @@ int parse_f64(const char *s, double min, double max, double *out);
  * when there are none. O(n log n): results files hold up to a million steps. */
 double median(const double *x, size_t n);
 
-/* What an input file says, quoted in a message: s cut to its first 40 characters ("..." marks
+/* What an input file says, quoted in a message: s cut to its first 80 characters ("..." marks
  * the cut), control characters shown as '?'. buf holds EXCERPT_SIZE bytes; returns buf. */
-#define EXCERPT_SIZE 48
+#define EXCERPT_SIZE 88
 const char *excerpt(const char *s, char *buf);
+/* excerpt() into a buffer of its own (a compound literal, alive to the end of the enclosing
+ * block): die_input("... (got '%s')", QUOTE(value)). */
+#define QUOTE(s) excerpt((s), (char[EXCERPT_SIZE]){0})
 
 /* ---- reading input files: never a silent hang, never an unbounded read ----
  * A regular file's size is checked before anything is read. A pipe or FIFO ("-" for stdin,

@@ -292,6 +292,7 @@ static int64_t json_nonneg(const json_t *v)
 static int check_entry(const char *path, const char *name, const json_t *entry, uint64_t data_size,
                        Entry *info, char *err, size_t errlen)
 {
+    name = QUOTE(name);   /* only messages use it here: a readable excerpt of any key */
     if (!json_is_object(entry)) return fail(err, errlen, path, "tensor '%s': entry is not an object", name);
     const json_t *dtype = json_object_get(entry, "dtype");
     const json_t *shape = json_object_get(entry, "shape");
@@ -459,10 +460,10 @@ static int check_coverage(const char *path, Entry *entries, size_t n, uint64_t d
             rc = fail(err, errlen, path,
                       "tensors '%s' [%" PRIu64 ", %" PRIu64 "] and '%s' [%" PRIu64 ", %" PRIu64
                       "] overlap: each byte of the data belongs to one tensor",
-                      prev->name, prev->begin, prev->end, e->name, e->begin, e->end);
+                      QUOTE(prev->name), prev->begin, prev->end, QUOTE(e->name), e->begin, e->end);
         else if (e->begin > at)
             rc = fail(err, errlen, path, "bytes [%" PRIu64 ", %" PRIu64 ") of the data belong to no tensor (before '%s')",
-                      at, e->begin, e->name);
+                      at, e->begin, QUOTE(e->name));
         at = e->end;
         prev = e;
     }
@@ -534,7 +535,7 @@ static int load_tensors(const char *path, FILE *f, json_t *header, uint64_t data
     for (size_t k = 0; k < n_entries; k++) {
         if (!entries[k].used) {
             fail(err, errlen, path, "unknown tensor '%s' (not part of a Llama model with this config)",
-                 entries[k].name);
+                 QUOTE(entries[k].name));
             goto done;
         }
     }

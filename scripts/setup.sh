@@ -3,7 +3,8 @@
 # The CUDA toolkit is optional: with nvcc at $CUDA_HOME/bin (default /usr/local/cuda) the build
 # adds the CUDA backend; without it labench is CPU-only.
 set -euo pipefail
-PKGS=(build-essential libcmocka-dev libjansson-dev libopenblas-dev gnuplot-nox python3 git)
+PKGS=(build-essential libcmocka-dev libjansson-dev libopenblas-dev gnuplot-nox python3 git
+      clang-14 libclang-rt-14-dev libomp-14-dev)   # clang, libFuzzer and OpenMP for `make fuzz`
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
