@@ -4,25 +4,11 @@
 #include <float.h>
 #include <jansson.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bench/util.h"
-
-static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
-{
-    int k = snprintf(err, errlen, "%s: ", path);
-    if (k >= 0 && (size_t)k < errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err + k, errlen - (size_t)k, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 void grad_batch_free(GradBatch *b)
 {
@@ -36,22 +22,23 @@ void grad_batch_free(GradBatch *b)
 
 static int fill(const char *path, const json_t *root, int vocab, GradBatch *b, char *err, size_t errlen)
 {
-    if (!json_is_object(root)) return fail(err, errlen, path, "not a JSON object");
+    if (!json_is_object(root)) return path_error(err, errlen, path, "not a JSON object");
     const char *keys[3] = {"tokens", "cu_seqlens", "weights"};
     const json_t *a[3];
     for (int k = 0; k < 3; k++) {
         a[k] = json_object_get(root, keys[k]);
-        if (!json_is_array(a[k])) return fail(err, errlen, path, "\"%s\" is missing or not an array", keys[k]);
+        if (!json_is_array(a[k])) return path_error(err, errlen, path, "\"%s\" is missing or not an array", keys[k]);
     }
     const json_t *jt = a[0], *jc = a[1], *jw = a[2];
     size_t N = json_array_size(jt), S1 = json_array_size(jc);
     if (N < 1 || N > GRAD_BATCH_MAX_TOKENS)
-        return fail(err, errlen, path, "\"tokens\" must hold 1 to 2^30 ids (has %zu)", N);
+        return path_error(err, errlen, path, "\"tokens\" must hold 1 to 2^30 ids (has %zu)", N);
     if (json_array_size(jw) != N)
-        return fail(err, errlen, path, "\"weights\" has %zu values, \"tokens\" %zu: one weight per position",
-                    json_array_size(jw), N);
-    if (S1 < 2) return fail(err, errlen, path, "\"cu_seqlens\" needs at least [0, len(tokens)]");
-    if (S1 > N + 1) return fail(err, errlen, path, "\"cu_seqlens\" has %zu entries: more segments than tokens", S1);
+        return path_error(err, errlen, path, "\"weights\" has %zu values, \"tokens\" %zu: one weight per position",
+                          json_array_size(jw), N);
+    if (S1 < 2) return path_error(err, errlen, path, "\"cu_seqlens\" needs at least [0, len(tokens)]");
+    if (S1 > N + 1)
+        return path_error(err, errlen, path, "\"cu_seqlens\" has %zu entries: more segments than tokens", S1);
 
     b->tokens = malloc(N * 4);
     b->targets = malloc(N * 4);
@@ -59,49 +46,52 @@ static int fill(const char *path, const json_t *root, int vocab, GradBatch *b, c
     b->cu_seqlens = malloc(S1 * 4);
     b->weights = malloc(N * 4);
     if (!b->tokens || !b->targets || !b->positions || !b->cu_seqlens || !b->weights)
-        return fail(err, errlen, path, "out of memory for %zu tokens", N);
+        return path_error(err, errlen, path, "out of memory for %zu tokens", N);
     for (size_t t = 0; t < N; t++) {
         const json_t *x = json_array_get(jt, t);
         if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) >= vocab)
-            return fail(err, errlen, path, "tokens[%zu] is not a token id in [0, %d) (the model's vocab_size)", t, vocab);
+            return path_error(err, errlen, path, "tokens[%zu] is not a token id in [0, %d) (the model's vocab_size)", t,
+                              vocab);
         b->tokens[t] = (int32_t)json_integer_value(x);
         /* Checked as a float, the type the step computes with: 1e39 is finite as a double only. */
         const json_t *y = json_array_get(jw, t);
         double w = json_is_number(y) ? json_number_value(y) : NAN;
         if (!(fabs(w) <= FLT_MAX))
-            return fail(err, errlen, path, "weights[%zu] is not a finite number that fits a float (|w| <= %g)", t,
-                        (double)FLT_MAX);
+            return path_error(err, errlen, path, "weights[%zu] is not a finite number that fits a float (|w| <= %g)", t,
+                              (double)FLT_MAX);
         b->weights[t] = (float)w;
     }
     int max_seqlen = 0;
     for (size_t s = 0; s < S1; s++) {
         const json_t *x = json_array_get(jc, s);
-        if (!json_is_integer(x)) return fail(err, errlen, path, "cu_seqlens[%zu] is not an integer", s);
+        if (!json_is_integer(x)) return path_error(err, errlen, path, "cu_seqlens[%zu] is not an integer", s);
         long long v = json_integer_value(x);
-        if (s == 0 && v != 0) return fail(err, errlen, path, "cu_seqlens must start at 0 (starts at %lld)", v);
+        if (s == 0 && v != 0) return path_error(err, errlen, path, "cu_seqlens must start at 0 (starts at %lld)", v);
         if (s > 0 && v <= b->cu_seqlens[s - 1])
-            return fail(err, errlen, path, "cu_seqlens is not increasing at index %zu (%d then %lld)", s,
-                        b->cu_seqlens[s - 1], v);
+            return path_error(err, errlen, path, "cu_seqlens is not increasing at index %zu (%d then %lld)", s,
+                              b->cu_seqlens[s - 1], v);
         if (v > (long long)N)
-            return fail(err, errlen, path, "cu_seqlens[%zu] = %lld is past len(tokens) = %zu", s, v, N);
+            return path_error(err, errlen, path, "cu_seqlens[%zu] = %lld is past len(tokens) = %zu", s, v, N);
         b->cu_seqlens[s] = (int32_t)v;
         if (s > 0 && b->cu_seqlens[s] - b->cu_seqlens[s - 1] > max_seqlen)
             max_seqlen = b->cu_seqlens[s] - b->cu_seqlens[s - 1];
     }
     if ((size_t)b->cu_seqlens[S1 - 1] != N)
-        return fail(err, errlen, path, "cu_seqlens must end at len(tokens) = %zu (ends at %d)", N, b->cu_seqlens[S1 - 1]);
+        return path_error(err, errlen, path, "cu_seqlens must end at len(tokens) = %zu (ends at %d)", N,
+                          b->cu_seqlens[S1 - 1]);
     for (size_t s = 0; s + 1 < S1; s++) {
         for (int t = b->cu_seqlens[s]; t < b->cu_seqlens[s + 1]; t++) {
             int last = t == b->cu_seqlens[s + 1] - 1;
             b->positions[t] = t - b->cu_seqlens[s];
             b->targets[t] = last ? 0 : b->tokens[t + 1];
             if (last && b->weights[t] != 0.0f)
-                return fail(err, errlen, path,
-                            "weights[%d] = %g is the last position of segment %zu, which predicts nothing: it must be 0",
-                            t, b->weights[t], s);
+                return path_error(err, errlen, path,
+                                  "weights[%d] = %g is the last position of segment %zu, which predicts nothing: "
+                                  "it must be 0", t, b->weights[t], s);
         }
     }
-    b->batch = (Batch){(int)N, b->tokens, b->targets, b->weights, b->positions, b->cu_seqlens, (int)(S1 - 1), max_seqlen};
+    b->batch = (Batch){(int)N, b->tokens, b->targets, b->weights, b->positions, b->cu_seqlens, (int)(S1 - 1),
+                       max_seqlen};
     return 0;
 }
 

@@ -23,6 +23,19 @@ void die_input(const char *fmt, ...)
     exit(EXIT_BAD_INPUT);
 }
 
+int path_error(char *err, size_t errlen, const char *path, const char *fmt, ...)
+{
+    if (!err || errlen == 0) return -1;
+    int n = snprintf(err, errlen, "%s: ", path);
+    if (n >= 0 && (size_t)n < errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
 int make_dirs(const char *path)
 {
     char buf[4096];

@@ -2,7 +2,7 @@
  * reads back to the same distribution (a property over seeded random lengths lists), messages
  * quote a readable excerpt of what the file says, and a sampler that runs out of memory names
  * the file and the option to use. Run from the repository root. */
-#include "tests/test_util.h"
+#include "tests/test_hist_util.h"
 
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -13,24 +13,6 @@
 #include "strategies/rng.h"
 
 #define ERRLEN 2048
-
-static void assert_same_hist(const Hist *a, const Hist *b)
-{
-    assert_int_equal(a->n_bins, b->n_bins);
-    assert_int_equal(a->total, b->total);
-    for (int i = 0; i < a->n_bins; i++) {
-        const HistBin *x = &a->bins[i], *y = &b->bins[i];
-        assert_int_equal(x->lo, y->lo);
-        assert_int_equal(x->hi, y->hi);
-        assert_int_equal(x->count, y->count);
-        assert_int_equal(x->target.kind, y->target.kind);
-        if (x->target.kind != TGT_DEFAULT && !(x->target.lo == y->target.lo && x->target.hi == y->target.hi)) {
-            print_error("bin %d: target %.17g-%.17g read back as %.17g-%.17g\n", i, x->target.lo, x->target.hi,
-                        y->target.lo, y->target.hi);
-            fail();
-        }
-    }
-}
 
 /* A percentage as a user's tool might print it: whole, a few decimals, many, or tiny. */
 static void random_percent(Rng *r, char *buf, size_t n)

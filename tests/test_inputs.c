@@ -86,6 +86,18 @@ static void temp_name(char *buf, size_t n, const char *what)
     snprintf(buf, n, "/tmp/labench-inputs-%ld-%d-%s", (long)getpid(), k++, what);
 }
 
+/* Runs `<env> labench ARGS` to its end (killed after `seconds`), output into out. The status,
+ * -1 when it did not finish in time. */
+static int run_with(const char *env, const char *args, double seconds, char *out, size_t n)
+{
+    char outp[128];
+    temp_name(outp, sizeof outp, "out");
+    int rc = wait_exit(spawn(env, args, outp), seconds);
+    slurp(outp, out, n);
+    unlink(outp);
+    return rc;
+}
+
 /* One FIFO input: labench must say it is waiting (within 10 s), then read what is written and
  * finish with `want_status`, its output holding `want`. */
 static void fifo_case(const char *args_fmt, const char *content, int want_status, const char *want)
@@ -152,28 +164,20 @@ static void test_fifo_waits_with_a_word_then_reads(void **state)
 static void test_fifo_checkpoint_refused(void **state)
 {
     (void)state;
-    char fifo[128], outp[128], args[512], out[4096];
+    char fifo[128], args[512], out[4096];
     temp_name(fifo, sizeof fifo, "fifo");
-    temp_name(outp, sizeof outp, "out");
     assert_int_equal(0, mkfifo(fifo, 0600));
-    snprintf(args, sizeof args, "grad --load-model %s --batch x.json --out /tmp/labench-inputs-never.st", fifo);
-    pid_t pid = spawn(NULL, args, outp);
-    int rc = wait_exit(pid, 10);
-    slurp(outp, out, sizeof out);
-    if (rc != 2 || !strstr(out, fifo) || !strstr(out, "pipe or FIFO")) {
-        print_error("labench %s: exit %d, output:\n%s\n", args, rc, out);
-        fail();
-    }
-    snprintf(args, sizeof args, "train --steps 1 --samples 20 --load-model %s --out /tmp/labench-inputs-never.json", fifo);
-    pid = spawn(NULL, args, outp);
-    rc = wait_exit(pid, 10);
-    slurp(outp, out, sizeof out);
-    if (rc != 2 || !strstr(out, "pipe or FIFO")) {
-        print_error("labench %s: exit %d, output:\n%s\n", args, rc, out);
-        fail();
+    const char *forms[] = {"grad --load-model %s --batch x.json --out /tmp/labench-inputs-never.st",
+                           "train --steps 1 --samples 20 --load-model %s --out /tmp/labench-inputs-never.json"};
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        snprintf(args, sizeof args, forms[i], fifo);
+        int rc = run_with(NULL, args, 10, out, sizeof out);
+        if (rc != 2 || !strstr(out, fifo) || !strstr(out, "pipe or FIFO")) {
+            print_error("labench %s: exit %d, output:\n%s\n", args, rc, out);
+            fail();
+        }
     }
     unlink(fifo);
-    unlink(outp);
 }
 
 /* Reading a pipe is a feature: stdin as "-" and bash's <(...). */
@@ -224,18 +228,14 @@ static void test_devices_refused_at_once(void **state)
         {"predict --from /dev/zero", "/dev/zero: is a character device"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char outp[128], out[4096];
-        temp_name(outp, sizeof outp, "out");
+        char out[4096];
         double t0 = now_s();
-        pid_t pid = spawn(NULL, cases[i][0], outp);
-        int rc = wait_exit(pid, 20);
+        int rc = run_with(NULL, cases[i][0], 20, out, sizeof out);
         double took = now_s() - t0;
-        slurp(outp, out, sizeof out);
         if (rc != 2 || !strstr(out, cases[i][1]) || took > 5) {
             print_error("labench %s: exit %d after %.1f s, output:\n%s\n", cases[i][0], rc, took, out);
             fail();
         }
-        unlink(outp);
     }
 }
 
@@ -244,13 +244,10 @@ static void test_devices_refused_at_once(void **state)
 static void test_out_of_memory_says_what_to_do(void **state)
 {
     (void)state;
-    char outp[128], res[128], args[512], out[16384];
-    temp_name(outp, sizeof outp, "out");
+    char res[128], args[512], out[16384];
     temp_name(res, sizeof res, "results.json");
     snprintf(args, sizeof args, "train --strategy packing --steps 1 --samples 30 --backend cpu --out %s", res);
-    pid_t pid = spawn("LABENCH_ARENA_LIMIT=1M", args, outp);
-    int rc = wait_exit(pid, 120);
-    slurp(outp, out, sizeof out);
+    int rc = run_with("LABENCH_ARENA_LIMIT=1M", args, 120, out, sizeof out);
     if (rc != 2 || !strstr(out, "packing: out of memory on") || !strstr(out, "limited to 1048576 bytes") ||
         !strstr(out, "with micro-batches of") || !strstr(out, " bytes (") || !strstr(out, "try --recompute, --max-tokens ")) {
         print_error("LABENCH_ARENA_LIMIT=1M labench %s: exit %d, output:\n%s\n", args, rc, out);
@@ -258,18 +255,13 @@ static void test_out_of_memory_says_what_to_do(void **state)
     }
     assert_int_equal(-1, access(res, F_OK));
 
-    pid = spawn("LABENCH_ARENA_LIMIT=1G", args, outp);
-    rc = wait_exit(pid, 120);
-    slurp(outp, out, sizeof out);
+    rc = run_with("LABENCH_ARENA_LIMIT=1G", args, 120, out, sizeof out);
     if (rc != 0) print_error("LABENCH_ARENA_LIMIT=1G labench %s: exit %d, output:\n%s\n", args, rc, out);
     assert_int_equal(0, rc);
     assert_int_equal(0, access(res, F_OK));
     unlink(res);
 
-    pid = spawn("LABENCH_ARENA_LIMIT=lots", args, outp);
-    rc = wait_exit(pid, 60);
-    slurp(outp, out, sizeof out);
-    assert_int_equal(2, rc);
+    assert_int_equal(2, run_with("LABENCH_ARENA_LIMIT=lots", args, 60, out, sizeof out));
     assert_non_null(strstr(out, "LABENCH_ARENA_LIMIT=lots: want a number of bytes"));
 
     /* grad sizes its activations for the batch: the same words. */
@@ -281,9 +273,7 @@ static void test_out_of_memory_says_what_to_do(void **state)
     fputs("{\"tokens\":[1,2,3],\"cu_seqlens\":[0,3],\"weights\":[1,1,0]}", f);
     fclose(f);
     snprintf(args, sizeof args, "grad --load-model %s --batch %s --out %s", model, batch, res);
-    pid = spawn("LABENCH_ARENA_LIMIT=100K", args, outp);
-    rc = wait_exit(pid, 60);
-    slurp(outp, out, sizeof out);
+    rc = run_with("LABENCH_ARENA_LIMIT=100K", args, 60, out, sizeof out);
     if (rc != 2 || !strstr(out, "out of memory on") || !strstr(out, "bytes (")) {
         print_error("LABENCH_ARENA_LIMIT=100K labench %s: exit %d, output:\n%s\n", args, rc, out);
         fail();
@@ -291,7 +281,6 @@ static void test_out_of_memory_says_what_to_do(void **state)
     assert_int_equal(-1, access(res, F_OK));
     unlink(model);
     unlink(batch);
-    unlink(outp);
 }
 
 int main(void)
