@@ -2,12 +2,10 @@
  * docs/hist-format.md; the tests in tests/test_hist.c pin every error message's line. */
 #include "bench/hist.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "bench/util.h"
 

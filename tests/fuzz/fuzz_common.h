@@ -53,7 +53,7 @@ static inline void fuzz_check_message(const char *err, const char *path, const u
     } else {
         CONTRACT(err[n + 1] == ' ', "message: %s", err);
     }
-    CONTRACT(strlen(err) < 1200, "message of %zu characters", strlen(err));
+    CONTRACT(strlen(err) < 600, "message of %zu characters", strlen(err));
 }
 
 #endif
