@@ -223,8 +223,8 @@ int open_regular_file(const char *path, struct stat *st, char *err, size_t errle
 }
 
 /* Waits until fd (a pipe) has data or its writer has gone; says once, after a second, what
- * labench is waiting for. 0, or -1 on a poll error. */
-static int wait_readable(int fd, const char *name, int *announced)
+ * labench is waiting for (got: bytes read so far). 0, or -1 on a poll error. */
+static int wait_readable(int fd, const char *name, size_t got, int *announced)
 {
     for (;;) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -232,8 +232,12 @@ static int wait_readable(int fd, const char *name, int *announced)
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) return -1;
         if (r > 0) return 0;
-        fprintf(stderr, "labench: waiting for %s: a pipe with nothing written to it yet (reading until its writer "
-                        "closes it; Ctrl-C stops)\n", name);
+        if (got == 0)
+            fprintf(stderr, "labench: waiting for %s: a pipe with nothing written to it yet (reading until its "
+                            "writer closes it; Ctrl-C stops)\n", name);
+        else
+            fprintf(stderr, "labench: waiting for %s: %zu bytes read, and its writer has not closed it yet "
+                            "(Ctrl-C stops)\n", name, got);
         *announced = 1;
     }
 }
@@ -276,7 +280,7 @@ int read_input_file(const char *path, size_t max_bytes, char **data, size_t *len
             buf = nb;
             cap = nc;
         }
-        if (is_pipe && wait_readable(fd, name, &announced) != 0) {
+        if (is_pipe && wait_readable(fd, name, n, &announced) != 0) {
             snprintf(err, errlen, "%s: cannot read: %s", name, strerror(errno));
             goto done;
         }
