@@ -14,7 +14,8 @@ void die_input(const char *fmt, ...) __attribute__((format(printf, 1, 2), noretu
 
 /* "PATH: message" into err (NULL or errlen 0: nothing); returns -1, so a reader can
  * `return path_error(err, errlen, path, "...")`. */
-int path_error(char *err, size_t errlen, const char *path, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+int path_error(char *err, size_t errlen, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Output written to PATH.tmp.<pid> and renamed over PATH only on success, so a failed run never
  * leaves a half-written file. atomic_open creates missing parent folders. */
