@@ -1,7 +1,8 @@
 # labench — one Makefile. `make` builds ./labench (with the CUDA backend when nvcc is found),
 # `make test` runs the CPU tests, `make check-asan` the same under ASan + UBSan,
 # `make gpu-bundle` the self-contained folder for a GPU machine, `make gpu-check` the GPU
-# verification from it (gpu-bundle/run.sh; needs a GPU).
+# verification from it (gpu-bundle/run.sh; needs a GPU), `make fuzz` the libFuzzer harnesses of
+# tests/fuzz/.
 #
 # Source conventions: every .c under bench/ strategies/ model/ kernels/ profile/ is part of the
 # library, except bench/main.c (the CLI) and two suffixes that follow the CUDA switch:
@@ -117,7 +118,7 @@ $(BUILD)/%.cu.o: %.cu $(wildcard kernels/*.h) $(wildcard kernels/cuda/*.cuh)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%: tests/%.c tests/test_util.h $(BUILD)/liblabench.a
+$(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(BUILD)/liblabench.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/liblabench.a -lcmocka $(LDLIBS)
 
@@ -194,5 +195,31 @@ bench-peer: labench
 nightly: labench
 	bash scripts/nightly.sh
 
+# ---- fuzzing (tests/fuzz/README.md) ---------------------------------------------------------
+# `make fuzz` builds one libFuzzer harness per input parser with clang-14
+# (-fsanitize=fuzzer,address,undefined) over a CPU-only library built with the same sanitizers
+# and coverage, then runs each for FUZZ_SECONDS (default 60) from its committed seed corpus. A
+# crash, leak, timeout or broken contract fails it; the findings go to build-fuzz/artifacts/.
+FUZZ_CC      ?= clang-14
+FUZZ_SECONDS ?= 60
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS    := $(FUZZ_TARGETS:%=build-fuzz/fuzz/fuzz_%)
+
+.PHONY: fuzz fuzz-build
+fuzz-build:
+	$(MAKE) BUILD=build-fuzz NOCUDA=1 CC=$(FUZZ_CC) OPT=-O1 \
+	  SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" build-fuzz/liblabench.a
+	$(MAKE) $(FUZZ_BINS)
+
+build-fuzz/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h build-fuzz/liblabench.a
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -std=c11 -O1 -g -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE -I. -fopenmp $(FUZZ_SAN) \
+	  -fsanitize=fuzzer -o $@ $< build-fuzz/liblabench.a -ljansson -lopenblas -lm
+
+fuzz: fuzz-build
+	@sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+# ---- end of fuzzing --------------------------------------------------------------------------
+
 clean:
-	rm -rf build build-asan labench build-bundle build-bundle-nocuda $(BUNDLE)
+	rm -rf build build-asan build-fuzz labench build-bundle build-bundle-nocuda $(BUNDLE)

@@ -44,10 +44,10 @@ int cmd_bench_plan(int argc, char **argv)
             progress = 0;
         } else if ((v = cli_opt_value(argc, argv, &i, "--samples"))) {
             if (parse_i64(v, 1, INT32_MAX, &n) != 0)
-                die_input("--samples must be an integer from 1 to %d (got '%s')", INT32_MAX, v);
+                die_input("--samples must be an integer from 1 to %d (got '%s')", INT32_MAX, QUOTE(v));
         } else if ((v = cli_opt_value(argc, argv, &i, "--seed"))) {
             if (parse_i64(v, 0, INT64_MAX, &seed) != 0)
-                die_input("--seed must be a non-negative integer (got '%s')", v);
+                die_input("--seed must be a non-negative integer (got '%s')", QUOTE(v));
         } else if ((v = cli_opt_value(argc, argv, &i, "--len-dist"))) {
             dist = v;
         } else if ((v = cli_opt_value(argc, argv, &i, "--strategy"))) {

@@ -132,12 +132,12 @@ int cmd_hist(int argc, char **argv)
         snprintf(header, sizeof header,
                  "made by `labench hist --bin-width %lld` from %s: %lld samples\n"
                  "lengths uniform within each bin; target = the bin's mean target percentage",
-                 width, in_path, (long long)h->total);
+                 width, input_name(in_path), (long long)h->total);
     } else {
         snprintf(header, sizeof header,
                  "made by `labench hist` from %s: %lld samples, lossless\n"
                  "one line per distinct (length, target tokens) pair",
-                 in_path, (long long)h->total);
+                 input_name(in_path), (long long)h->total);
     }
     if (exact.zero_count > 0) {
         size_t k = strlen(header);

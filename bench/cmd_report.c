@@ -471,25 +471,6 @@ static void fill_memory(const PlotJob *j, FILE *f)
     }
 }
 
-static double median(const double *x, int n)
-{
-    double *c = malloc((size_t)(n > 0 ? n : 1) * sizeof *c);
-    if (!c || n == 0) {
-        free(c);
-        return NAN;
-    }
-    memcpy(c, x, (size_t)n * sizeof *c);
-    for (int i = 1; i < n; i++)   /* a few steps: insertion sort */
-        for (int k = i; k > 0 && c[k] < c[k - 1]; k--) {
-            double t = c[k];
-            c[k] = c[k - 1];
-            c[k - 1] = t;
-        }
-    double m = n % 2 ? c[n / 2] : 0.5 * (c[n / 2 - 1] + c[n / 2]);
-    free(c);
-    return m;
-}
-
 static void fill_steps(const PlotJob *j, FILE *f)
 {
     fprintf(f, "# block 0: x, strategy, DP wall seconds of one optimizer step, step (1-based)\n");
@@ -509,7 +490,7 @@ static void fill_steps(const PlotJob *j, FILE *f)
         if (!s->run) continue;
         char name[160];
         dat_name(name, sizeof name, s->name);
-        fprintf(f, "%d %s %.6g\n", ++x, name, median(s->run->step_wall_s, s->run->n_steps));
+        fprintf(f, "%d %s %.6g\n", ++x, name, median(s->run->step_wall_s, (size_t)s->run->n_steps));
     }
 }
 

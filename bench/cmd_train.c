@@ -184,7 +184,7 @@ static long long int_opt(const char *name, const char *v, long long min, long lo
 {
     long long x;
     if (parse_i64(v, min, max, &x) != 0)
-        die_input("--%s must be an integer from %lld to %lld (got '%s')", name, min, max, v);
+        die_input("--%s must be an integer from %lld to %lld (got '%s')", name, min, max, QUOTE(v));
     return x;
 }
 
@@ -202,7 +202,7 @@ static double real_opt(const char *name, const char *v, double min, double max)
     } else if (parse_f64(v, min, max, &x) == 0) {
         return x;
     }
-    die_input("--%s must be a number from %g to %g (got '%s')", name, min, max, v);
+    die_input("--%s must be a number from %g to %g (got '%s')", name, min, max, QUOTE(v));
 }
 
 static void parse_options(int argc, char **argv, Options *o)
@@ -258,31 +258,31 @@ static void parse_options(int argc, char **argv, Options *o)
             o->len_scale_set = 1;
             break;
         case O_SEED: o->seed = int_opt("seed", optarg, 0, INT64_MAX); break;
-        case O_WORLD: o->world_size = int_opt("world-size", optarg, 1, 1 << 20); break;
-        case O_MICRO: o->micro_batch = int_opt("micro-batch", optarg, 1, 1 << 20); break;
-        case O_ACCUM: o->grad_accum = int_opt("grad-accum", optarg, 1, 1 << 20); break;
-        case O_MAXTOK: o->max_tokens = int_opt("max-tokens", optarg, 1, 1 << 30); break;
-        case O_EPOCHS: o->epochs = int_opt("epochs", optarg, 1, 1000); break;
+        case O_WORLD: o->world_size = int_opt("world-size", optarg, 1, PLAN_MAX_WORLD_SIZE); break;
+        case O_MICRO: o->micro_batch = int_opt("micro-batch", optarg, 1, PLAN_MAX_MICRO_BATCH); break;
+        case O_ACCUM: o->grad_accum = int_opt("grad-accum", optarg, 1, PLAN_MAX_GRAD_ACCUM); break;
+        case O_MAXTOK: o->max_tokens = int_opt("max-tokens", optarg, 1, PLAN_MAX_TOKENS); break;
+        case O_EPOCHS: o->epochs = int_opt("epochs", optarg, 1, PLAN_MAX_EPOCHS); break;
         case O_SYNC:
             if (strcmp(optarg, "micro") == 0)
                 o->sync = SYNC_MICRO;
             else if (strcmp(optarg, "step") == 0)
                 o->sync = SYNC_STEP;
             else
-                die_input("--sync must be micro or step (got '%s')", optarg);
+                die_input("--sync must be micro or step (got '%s')", QUOTE(optarg));
             break;
         case O_OUT: o->out = optarg; break;
-        case O_STEPS: o->steps = int_opt("steps", optarg, 0, 1000000); break;
+        case O_STEPS: o->steps = int_opt("steps", optarg, 0, RUN_MAX_STEPS); break;
         case O_BACKEND:
             if (strcmp(optarg, "cpu") && strcmp(optarg, "cuda") && strcmp(optarg, "auto"))
-                die_input("--backend must be cpu, cuda or auto (got '%s')", optarg);
+                die_input("--backend must be cpu, cuda or auto (got '%s')", QUOTE(optarg));
             o->backend = optarg;
             break;
         case O_MODEL: o->model = optarg; break;
         case O_LAYERS: o->layers = int_opt("layers", optarg, 1, 1000); break;
         case O_DTYPE:
             if (strcmp(optarg, "bf16") && strcmp(optarg, "fp32") && strcmp(optarg, "fp64"))
-                die_input("--dtype must be bf16, fp32 or fp64 (got '%s')", optarg);
+                die_input("--dtype must be bf16, fp32 or fp64 (got '%s')", QUOTE(optarg));
             o->dtype = optarg;
             break;
         case O_RECOMPUTE: o->recompute = 1; break;
@@ -331,7 +331,7 @@ static void parse_options(int argc, char **argv, Options *o)
             else if (strcmp(optarg, "full") == 0)
                 o->profile = PROF_FULL;
             else
-                die_input("--profile must be off, basic or full (got '%s')", optarg);
+                die_input("--profile must be off, basic or full (got '%s')", QUOTE(optarg));
             break;
         case O_COMM: {
             char e[256];

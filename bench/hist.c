@@ -2,12 +2,12 @@
  * docs/hist-format.md; the tests in tests/test_hist.c pin every error message's line. */
 #include "bench/hist.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+
+#include "bench/util.h"
 
 /* Files are read whole; a length distribution (or a lengths list of millions of samples) is far
  * below this, and the cap keeps line numbers within int. */
@@ -86,59 +86,19 @@ static int check_text(const char *path, const char *buf, size_t len, char *err, 
     return 0;
 }
 
-/* Reads the whole file into a NUL-terminated buffer (caller frees), checking it is text. */
+/* Reads the whole file into a NUL-terminated buffer (caller frees), checking it is text. Pipes
+ * ("-", <(...)) and FIFOs are read to their end; devices and folders are refused at once. */
 static char *read_text_file(const char *path, size_t *len_out, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    struct stat st;
-    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-        snprintf(err, errlen, "%s: is a directory, not a file", path);
-        fclose(f);
-        return NULL;
-    }
-    /* Grow as we go rather than trusting st_size, so pipes and /dev/stdin work too. */
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        if (len == cap) {
-            if (cap >= HIST_MAX_FILE_BYTES) {
-                snprintf(err, errlen, "%s: file over %zu MiB, too large", path, HIST_MAX_FILE_BYTES >> 20);
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            char *nb = realloc(buf, 2 * cap + 1);
-            if (!nb) { free(buf); buf = NULL; break; }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0) break;
-    }
-    if (!buf) {
-        snprintf(err, errlen, "%s: out of memory reading the file", path);
-        fclose(f);
-        return NULL;
-    }
-    if (ferror(f)) {
-        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-        free(buf);
-        fclose(f);
-        return NULL;
-    }
-    fclose(f);
-    buf[len] = 0;
+    char *buf;
+    size_t len;
+    if (read_input_file(path, HIST_MAX_FILE_BYTES, &buf, &len, err, errlen) != 0) return NULL;
     if (len == 0) {
-        snprintf(err, errlen, "%s: empty file", path);
+        snprintf(err, errlen, "%s: empty file", input_name(path));
         free(buf);
         return NULL;
     }
-    if (check_text(path, buf, len, err, errlen) != 0) {
+    if (check_text(input_name(path), buf, len, err, errlen) != 0) {
         free(buf);
         return NULL;
     }
@@ -193,12 +153,12 @@ static int parse_percent(const char *s, double *out)
 static int parse_len(Parser *p, const char *s, const char *field, int64_t *out)
 {
     char in[160] = "";
-    if (s != field) snprintf(in, sizeof in, " in bin '%.120s'", field);
+    if (s != field) snprintf(in, sizeof in, " in bin '%s'", QUOTE(field));
     int64_t v = 0;
     int r = parse_whole(s, HIST_MAX_LEN, &v);
-    if (r == NUM_JUNK) return fail(p, "bad length '%s'%s (want a whole number of tokens)", s, in);
-    if (r == NUM_BIG) return fail(p, "length '%s'%s over the limit %lld", s, in, (long long)HIST_MAX_LEN);
-    if (r == NUM_NEG) return fail(p, "length must be 0 or more (got '%s'%s)", s, in);
+    if (r == NUM_JUNK) return fail(p, "bad length '%s'%s (want a whole number of tokens)", QUOTE(s), in);
+    if (r == NUM_BIG) return fail(p, "length '%s'%s over the limit %lld", QUOTE(s), in, (long long)HIST_MAX_LEN);
+    if (r == NUM_NEG) return fail(p, "length must be 0 or more (got '%s'%s)", QUOTE(s), in);
     *out = v;
     return 0;
 }
@@ -214,18 +174,18 @@ static int parse_len_field(Parser *p, char *tok, int allow_range, int64_t *lo, i
         return 0;
     }
     if (!allow_range)
-        return fail(p, "'%s' is a range; a lengths list holds one exact length per line", tok);
+        return fail(p, "'%s' is a range; a lengths list holds one exact length per line", QUOTE(tok));
     /* Copy the halves out so the field stays intact for messages. */
     char part[2][64];
     size_t nlo = (size_t)(dash - tok);
     if (nlo >= sizeof part[0] || strlen(dash + 1) >= sizeof part[1])
-        return fail(p, "bad length '%s' (want LEN or LO-HI)", tok);
+        return fail(p, "bad length '%s' (want LEN or LO-HI)", QUOTE(tok));
     memcpy(part[0], tok, nlo);
     part[0][nlo] = 0;
     strcpy(part[1], dash + 1);
     if (parse_len(p, part[0], tok, lo) != 0 || parse_len(p, part[1], tok, hi) != 0) return -1;
     if (*lo > *hi)
-        return fail(p, "bin '%s' has LO above HI (%lld > %lld)", tok, (long long)*lo, (long long)*hi);
+        return fail(p, "bin '%s' has LO above HI (%lld > %lld)", QUOTE(tok), (long long)*lo, (long long)*hi);
     return 0;
 }
 
@@ -233,9 +193,9 @@ static int parse_count(Parser *p, const char *tok, int64_t *out)
 {
     int64_t v = 0;
     int r = parse_whole(tok, HIST_MAX_COUNT, &v);
-    if (r == NUM_JUNK) return fail(p, "count must be a whole number (got '%s')", tok);
-    if (r == NUM_BIG) return fail(p, "count '%s' over the limit 10^12", tok);
-    if (r == NUM_NEG || v == 0) return fail(p, "count must be at least 1 (got '%s')", tok);
+    if (r == NUM_JUNK) return fail(p, "count must be a whole number (got '%s')", QUOTE(tok));
+    if (r == NUM_BIG) return fail(p, "count '%s' over the limit 10^12", QUOTE(tok));
+    if (r == NUM_NEG || v == 0) return fail(p, "count must be at least 1 (got '%s')", QUOTE(tok));
     *out = v;
     return 0;
 }
@@ -246,14 +206,14 @@ static int parse_target(Parser *p, char *tok, TargetSpec *t)
     size_t n = strlen(tok);
     if (n > 0 && tok[n - 1] == '%') {
         char body[128];
-        if (n >= sizeof body) return fail(p, "bad target '%s' (want " TARGET_FORMS ")", tok);
+        if (n >= sizeof body) return fail(p, "bad target '%s' (want " TARGET_FORMS ")", QUOTE(tok));
         memcpy(body, tok, n - 1);
         body[n - 1] = 0;
         char *sep = strstr(body, "%-");
         if (sep) *sep = 0;
         t->kind = TGT_PERCENT;
         if (parse_percent(body, &t->lo) != 0 || (sep && parse_percent(sep + 2, &t->hi) != 0))
-            return fail(p, "bad target '%s' (percent must be a number in [0, 100]; want " TARGET_FORMS ")", tok);
+            return fail(p, "bad target '%s' (percent must be a number in [0, 100]; want " TARGET_FORMS ")", QUOTE(tok));
         if (!sep) t->hi = t->lo;
     } else {
         char *dash = tok[0] ? strchr(tok + 1, '-') : NULL;
@@ -264,16 +224,16 @@ static int parse_target(Parser *p, char *tok, TargetSpec *t)
         if (dash) *dash = '-';
         if (!dash) b = a;
         if (ra == NUM_JUNK || rb == NUM_JUNK)
-            return fail(p, "bad target '%s' (want " TARGET_FORMS ")", tok);
+            return fail(p, "bad target '%s' (want " TARGET_FORMS ")", QUOTE(tok));
         if (ra == NUM_BIG || rb == NUM_BIG)
-            return fail(p, "target '%s' over the limit %lld tokens", tok, (long long)HIST_MAX_LEN);
+            return fail(p, "target '%s' over the limit %lld tokens", QUOTE(tok), (long long)HIST_MAX_LEN);
         if (ra == NUM_NEG || rb == NUM_NEG || a == 0 || b == 0)
-            return fail(p, "bad target '%s': target tokens must be at least 1", tok);
+            return fail(p, "bad target '%s': target tokens must be at least 1", QUOTE(tok));
         t->kind = TGT_TOKENS;
         t->lo = (double)a;
         t->hi = (double)b;
     }
-    if (t->lo > t->hi) return fail(p, "bad target '%s': low end above high end", tok);
+    if (t->lo > t->hi) return fail(p, "bad target '%s': low end above high end", QUOTE(tok));
     return 0;
 }
 
@@ -330,14 +290,14 @@ static int64_t each_line(Parser *p, char *text, int max_fields, const char *line
 
         if (f[0][0] == '@') {
             if (strcmp(f[0], "@target") != 0)
-                return fail(p, "unknown directive '%s' (the only one is @target SPEC)", f[0]);
+                return fail(p, "unknown directive '%s' (the only one is @target SPEC)", QUOTE(f[0]));
             if (nf != 2 || junk)
                 return fail(p, "@target wants exactly one target spec (" TARGET_FORMS ")");
             if (parse_target(p, f[1], &p->deflt) != 0) return -1;
             p->deflt_line = p->line;
             continue;
         }
-        if (junk) return fail(p, "unexpected '%s' at the end of the line (a line is %s)", junk, line_form);
+        if (junk) return fail(p, "unexpected '%s' at the end of the line (a line is %s)", QUOTE(junk), line_form);
         if (fn(p, f, nf, ctx) != 0) return -1;
         data_lines++;
     }
@@ -392,7 +352,7 @@ static int on_hist_line(Parser *p, char **f, int nf, void *vctx)
     HistBin b = {0};
     b.line = p->line;
     if (parse_len_field(p, f[0], 1, &b.lo, &b.hi) != 0) return -1;
-    if (nf < 2) return fail(p, "missing COUNT after '%s' (a line is LEN COUNT [TARGET] or LO-HI COUNT [TARGET])", f[0]);
+    if (nf < 2) return fail(p, "missing COUNT after '%s' (a line is LEN COUNT [TARGET] or LO-HI COUNT [TARGET])", QUOTE(f[0]));
     if (parse_count(p, f[1], &b.count) != 0) return -1;
     if (b.hi == 0) return note_zero(p, c->h, b.count, f, nf, 2);
     if (line_target(p, f, nf, 2, b.lo, b.hi, &b.target) != 0) return -1;
@@ -407,15 +367,15 @@ static int load_common(const char *path, Hist *h, char *err, size_t errlen, int 
                        const char *line_form, LineFn fn, void *ctx)
 {
     memset(h, 0, sizeof *h);
-    snprintf(h->path, sizeof h->path, "%s", path);
+    snprintf(h->path, sizeof h->path, "%s", input_name(path));
     size_t len = 0;
     char *text = read_text_file(path, &len, err, errlen);
     if (!text) return -1;
-    Parser p = { .path = path, .err = err, .errlen = errlen };
+    Parser p = { .path = input_name(path), .err = err, .errlen = errlen };
     int64_t n = each_line(&p, text, max_fields, line_form, fn, ctx);
     free(text);
     if (n == 0) {
-        snprintf(err, errlen, "%s: no data lines (only comments, directives and blank lines)", path);
+        snprintf(err, errlen, "%s: no data lines (only comments, directives and blank lines)", input_name(path));
         return -1;
     }
     return n < 0 ? -1 : 0;
@@ -503,7 +463,7 @@ int hist_load_lengths(const char *path, Hist *h, char *err, size_t errlen)
         return -1;
     }
     if (c.n > 1) qsort(c.e, c.n, sizeof *c.e, cmp_len_entry);   /* none at all when every line is 0 */
-    Parser p = { .path = path, .err = err, .errlen = errlen };
+    Parser p = { .path = input_name(path), .err = err, .errlen = errlen };
     int cap = 0;
     for (size_t i = 0; i < c.n;) {
         size_t j = i + 1;
@@ -529,16 +489,24 @@ int hist_load_lengths(const char *path, Hist *h, char *err, size_t errlen)
 
 /* ---- writing ------------------------------------------------------------------------------- */
 
-/* Shortest %g spelling that reads back as the same double, so written files round-trip. */
+/* The shortest spelling that reads back as the same double, so written files round-trip: %g when
+ * that has no exponent (the parser takes plain decimals only), else the fewest decimals of %f
+ * (a share of 9e-05% is written 0.00009%). buf holds HIST_NUM_CHARS. */
+#define HIST_NUM_CHARS 400
 static void fmt_num(double v, char *buf, size_t n)
 {
     snprintf(buf, n, "%.15g", v);
     if (strtod(buf, NULL) != v) snprintf(buf, n, "%.17g", v);
+    if (!strchr(buf, 'e')) return;
+    for (int decimals = 0; decimals <= 340; decimals++) {
+        snprintf(buf, n, "%.*f", decimals, v);
+        if (strtod(buf, NULL) == v) return;
+    }
 }
 
 void hist_target_str(const TargetSpec *t, char *buf, size_t buflen)
 {
-    char a[40], b[40];
+    char a[HIST_NUM_CHARS], b[HIST_NUM_CHARS];
     fmt_num(t->lo, a, sizeof a);
     fmt_num(t->hi, b, sizeof b);
     switch (t->kind) {
@@ -567,7 +535,7 @@ int hist_write(FILE *f, const Hist *h, const char *header_comment)
     }
     for (int i = 0; i < h->n_bins; i++) {
         const HistBin *b = &h->bins[i];
-        char tgt[96];
+        char tgt[2 * HIST_NUM_CHARS + 4];
         hist_target_str(&b->target, tgt, sizeof tgt);
         if (b->lo == b->hi) fprintf(f, "%lld %lld", (long long)b->lo, (long long)b->count);
         else fprintf(f, "%lld-%lld %lld", (long long)b->lo, (long long)b->hi, (long long)b->count);

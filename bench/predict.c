@@ -11,6 +11,7 @@
 
 #include "bench/hist.h"
 #include "bench/results.h"
+#include "bench/results_read.h"
 #include "bench/sample.h"
 #include "bench/util.h"
 
@@ -379,224 +380,84 @@ typedef struct {
     int n;
 } Source;
 
-static json_t *member(json_t *obj, const char *key, const char *file, const char *where)
-{
-    json_t *v = json_is_object(obj) ? json_object_get(obj, key) : NULL;
-    if (!v || json_is_null(v)) die_input("%s: %s has no \"%s\"", file, where, key);
-    return v;
-}
-
-static double number(json_t *obj, const char *key, const char *file, const char *where)
-{
-    json_t *v = member(obj, key, file, where);
-    if (!json_is_number(v)) die_input("%s: %s.%s is not a number", file, where, key);
-    return json_number_value(v);
-}
-
-static long long integer(json_t *obj, const char *key, long long min, long long max, const char *file,
-                         const char *where)
-{
-    double d = number(obj, key, file, where);
-    if (d != floor(d) || d < (double)min || d > (double)max)
-        die_input("%s: %s.%s must be an integer from %lld to %lld (got %g)", file, where, key, min, max, d);
-    return (long long)d;
-}
-
-static const char *string(json_t *obj, const char *key, const char *file, const char *where)
-{
-    json_t *v = member(obj, key, file, where);
-    if (!json_is_string(v)) die_input("%s: %s.%s is not a string", file, where, key);
-    return json_string_value(v);
-}
-
-static const char *opt_string(json_t *obj, const char *key, const char *fallback)
-{
-    json_t *v = json_is_object(obj) ? json_object_get(obj, key) : NULL;
-    return json_is_string(v) ? json_string_value(v) : fallback;
-}
-
-static void load_model(json_t *cfg, const char *file, Source *src)
-{
-    json_t *m = member(cfg, "model", file, "config");
-    ModelConfig *c = &src->model;
-    memset(c, 0, sizeof *c);
-    snprintf(c->name, sizeof c->name, "%s", opt_string(m, "preset", "file"));
-    c->vocab = (int)integer(m, "vocab_size", 1, 1 << 30, file, "config.model");
-    c->hidden = (int)integer(m, "hidden_size", 1, 1 << 30, file, "config.model");
-    c->intermediate = (int)integer(m, "intermediate_size", 1, 1 << 30, file, "config.model");
-    c->layers = (int)integer(m, "num_hidden_layers", 1, 1 << 20, file, "config.model");
-    c->heads = (int)integer(m, "num_attention_heads", 1, 1 << 20, file, "config.model");
-    c->kv_heads = (int)integer(m, "num_key_value_heads", 1, 1 << 20, file, "config.model");
-    c->head_dim = (int)integer(m, "head_dim", 1, 1 << 20, file, "config.model");
-    json_t *p = json_object_get(m, "params");
-    src->n_params = json_is_number(p) && json_number_value(p) > 0 ? json_number_value(p)
-                                                                   : (double)model_param_count(c);
-}
-
-static void load_plan_config(json_t *pc, const char *file, const char *where, PlanConfig *c)
-{
-    memset(c, 0, sizeof *c);
-    c->world_size = (int)integer(pc, "world_size", 1, 1 << 20, file, where);
-    c->micro_batch = (int)integer(pc, "micro_batch", 1, 1 << 20, file, where);
-    c->grad_accum = (int)integer(pc, "grad_accum", 1, 1 << 20, file, where);
-    c->max_tokens = (int)integer(pc, "max_tokens", 1, 1 << 30, file, where);
-    c->epochs = (int)integer(pc, "epochs", 1, 1000, file, where);
-    c->seed = (uint64_t)integer(pc, "seed", 0, INT64_MAX, file, where);
-    const char *sync = string(pc, "sync", file, where);
-    if (strcmp(sync, "micro") == 0)
-        c->sync = SYNC_MICRO;
-    else if (strcmp(sync, "step") == 0)
-        c->sync = SYNC_STEP;
-    else
-        die_input("%s: %s.sync must be \"micro\" or \"step\" (got \"%s\")", file, where, sync);
-    c->cost = (CostModel){1.0, 0.0, 0.0};
-    json_t *cm = json_object_get(pc, "cost_model");
-    if (json_is_object(cm)) {
-        char w[160];
-        snprintf(w, sizeof w, "%s.cost_model", where);
-        c->cost.per_token = number(cm, "per_token", file, w);
-        c->cost.per_token_sq = number(cm, "per_token_sq", file, w);
-        c->cost.per_row = number(cm, "per_row", file, w);
-    }
-}
-
-static double median(double *v, int n)
-{
-    if (n <= 0) return 0;
-    for (int i = 1; i < n; i++)   /* insertion sort: a handful of steps */
-        for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
-            double tmp = v[j];
-            v[j] = v[j - 1];
-            v[j - 1] = tmp;
-        }
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-/* The measured micro-batches of one strategy's run, placed by (step, micro, rank). */
-static void load_run(json_t *run, const char *file, const char *where, SrcStrategy *s)
-{
-    char w[160];
-    snprintf(w, sizeof w, "%s.run", where);
-    json_t *cols = member(run, "micro_batch_columns", file, w);
-    json_t *rows = member(run, "micro_batches_detail", file, w);
-    if (!json_is_array(cols)) die_input("%s: %s.micro_batch_columns is not an array", file, w);
-    if (!json_is_array(rows)) die_input("%s: %s.micro_batches_detail is not an array", file, w);
-    enum { C_STEP, C_MICRO, C_RANK, C_ROWS, C_SEGS, C_REAL, C_COMPUTED, C_SQ, C_SECONDS, N_C };
-    static const char *const need[N_C] = {"step", "micro", "rank", "rows", "segments", "real_tokens",
-                                          "computed_tokens", "sum_seq_len_sq", "seconds"};
-    int at[N_C];
-    for (int k = 0; k < N_C; k++) {
-        at[k] = -1;
-        for (size_t i = 0; i < json_array_size(cols); i++) {
-            const char *name = json_string_value(json_array_get(cols, i));
-            if (name && strcmp(name, need[k]) == 0) at[k] = (int)i;
-        }
-        if (at[k] < 0) die_input("%s: %s.micro_batch_columns has no \"%s\"", file, w, need[k]);
-    }
-    size_t n = json_array_size(rows);
-    if (n == 0) die_input("%s: %s.micro_batches_detail is empty: no measured micro-batch", file, w);
-
-    const int A = s->cfg.grad_accum, W = s->cfg.world_size;
-    int max_step = -1;
-    for (size_t i = 0; i < n; i++) {
-        json_t *v = json_array_get(json_array_get(rows, i), (size_t)at[C_STEP]);
-        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 1000000)
-            die_input("%s: %s.micro_batches_detail[%zu]: step is not an integer from 0 to 1000000", file, w, i);
-        if (json_integer_value(v) > max_step) max_step = (int)json_integer_value(v);
-    }
-    s->n_steps = max_step + 1;
-    size_t cells = (size_t)s->n_steps * (size_t)A * (size_t)W;
-    s->shapes = calloc(cells, sizeof *s->shapes);
-    s->secs = calloc(cells, sizeof *s->secs);
-    if (!s->shapes || !s->secs) die_input("out of memory reading %s", file);
-    for (size_t i = 0; i < n; i++) {
-        json_t *row = json_array_get(rows, i);
-        if (!json_is_array(row) || json_array_size(row) != json_array_size(cols))
-            die_input("%s: %s.micro_batches_detail[%zu] is not an array of %zu values", file, w, i,
-                      json_array_size(cols));
-        double v[N_C];
-        for (int k = 0; k < N_C; k++) {
-            json_t *x = json_array_get(row, (size_t)at[k]);
-            if (!json_is_number(x) || !isfinite(json_number_value(x)) || json_number_value(x) < 0)
-                die_input("%s: %s.micro_batches_detail[%zu]: %s is not a non-negative number", file, w, i, need[k]);
-            v[k] = json_number_value(x);
-        }
-        if (v[C_MICRO] >= A || v[C_RANK] >= W)
-            die_input("%s: %s.micro_batches_detail[%zu]: micro %g / rank %g outside plan_config (grad_accum %d, "
-                      "world_size %d)", file, w, i, v[C_MICRO], v[C_RANK], A, W);
-        size_t cell = ((size_t)v[C_STEP] * A + (size_t)v[C_MICRO]) * W + (size_t)v[C_RANK];
-        MbShape *x = &s->shapes[cell];
-        x->rows = (int32_t)v[C_ROWS];
-        x->segments = (int32_t)v[C_SEGS];
-        x->real_tokens = (int64_t)v[C_REAL];
-        x->computed_tokens = (int64_t)v[C_COMPUTED];
-        x->sum_seq_len_sq = v[C_SQ];
-        s->secs[cell] = x->rows > 0 ? v[C_SECONDS] : 0.0;
-    }
-
-    /* The optimizer step, once per step: the median resists the first step's warm-up. */
-    json_t *opt = json_object_get(run, "optimizer_step_seconds");
-    int n_opt = json_is_array(opt) ? (int)json_array_size(opt) : 0;
-    double *o = malloc(sizeof *o * (size_t)(n_opt > 0 ? n_opt : 1));
-    if (!o) die_input("out of memory reading %s", file);
-    int k = 0;
-    for (int i = 0; i < n_opt; i++)
-        if (json_is_number(json_array_get(opt, (size_t)i))) o[k++] = json_number_value(json_array_get(opt, (size_t)i));
-    s->optimizer_s = median(o, k);
-    free(o);
-}
-
+/* The measured runs, through the one results reader (bench/results_read.c): every number there
+ * is checked and bounded by the plan config, and the rows are in plan order already. */
 static void load_source(const char *path, Source *src)
 {
     memset(src, 0, sizeof *src);
     src->path = path;
-    json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
-    if (!root) {
-        if (je.line > 0)
-            die_input("%s:%d: not valid JSON: %s", path, je.line, je.text);
-        die_input("%s: %s", path, je.text);
-    }
-    if (!json_is_object(root)) die_input("%s: not a labench results file (the top level is not an object)", path);
-    const char *schema = opt_string(root, "schema", NULL);
-    if (!schema || strcmp(schema, RESULTS_SCHEMA) != 0)
-        die_input("%s: not a labench results file (schema \"%s\", expected \"%s\")", path, schema ? schema : "",
-                  RESULTS_SCHEMA);
-    const char *kind = opt_string(root, "kind", "");
-    if (strcmp(kind, "train") != 0)
+    char err[2048];
+    ResultsFile rf;
+    if (results_read(path, &rf, err, sizeof err) != 0) die_input("%s", err);
+    if (strcmp(rf.kind, "train") != 0)
         die_input("%s: a \"%s\" results file has no measured run; `labench predict` needs the output of "
-                  "`labench train`", path, kind);
-    json_t *cfg = member(root, "config", path, "the file");
-    load_model(cfg, path, src);
-    snprintf(src->len_dist, sizeof src->len_dist, "%s", opt_string(cfg, "len_dist", ""));
-    src->samples = integer(cfg, "samples", 0, SAMPLE_MAX_COUNT, path, "config");
-    src->len_scale = number(cfg, "len_scale", path, "config");
-    if (!(src->len_scale > 0)) die_input("%s: config.len_scale must be > 0", path);
-    src->seed = (uint64_t)integer(cfg, "seed", 0, INT64_MAX, path, "config");
-    json_t *machine = json_object_get(root, "machine");
-    snprintf(src->device, sizeof src->device, "%s", opt_string(machine, "device", "unknown device"));
-    snprintf(src->commit, sizeof src->commit, "%s", opt_string(root, "commit", "unknown"));
+                  "`labench train`", rf.path, rf.kind);
+    ModelConfig *c = &src->model;
+    snprintf(c->name, sizeof c->name, "%s", rf.model_preset[0] ? rf.model_preset : "file");
+    c->vocab = rf.vocab;
+    c->hidden = rf.hidden;
+    c->intermediate = rf.intermediate;
+    c->layers = rf.layers;
+    c->heads = rf.heads;
+    c->kv_heads = rf.kv_heads;
+    c->head_dim = rf.head_dim;
+    src->n_params = rf.params > 0 ? (double)rf.params : (double)model_param_count(c);
+    snprintf(src->len_dist, sizeof src->len_dist, "%s", rf.len_dist);
+    src->samples = rf.samples;
+    src->len_scale = rf.len_scale;
+    src->seed = (uint64_t)rf.seed;
+    snprintf(src->device, sizeof src->device, "%s", rf.device ? rf.device : "unknown device");
+    snprintf(src->commit, sizeof src->commit, "%s", rf.commit);
 
-    json_t *arr = member(root, "strategies", path, "the file");
-    if (!json_is_array(arr) || json_array_size(arr) == 0) die_input("%s: \"strategies\" is empty", path);
-    src->strats = calloc(json_array_size(arr), sizeof *src->strats);
-    if (!src->strats) die_input("out of memory reading %s", path);
-    for (size_t i = 0; i < json_array_size(arr); i++) {
-        json_t *o = json_array_get(arr, i);
-        char where[64];
-        snprintf(where, sizeof where, "strategies[%zu]", i);
-        json_t *run = json_object_get(o, "run");
-        if (!json_is_object(run)) continue;   /* planned, not run */
+    src->strats = calloc((size_t)rf.n_strategies, sizeof *src->strats);
+    if (!src->strats) die_input("out of memory reading %s", rf.path);
+    /* The columns the fit needs, beyond step, micro, rank and seconds. */
+    static const struct { unsigned bit; const char *name; } need[] = {
+        {MB_COL_ROWS, "rows"}, {MB_COL_SEGMENTS, "segments"}, {MB_COL_REAL_TOKENS, "real_tokens"},
+        {MB_COL_COMPUTED_TOKENS, "computed_tokens"}, {MB_COL_SUM_SEQ_LEN_SQ, "sum_seq_len_sq"}};
+    for (int i = 0; i < rf.n_strategies; i++) {
+        const RepStrategy *rs = &rf.strategies[i];
+        const RepRun *run = rs->run;
+        char ex[EXCERPT_SIZE];
+        if (!run) continue;   /* planned, not run */
         SrcStrategy *s = &src->strats[src->n];
-        snprintf(s->name, sizeof s->name, "%s", string(o, "name", path, where));
-        s->strategy = strategy_find(s->name);
-        if (!s->strategy) die_input("%s: %s: unknown strategy \"%s\"", path, where, s->name);
-        load_plan_config(member(o, "plan_config", path, where), path, where, &s->cfg);
-        load_run(run, path, where, s);
+        s->strategy = strategy_find(rs->name);
+        if (!s->strategy)
+            die_input("%s: strategies[%d]: unknown strategy \"%s\"", rf.path, i, excerpt(rs->name, ex));
+        snprintf(s->name, sizeof s->name, "%s", rs->name);
+        s->cfg = rs->cfg;
+        for (size_t k = 0; k < sizeof need / sizeof need[0]; k++)
+            if (!(run->columns & need[k].bit))
+                die_input("%s: strategies[%d] (%s): run.micro_batch_columns has no \"%s\" column (the fit needs it)",
+                          rf.path, i, s->name, need[k].name);
+        if (run->n_mbs == 0)
+            die_input("%s: strategies[%d] (%s): run.micro_batches_detail is empty: no measured micro-batch", rf.path, i,
+                      s->name);
+        s->n_steps = run->steps;
+        size_t n = (size_t)run->n_mbs;
+        s->shapes = calloc(n, sizeof *s->shapes);
+        s->secs = calloc(n, sizeof *s->secs);
+        if (!s->shapes || !s->secs) die_input("out of memory reading %s", rf.path);
+        for (size_t k = 0; k < n; k++) {
+            const RepMicroBatch *m = &run->mbs[k];
+            MbShape *x = &s->shapes[k];
+            x->rows = m->rows;
+            x->segments = m->segments;
+            x->real_tokens = m->real_tokens;
+            x->computed_tokens = m->computed_tokens;
+            x->sum_seq_len_sq = m->sum_seq_len_sq;
+            if (m->rows > 0 && !isfinite(m->seconds))
+                die_input("%s: strategies[%d] (%s): run.micro_batches_detail: step %d, micro %d, rank %d did work "
+                          "but has no time (seconds is null)", rf.path, i, s->name, m->step, m->micro, m->rank);
+            s->secs[k] = m->rows > 0 ? m->seconds : 0.0;
+        }
+        /* The optimizer step, once per step: the median resists the first step's warm-up. */
+        s->optimizer_s = median(run->optimizer_step_s, (size_t)run->n_steps);
+        if (isnan(s->optimizer_s)) s->optimizer_s = 0;
         src->n++;
     }
-    if (src->n == 0) die_input("%s: no strategy has a \"run\": nothing measured to fit", path);
-    json_decref(root);
+    if (src->n == 0) die_input("%s: no strategy has a \"run\": nothing measured to fit", rf.path);
+    results_file_free(&rf);
 }
 
 static void source_free(Source *src)

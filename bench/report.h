@@ -1,4 +1,4 @@
-/* `labench report` and `labench compare`: read results JSON (bench/results.c writes it), render
+/* `labench report` and `labench compare`: render results JSON (read by bench/results_read.c) as
  * REPORT.md or CSV with gnuplot plots, and gate regressions against a committed baseline. */
 #ifndef LABENCH_REPORT_H
 #define LABENCH_REPORT_H
@@ -7,73 +7,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "bench/plan_metrics.h"
-
-/* ---- reading a results file (bench/report.c) ---- */
-
-/* One row of run.micro_batches_detail: the columns the timeline needs. */
-typedef struct {
-    int step, micro, rank, rows;
-    long long real_tokens, computed_tokens;
-    double seconds;
-} RepMicroBatch;
-
-/* Measured numbers of one strategy's run. A number written as JSON null reads as NAN ("n/a"). */
-typedef struct {
-    int steps;
-    double effective_tps, dp_bubble, padding, mfu, dp_wall_s, final_loss;
-    double peak_mib;             /* peak_memory_bytes / 2^20 */
-    double gpu_idle;             /* run.gpu_idle_fraction; NAN when the file has none */
-    double *loss_curve, *step_wall_s, *optimizer_step_s;   /* n_steps each (optimizer: zeros if absent) */
-    int n_loss, n_steps;
-    RepMicroBatch *mbs;
-    int n_mbs;
-} RepRun;
-
-typedef struct {
-    const char *name;
-    const json_t *plan_config;   /* as written (compare checks it field by field) */
-    int world_size;
-    const char *sync;            /* "micro" or "step" */
-    PlanMetrics plan;
-    const json_t *weights;       /* plan.weights: [[length, weight x M], ...], or NULL */
-    RepRun *run;                 /* NULL: plan only */
-} RepStrategy;
-
-typedef struct {
-    char path[4096];
-    json_t *root;                /* every string below points into it */
-    const char *kind;            /* "plan" or "train" */
-    const char *created, *commit, *command;
-    /* machine */
-    const char *hostname, *cpu, *backend, *device, *gpu, *peak_flops_source;
-    long long cores;
-    double peak_flops;
-    const json_t *blas;          /* machine.blas, NULL when absent (older files) */
-    /* config */
-    const char *len_dist;
-    long long samples, seed;
-    double len_scale;
-    int has_model;               /* train files: the fields below are set */
-    const char *model_preset, *dtype, *comm;
-    int layers, hidden, heads, kv_heads, steps, recompute;
-    long long params;
-    double comm_per_sync_s;
-    RepStrategy *strategies;
-    int n_strategies;
-} ResultsFile;
-
-/* Reads and validates one results file. 0, or -1 with err naming the file and the field that is
- * missing or wrong (e.g. "r.json: strategies[1] (sorted): run.final_loss is missing"). */
-int results_read(const char *path, ResultsFile *rf, char *err, size_t errlen);
-void results_file_free(ResultsFile *rf);
-
-/* 1 when the numbers come from the CPU reference backend (never to be read as GPU numbers). */
-int results_is_cpu(const ResultsFile *rf);
-/* Lower-case file-name form of a device name: "NVIDIA H100 80GB HBM3" -> "nvidia-h100-80gb-hbm3". */
-void device_slug(const char *device, char *out, size_t n);
-/* The strategy called name, or NULL. */
-const RepStrategy *results_find(const ResultsFile *rf, const char *name);
+#include "bench/results_read.h"
 
 /* ---- the DP timeline of one optimizer step (bench/report.c) ---- */
 

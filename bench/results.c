@@ -217,10 +217,11 @@ static json_t *run_json(const RunResult *r)
     json_t *mbs = json_array();
     for (int64_t i = 0; i < r->n_recs; i++) {
         const MbRecord *x = &r->recs[i];
-        json_array_append_new(mbs, json_pack("[i,i,i,i,i,i,I,I,f,f,f]", x->step, x->micro, x->rank, x->rows,
+        /* jreal: a diverged micro-batch's NaN loss is null; json_pack's "f" would drop the row. */
+        json_array_append_new(mbs, json_pack("[i,i,i,i,i,i,I,I,o,o,o]", x->step, x->micro, x->rank, x->rows,
                                              x->sequences, x->segments, (json_int_t)x->real_tokens,
-                                             (json_int_t)x->computed_tokens, x->sum_seq_len_sq, x->seconds,
-                                             x->loss));
+                                             (json_int_t)x->computed_tokens, jreal(x->sum_seq_len_sq),
+                                             jreal(x->seconds), jreal(x->loss)));
     }
     json_object_set_new(o, "micro_batches_detail", mbs);
     if (r->dp) json_object_set_new(o, "dp_real", dp_real_json(r->dp));

@@ -34,6 +34,8 @@ typedef struct {
     int val_every;
 } RunConfig;
 
+#define RUN_MAX_STEPS 1000000    /* the most optimizer steps --steps asks for (and a results file holds) */
+
 #define RUN_TOP_KERNELS 10
 
 /* Where the GPU's time went inside the ranks' micro-batches (CUPTI; zero elsewhere). */

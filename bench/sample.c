@@ -92,7 +92,8 @@ int sample_draw(const Hist *h, int64_t n, double len_scale, uint64_t seed,
     Sample *s = malloc((size_t)count * sizeof *s);
     int64_t *cum = n > 0 ? malloc((size_t)h->n_bins * sizeof *cum) : NULL;
     if (!s || (n > 0 && !cum)) {
-        snprintf(err, errlen, "out of memory for %lld samples", (long long)count);
+        snprintf(err, errlen, "%s: out of memory for %lld samples (%.3g GB); draw fewer with --samples N",
+                 h->path, (long long)count, (double)count * sizeof *s / 1e9);
         free(s);
         free(cum);
         return -1;

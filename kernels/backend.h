@@ -45,6 +45,8 @@ struct Backend {
     void *impl;                  /* backend-private state */
 
     /* ---- memory: one arena per backend, with a high-water mark ---- */
+    size_t memory_limit;         /* most bytes the arena may hold, 0: what the device gives (the CPU
+                                    backend takes LABENCH_ARENA_LIMIT, so tests reach out of memory) */
     void *(*alloc)(Backend *be, size_t bytes);             /* zeroed; NULL when out of memory */
     void (*free)(Backend *be, void *p);
     size_t (*bytes_in_use)(Backend *be);

@@ -146,11 +146,16 @@ int model_create(Model *m, const ModelConfig *cfg, Backend *be, int max_tokens, 
     m->h_stage = malloc(N * ps);
     if (a.failed || !m->h_stage) {
         size_t need = model_bytes_needed(cfg, be->param_dtype, be->act_dtype, max_tokens, recompute);
+        char limit[160] = "";
+        if (be->memory_limit)
+            snprintf(limit, sizeof limit, " (the %s backend's memory is limited to %zu bytes)", be->name,
+                     be->memory_limit);
         snprintf(err, errlen,
-                 "out of memory on %s: the %s model (%zu params) with micro-batches of %d tokens needs "
-                 "about %.2f GiB%s; try %s--max-tokens %d, or a smaller --model / --layers",
-                 be->device_name, cfg->name, m->n_params, max_tokens, (double)need / (1u << 30),
-                 recompute ? " with --recompute" : "", recompute ? "" : "--recompute, ", max_tokens / 2);
+                 "out of memory on %s%s: the %s model (%zu params) with micro-batches of %d tokens needs "
+                 "about %zu bytes (%.2f GiB)%s; try %s--max-tokens %d, or a smaller --model / --layers",
+                 be->device_name, limit, cfg->name, m->n_params, max_tokens, need, (double)need / (1u << 30),
+                 recompute ? " with --recompute" : "", recompute ? "" : "--recompute, ",
+                 max_tokens / 2 > 0 ? max_tokens / 2 : 1);
         model_free(m);
         return -1;
     }

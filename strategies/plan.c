@@ -8,8 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_TOKENS_LIMIT (1 << 30)
-
 PlanConfig plan_config_default(const Strategy *s)
 {
     PlanConfig c;
@@ -40,8 +38,8 @@ int plan_config_check(const PlanConfig *cfg, char *err, size_t errlen)
             return -1;
         }
     }
-    if (cfg->max_tokens > MAX_TOKENS_LIMIT) {
-        snprintf(err, errlen, "--max-tokens must be <= %d (got %d)", MAX_TOKENS_LIMIT, cfg->max_tokens);
+    if (cfg->max_tokens > PLAN_MAX_TOKENS) {
+        snprintf(err, errlen, "--max-tokens must be <= %d (got %d)", PLAN_MAX_TOKENS, cfg->max_tokens);
         return -1;
     }
     /* Each factor is < 2^31, so the first product fits in int64 and is checked before the second. */

@@ -44,6 +44,13 @@ typedef struct {
     CostModel cost;      /* used by packing-balanced and the predicted bubble */
 } PlanConfig;
 
+/* The largest plan config values labench takes, on the command line and in results files. */
+#define PLAN_MAX_WORLD_SIZE  (1 << 20)
+#define PLAN_MAX_MICRO_BATCH (1 << 20)
+#define PLAN_MAX_GRAD_ACCUM  (1 << 20)
+#define PLAN_MAX_TOKENS      (1 << 30)
+#define PLAN_MAX_EPOCHS      1000
+
 /* One sequence inside a row. Every target token of the segment carries `weight` in the loss
  * (all strategies here weigh tokens uniformly within a sequence); prompt tokens weigh 0. */
 typedef struct {

@@ -279,6 +279,8 @@ static void test_grad_bad_batches(void **state)
         {"{\"tokens\":[1,2,3],\"cu_seqlens\":[0,3],\"weights\":[0,0]}", "one weight per position"},
         {"{\"tokens\":[1,2,3],\"weights\":[0,0,0]}", "cu_seqlens"},
         {"[1,2", "grad-batch"},
+        /* Issue 16, defect 7: checked as a double, 1e39 became inf as a float */
+        {"{\"tokens\":[1,2,3],\"cu_seqlens\":[0,3],\"weights\":[1e39,0,0]}", "weights[0] is not a finite number that fits a float"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char batch[64], args[512], outp[128];
@@ -292,8 +294,15 @@ static void test_grad_bad_batches(void **state)
         assert_false(file_exists(outp));
         unlink(renamed);
     }
+    /* Issue 16, defect 8: a missing batch named the file with line -1; a folder gave a JSON error. */
+    char args[512], out[16384];
+    snprintf(args, sizeof args, "grad --load-model %s --batch /tmp/labench-no-such-batch.json --out /tmp/x.st", model);
+    expect_bad(args, "/tmp/labench-no-such-batch.json: cannot open: No such file");
+    assert_int_equal(2, run_cli(args, out, sizeof out));
+    assert_null(strstr(out, ":-1:"));
+    snprintf(args, sizeof args, "grad --load-model %s --batch /tmp --out /tmp/x.st", model);
+    expect_bad(args, "/tmp: is a directory");
     /* a truncated checkpoint */
-    char args[512];
     assert_int_equal(0, truncate(model, 100));
     snprintf(args, sizeof args, "grad --load-model %s --batch /dev/null --out /tmp/x.safetensors", model);
     expect_bad(args, model);
@@ -342,6 +351,34 @@ static void test_grad_uniform_loss(void **state)
     }
     assert_true(file_exists(outp));
     unlink(outp);
+    unlink(batch);
+    unlink(model);
+}
+
+/* Issue 16, defect 7: a loss or gradient that is not finite is an error (exit 2, nothing written),
+ * not an answer: here parameters of 1e30 overflow the fp32 forward pass. */
+static void test_grad_non_finite(void **state)
+{
+    (void)state;
+    ModelConfig c;
+    assert_int_equal(0, model_preset("tiny", &c));
+    ParamLayout l;
+    assert_int_equal(0, param_layout_make(&c, &l));
+    float *p = malloc(l.n_params * sizeof *p);
+    assert_non_null(p);
+    for (size_t i = 0; i < l.n_params; i++) p[i] = 1e30f;
+    char model[] = "/tmp/labench-grad-big-XXXXXX", err[512];
+    close(mkstemp(model));
+    assert_int_equal(0, safetensors_save_model(model, &c, p, err, sizeof err));
+    free(p);
+    param_layout_free(&l);
+    const char *json = "{\"tokens\":[5,6,7,8,9],\"cu_seqlens\":[0,5],\"weights\":[1,1,1,1,0]}";
+    char batch[64], args[512], outp[128];
+    test_write_file(batch, sizeof batch, json, strlen(json));
+    snprintf(outp, sizeof outp, "%s.safetensors", batch);
+    snprintf(args, sizeof args, "grad --load-model %s --batch %s --out %s", model, batch, outp);
+    expect_bad(args, "no gradients written");
+    assert_false(file_exists(outp));
     unlink(batch);
     unlink(model);
 }
@@ -505,6 +542,7 @@ int main(void)
         cmocka_unit_test(test_no_half_written_output),
         cmocka_unit_test(test_grad_bad_batches),
         cmocka_unit_test(test_grad_uniform_loss),
+        cmocka_unit_test(test_grad_non_finite),
         cmocka_unit_test(test_trace_matches_bubble),
         cmocka_unit_test(test_comm_zero3_shrinks_sorted_speedup),
     };

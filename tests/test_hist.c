@@ -1,6 +1,6 @@
 /* Tests for the .hist parser, lengths lists, hist_write, `labench hist`, the sampler and the
  * shipped distributions. Run from the repository root (make test does). */
-#include "tests/test_util.h"
+#include "tests/test_hist_util.h"
 
 #include "bench/hist.h"
 #include "bench/sample.h"
@@ -231,23 +231,6 @@ static void test_missing_and_directory(void **state)
 }
 
 /* ---- lengths lists, hist_write, round trips ------------------------------------------------ */
-
-static void assert_same_hist(const Hist *a, const Hist *b)
-{
-    assert_int_equal(a->n_bins, b->n_bins);
-    assert_int_equal(a->total, b->total);
-    for (int i = 0; i < a->n_bins; i++) {
-        const HistBin *x = &a->bins[i], *y = &b->bins[i];
-        assert_int_equal(x->lo, y->lo);
-        assert_int_equal(x->hi, y->hi);
-        assert_int_equal(x->count, y->count);
-        assert_int_equal(x->target.kind, y->target.kind);
-        if (x->target.kind != TGT_DEFAULT) {
-            assert_true(x->target.lo == y->target.lo);
-            assert_true(x->target.hi == y->target.hi);
-        }
-    }
-}
 
 /* Writes h to a temporary .hist and loads it back into back. */
 static void write_and_reload(const Hist *h, const char *header, Hist *back)

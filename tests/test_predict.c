@@ -335,7 +335,7 @@ static void write_source(const char *path, const char *kind, int with_runs, doub
         sr[i].cfg = cfg;
         plan_metrics_compute(&p, s, &sr[i].plan);
         RunResult *r = &rr[i];
-        r->n_steps = p.n_steps;
+        r->n_steps = r->metrics.steps = p.n_steps;
         r->n_recs = (int64_t)p.n_steps * p.micro_steps * SRC_W;
         r->recs = calloc((size_t)r->n_recs, sizeof *r->recs);
         r->loss_curve = calloc((size_t)p.n_steps, sizeof(double));
@@ -554,7 +554,7 @@ static void test_command_refuses_bad_input(void **state)
     /* A train file whose strategies have no run. */
     write_source(src, "train", 0, NULL);
     assert_int_equal(2, predict_in_child(5, argv, msg, sizeof msg));
-    assert_non_null(strstr(msg, "\"run\""));
+    assert_non_null(strstr(msg, "strategies[0] (naive): run is null in a train results file"));
 
     /* A run without its column names. */
     write_source(src, "train", 1, NULL);
@@ -565,7 +565,7 @@ static void test_command_refuses_bad_input(void **state)
     json_object_del(run, "micro_batch_columns");
     assert_int_equal(0, json_dump_file(root, src, 0));
     assert_int_equal(2, predict_in_child(5, argv, msg, sizeof msg));
-    assert_non_null(strstr(msg, "strategies[1].run has no \"micro_batch_columns\""));
+    assert_non_null(strstr(msg, "strategies[1] (packing): run.micro_batch_columns is missing"));
 
     /* The model's shape is needed for the communication bytes. */
     json_object_set_new(run, "micro_batch_columns",
@@ -574,7 +574,7 @@ static void test_command_refuses_bad_input(void **state)
     json_object_del(json_object_get(root, "config"), "model");
     assert_int_equal(0, json_dump_file(root, src, 0));
     assert_int_equal(2, predict_in_child(5, argv, msg, sizeof msg));
-    assert_non_null(strstr(msg, "config has no \"model\""));
+    assert_non_null(strstr(msg, "config.model.preset is missing"));
     json_decref(root);
 
     /* Options. */

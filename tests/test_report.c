@@ -552,7 +552,7 @@ static void test_timeline(void **state)
     free(b);
 
     /* Under sync step the ranks run on: 1.5 s and 1.25 s, one wait of 0.25 s, then 0.125 s of optimizer. */
-    naive->sync = "step";
+    naive->cfg.sync = SYNC_STEP;
     assert_int_equal(0, timeline_build(naive, 0, 0.0, &b, &n));
     assert_close(waited(b, n, 0), 0.0, 1e-12, 0);
     assert_close(waited(b, n, 1), 0.25, 1e-12, 0);

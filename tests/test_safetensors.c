@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <float.h>
 #include <jansson.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include "model/config.h"
@@ -391,7 +392,7 @@ static void test_missing_file(void **state)
     char path[256];
     case_path(fx, path, sizeof path, "no-such.safetensors");
     expect_load_error(path, "cannot open", "No such file", NULL);
-    expect_load_error(fx->dir, "not a regular file", NULL);   /* a folder */
+    expect_load_error(fx->dir, "is a directory", NULL);   /* a folder */
 }
 
 static void test_too_short(void **state)
@@ -755,6 +756,84 @@ static void test_generic_write(void **state)
     assert_int_equal(0, count_files(fx->dir, ".tmp."));
 }
 
+/* Issue 16, defect 5: tensors whose byte ranges overlap passed the checks, so a small file could
+ * declare a large model (and the loader allocate for it). The ranges must cover the data exactly,
+ * once, as the format specifies. */
+static void test_ranges_cover_the_data_once(void **state)
+{
+    Fixture *fx = *state;
+    char path[256];
+    const char *a = "model.layers.0.input_layernorm.weight", *b = "model.layers.0.post_attention_layernorm.weight";
+    /* b reads a's bytes; its own are left to no tensor. */
+    json_t *h = good_header(fx);
+    json_object_set(json_object_get(h, b), "data_offsets", json_object_get(json_object_get(h, a), "data_offsets"));
+    write_with_header(fx, "overlap.safetensors", h, path, sizeof path);
+    expect_load_error(path, "overlap", a, b, NULL);
+
+    /* Every tensor of a shape on the bytes of the first of that shape, the data cut after the
+     * largest: a file much smaller than the parameters it declares. */
+    h = good_header(fx);
+    const char *key;
+    json_t *v;
+    json_t *first = json_object();
+    uint64_t end = 0;
+    json_object_foreach(h, key, v) {
+        if (strcmp(key, "__metadata__") == 0) continue;
+        char *shape = json_dumps(json_object_get(v, "shape"), JSON_COMPACT);
+        json_t *seen = json_object_get(first, shape);
+        if (seen)
+            json_object_set(v, "data_offsets", seen);
+        else
+            json_object_set(first, shape, json_object_get(v, "data_offsets"));
+        uint64_t e = (uint64_t)json_integer_value(json_array_get(json_object_get(v, "data_offsets"), 1));
+        if (e > end) end = e;
+        free(shape);
+    }
+    json_decref(first);
+    write_with_header(fx, "shared.safetensors", h, path, sizeof path);
+    size_t len;
+    unsigned char *bytes = read_all(path, &len);
+    size_t data_start = 8 + (size_t)read_le64(bytes);
+    write_bytes(path, bytes, data_start + end);
+    free(bytes);
+    expect_load_error(path, "overlap", NULL);
+
+    /* Bytes after the last tensor. */
+    bytes = malloc(fx->file_len + 8);
+    assert_non_null(bytes);
+    memcpy(bytes, fx->file, fx->file_len);
+    memset(bytes + fx->file_len, 0, 8);
+    case_path(fx, path, sizeof path, "trailing.safetensors");
+    write_bytes(path, bytes, fx->file_len + 8);
+    free(bytes);
+    expect_load_error(path, "at the end of the data belong to no tensor", NULL);
+}
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    static const char msg[] = "test_fifo_refused: safetensors_load_model blocked on a FIFO\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+    _exit(3);
+}
+
+/* Issue 16, defect 6: --load-model on a FIFO with no writer hung in open(2). A checkpoint is
+ * read with seeks, so a FIFO is refused at once. */
+static void test_fifo_refused(void **state)
+{
+    Fixture *fx = *state;
+    char path[256];
+    case_path(fx, path, sizeof path, "fifo.safetensors");
+    assert_int_equal(0, mkfifo(path, 0600));
+    signal(SIGALRM, on_alarm);
+    alarm(10);
+    expect_load_error(path, "pipe or FIFO", "regular file", NULL);
+    alarm(0);
+    expect_load_error("/dev/zero", "character device", NULL);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -777,6 +856,8 @@ int main(void)
         cmocka_unit_test(test_damage_never_crashes),
         cmocka_unit_test(test_atomic_failure_leaves_nothing),
         cmocka_unit_test(test_generic_write),
+        cmocka_unit_test(test_ranges_cover_the_data_once),
+        cmocka_unit_test(test_fifo_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -5,7 +5,9 @@
 #define _GNU_SOURCE   /* sched_getaffinity */
 #endif
 #include <omp.h>
+#include <errno.h>
 #include <sched.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +45,8 @@ static CpuImpl *impl_of(Backend *be) { return (CpuImpl *)be->impl; }
 static void *cpu_alloc(Backend *be, size_t bytes)
 {
     CpuImpl *im = impl_of(be);
+    if (be->memory_limit && bytes > be->memory_limit - im->in_use) return NULL;   /* in_use <= limit */
+    if (bytes > SIZE_MAX - sizeof(AllocHeader)) return NULL;
     AllocHeader *h = calloc(1, sizeof(AllocHeader) + bytes);
     if (!h) return NULL;
     h->bytes = bytes;
@@ -347,6 +351,26 @@ static void describe_cpu(Backend *be, CpuImpl *im)
 
 /* ------------------------------------------------------------------------------------------ */
 
+/* LABENCH_ARENA_LIMIT: bytes, or with a K, M or G suffix (powers of 1024). Unset or empty: no
+ * limit. 0, or -1 with err for anything else. */
+static int arena_limit_from_env(size_t *limit, char *err, size_t errlen)
+{
+    *limit = 0;
+    const char *s = getenv("LABENCH_ARENA_LIMIT");
+    if (!s || !*s) return 0;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    int shift = *end == 'K' || *end == 'k' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
+    if (shift) end++;
+    if (errno || end == s || *end || s[0] == '-' || v == 0 || v > (SIZE_MAX >> shift)) {
+        if (err) snprintf(err, errlen, "LABENCH_ARENA_LIMIT=%.40s: want a number of bytes, e.g. 1048576 or 64M", s);
+        return -1;
+    }
+    *limit = (size_t)v << shift;
+    return 0;
+}
+
 Backend *backend_cpu_create(DType dtype, char *err, size_t errlen)
 {
     if (dtype != DT_F32 && dtype != DT_F64) {
@@ -364,6 +388,11 @@ Backend *backend_cpu_create(DType dtype, char *err, size_t errlen)
     be->name = "cpu";
     be->param_dtype = be->act_dtype = dtype;
     be->impl = im;
+    if (arena_limit_from_env(&be->memory_limit, err, errlen) != 0) {
+        free(be);
+        free(im);
+        return NULL;
+    }
     describe_cpu(be, im);
     cpu_blas_warn_once();
 
