@@ -11,7 +11,8 @@ static void check_bins(const Hist *h)
     CONTRACT(h->n_bins > 0 && h->bins, "no bins");
     for (int i = 0; i < h->n_bins; i++) {
         const HistBin *b = &h->bins[i];
-        CONTRACT(b->lo >= 1 && b->lo <= b->hi && b->hi <= HIST_MAX_LEN, "bin %d: %lld-%lld", i, (long long)b->lo,
+        /* a bin may start at 0 (numpy's first edge); length-0 bins are dropped at load */
+        CONTRACT(b->lo >= 0 && b->hi >= 1 && b->lo <= b->hi && b->hi <= HIST_MAX_LEN, "bin %d: %lld-%lld", i, (long long)b->lo,
                  (long long)b->hi);
         CONTRACT(b->count >= 1, "bin %d: count %lld", i, (long long)b->count);
         CONTRACT(b->target.lo <= b->target.hi, "bin %d: target %g-%g", i, b->target.lo, b->target.hi);
