@@ -344,21 +344,26 @@ static PlanConfig strategy_config(const Strategy *s, const Options *o)
 
 static void print_plan_table(const StrategyResult *r, int n)
 {
-    printf("\n%-17s %6s %8s %7s %8s %7s %9s %8s %8s %8s %8s %8s\n", "strategy", "steps", "micro-b", "pad %",
-           "pack %", "imbal", "pred.bub%", "w.min", "w.max", "long10%", "ideal%", "plan ms");
+    printf("\n%-17s %6s %8s %7s %8s %7s %9s %7s %7s %7s %6s %6s %6s %8s %7s %8s\n", "strategy", "steps", "micro-b",
+           "pad %", "pack %", "util %", "pred.bub%", "long10%", "unif%", "step%", "M min", "M max", "M cv",
+           "w99/w1", "Eq.2", "plan ms");
     for (int i = 0; i < n; i++) {
         const PlanMetrics *m = &r[i].plan;
-        printf("%-17s %6lld %8lld %7.2f %8.2f %7.3f %9.2f %8.3f %8.3f %8.2f %8.2f %8.1f\n", r[i].name,
-               (long long)m->optimizer_steps, (long long)m->micro_batches, 100 * m->padding_ratio,
-               100 * m->packing_efficiency, m->token_imbalance, 100 * m->predicted_bubble, m->weight_min,
-               m->weight_max, 100 * m->weight_share_longest10, 100 * m->weight_share_longest10_ideal,
-               1e3 * m->plan_seconds);
+        printf("%-17s %6lld %8lld %7.2f %8.2f %7.2f %9.2f %7.2f %7.2f %7.2f %6.0f %6.0f %6.3f %8.2f %7s %8.1f\n",
+               r[i].name, (long long)m->optimizer_steps, (long long)m->micro_batches, 100 * m->padding_ratio,
+               100 * m->packing_efficiency, 100 * m->rank_utilisation, 100 * m->predicted_bubble,
+               100 * m->weight_share_longest10, 100 * m->weight_share_longest10_uniform,
+               100 * m->weight_share_longest10_ideal, m->step_seqs_min, m->step_seqs_max, m->step_seqs_cv,
+               m->weight_epoch_spread, plan_metrics_fair(m) ? "yes" : "no", 1e3 * m->plan_seconds);
     }
-    printf("\npad %%: pad tokens / computed tokens.  pack %%: real tokens / row slots (L per pack).\n"
-           "imbal: mean over sync points of max/mean rank tokens - 1.  pred.bub%%: DP bubble predicted by\n"
-           "the cost model (tokens + attention's len^2).  w.min/w.max: a sequence's loss weight x M\n"
-           "(1 = every sequence counts the same, LongAlign Eq. 2).  long10%%: weight share of the\n"
-           "longest 10%% of sequences; ideal%%: that share if every sequence counted 1/M of its step.\n");
+    printf("\npad %%: pad tokens / computed tokens.  pack %%: real tokens / row slots (L per pack).  util %%: real\n"
+           "tokens / (W x sum over sync points of the busiest rank's tokens).  pred.bub%%: DP bubble predicted by\n"
+           "the cost model (tokens + attention's len^2).  long10%%: loss-weight share of the longest 10%% of\n"
+           "sequences over the epoch; unif%%: that share when every sequence counts the same (Eq. 2's goal);\n"
+           "step%%: the per-step ideal, that share if every sequence weighed 1/M of its own step (it hides\n"
+           "how M varies).  M min/max/cv: sequences per optimizer step.  w99/w1: the 99th over the 1st\n"
+           "percentile of a sequence's weight x mean M.  Eq.2: yes when long10%% is within 1 point of unif%%\n"
+           "and M cv <= 0.15, i.e. the plan trains the model LongAlign's Eq. 2 describes over the epoch.\n");
 }
 
 static void print_train_table(const StrategyResult *r, int n, int with_comm)
@@ -424,37 +429,17 @@ static Backend *open_backend(const Options *o)
     return be;
 }
 
-/* Up to `max` (length, effective weight x M) pairs, spread evenly over the plan's sequences:
- * what each sequence counts in the loss against LongAlign's goal of 1 for all. */
-static int plan_weight_pairs(const Plan *p, int max, double (**out)[2])
+/* M of every stride-th optimizer step, at most `max` of them, for the M-per-step plot. */
+static int plan_step_series(const Plan *p, int max, int64_t **out, int *stride)
 {
-    const int W = p->cfg.world_size, A = p->micro_steps;
-    int64_t total = p->n_segs, stride = total > max ? (total + max - 1) / max : 1, k = 0;
-    double (*w)[2] = malloc((size_t)(total / stride + 1) * sizeof *w);
-    if (!w) return 0;
+    *out = NULL;
+    *stride = p->n_steps > max ? (p->n_steps + max - 1) / max : 1;
+    int64_t *all = malloc((p->n_steps > 0 ? (size_t)p->n_steps : 1) * sizeof *all);
+    if (!all) return 0;
+    plan_step_sequences(p, all);
     int n = 0;
-    for (int step = 0; step < p->n_steps; step++) {
-        int64_t M = 0;
-        for (int pass = 0; pass < 2; pass++)
-            for (int a = 0; a < A; a++)
-                for (int r = 0; r < W; r++) {
-                    const MicroBatch *mb = plan_mb(p, step, a, r);
-                    for (int ri = 0; ri < mb->n_rows; ri++) {
-                        const Row *row = &p->rows[mb->first_row + ri];
-                        for (int si = 0; si < row->n_segments; si++) {
-                            const Segment *sg = &p->segs[row->first_segment + si];
-                            if (pass == 0) {
-                                M += sg->target > 0;
-                            } else if (k++ % stride == 0) {
-                                w[n][0] = sg->len;
-                                w[n][1] = (double)sg->weight * sg->target * (double)M;
-                                n++;
-                            }
-                        }
-                    }
-                }
-    }
-    *out = w;
+    for (int s = 0; s < p->n_steps; s += *stride) all[n++] = all[s];
+    *out = all;
     return n;
 }
 
@@ -625,7 +610,8 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
         results[i].cfg = cfgs[i];
         plan_metrics_compute(&plans[i], plan_samples, &results[i].plan);
         results[i].plan.plan_seconds = plan_s;
-        results[i].n_weights = plan_weight_pairs(&plans[i], 2000, &results[i].weights);
+        results[i].n_weights = plan_seq_weights(&plans[i], 2000, &results[i].weights);
+        results[i].n_step_seqs = plan_step_series(&plans[i], 2000, &results[i].step_seqs, &results[i].step_seqs_stride);
         if (val.n > 0 && val_check_disjoint(&val, &plans[i], part.ids, err, sizeof err) != 0)
             die_input("internal error: %s", err);
     }
@@ -748,6 +734,7 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
     for (int i = 0; i < n_strat; i++) {
         run_result_free(&runs[i]);
         free(results[i].weights);
+        free(results[i].step_seqs);
     }
     if (train) {
         task_free(task);

@@ -449,7 +449,7 @@ static void load_plan_config(json_t *pc, const char *file, const char *where, Pl
         c->sync = SYNC_STEP;
     else
         die_input("%s: %s.sync must be \"micro\" or \"step\" (got \"%s\")", file, where, sync);
-    c->cost = (CostModel){1.0, 0.0, 0.0};
+    c->cost = (CostModel){1.0, 0.0, 0.0, 0.0};
     json_t *cm = json_object_get(pc, "cost_model");
     if (json_is_object(cm)) {
         char w[160];
@@ -457,6 +457,8 @@ static void load_plan_config(json_t *pc, const char *file, const char *where, Pl
         c->cost.per_token = number(cm, "per_token", file, w);
         c->cost.per_token_sq = number(cm, "per_token_sq", file, w);
         c->cost.per_row = number(cm, "per_row", file, w);
+        json_t *seg = json_object_get(cm, "per_segment");   /* newer files only */
+        if (json_is_number(seg)) c->cost.per_segment = json_number_value(seg);
     }
 }
 

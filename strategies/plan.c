@@ -57,7 +57,7 @@ int plan_config_check(const PlanConfig *cfg, char *err, size_t errlen)
     }
     const struct { double value; const char *name; } costs[] = {
         {cfg->cost.per_token, "per_token"}, {cfg->cost.per_token_sq, "per_token_sq"},
-        {cfg->cost.per_row, "per_row"},
+        {cfg->cost.per_row, "per_row"}, {cfg->cost.per_segment, "per_segment"},
     };
     for (size_t i = 0; i < sizeof costs / sizeof costs[0]; i++) {
         if (!isfinite(costs[i].value) || costs[i].value < 0) {

@@ -10,6 +10,7 @@
 #include "bench/run.h"
 #include "model/safetensors.h"
 #include "strategies/rng.h"
+#include "strategies/strategy.h"
 
 static const char *labench(void)
 {
@@ -97,7 +98,7 @@ static void test_no_half_written_output(void **state)
     json_t *root = json_load_file(out_path, 0, &e);
     assert_non_null(root);
     assert_string_equal("labench-results", json_string_value(json_object_get(root, "schema")));
-    assert_int_equal(6, (int)json_array_size(json_object_get(root, "strategies")));
+    assert_int_equal(N_STRATEGIES, (int)json_array_size(json_object_get(root, "strategies")));
     json_decref(root);
     unlink(out_path);
     rmdir(dir);

@@ -52,7 +52,7 @@ static void make(const Strategy *s, const PlanConfig *c, const Sample *x, int64_
 static int per_sequence_weights(const Strategy *s)
 {
     return strcmp(s->name, "packing-lw") == 0 || strcmp(s->name, "packing-bfd") == 0 ||
-           strcmp(s->name, "packing-balanced") == 0;
+           strcmp(s->name, "packing-balanced") == 0 || strcmp(s->name, "packing-fair") == 0;
 }
 
 /* Every structural invariant of a plan: each sample once per epoch (truncated as documented),
@@ -148,9 +148,10 @@ static int plans_equal(const Plan *a, const Plan *b)
 static void test_registry(void **state)
 {
     (void)state;
-    const char *names[] = {"naive", "sorted", "packing", "packing-lw", "packing-bfd", "packing-balanced"};
-    assert_int_equal(N_STRATEGIES, 6);
-    for (int i = 0; i < 6; i++) {
+    const char *names[] = {"naive", "sorted", "packing", "packing-lw", "packing-bfd", "packing-balanced",
+                           "packing-fair"};
+    assert_int_equal(N_STRATEGIES, 7);
+    for (int i = 0; i < 7; i++) {
         assert_string_equal(STRATEGIES[i]->name, names[i]);
         assert_ptr_equal(strategy_find(names[i]), STRATEGIES[i]);
         assert_int_equal(STRATEGIES[i]->packs, i >= 2);
@@ -429,7 +430,7 @@ static void test_balanced_swap(void **state)
     PlanConfig c = plan_config_default(strategy_find("packing-bfd"));
     c.world_size = 2;
     c.max_tokens = 120;
-    c.cost = (CostModel){1.0, 0.1, 0.0};
+    c.cost = (CostModel){1.0, 0.1, 0.0, 0.0};
     Plan p;
     PlanMetrics m;
     make(strategy_find("packing-bfd"), &c, x, 4, &p);
@@ -463,7 +464,7 @@ static void test_balanced_groups(void **state)
         c.world_size = 2;
         c.max_tokens = 100;
         c.seed = seed;
-        c.cost = (CostModel){1.0, 0.1, 0.0};
+        c.cost = (CostModel){1.0, 0.1, 0.0, 0.0};
         Plan p;
         PlanMetrics m;
         make(strategy_find("packing-balanced"), &c, x, 6, &p);
@@ -486,7 +487,7 @@ static void test_balanced_groups(void **state)
     PlanConfig c = plan_config_default(strategy_find("packing-balanced"));
     c.world_size = 2;
     c.max_tokens = 100;
-    c.cost = (CostModel){1.0, 0.1, 0.0};
+    c.cost = (CostModel){1.0, 0.1, 0.0, 0.0};
     Plan p;
     PlanMetrics m;
     make(strategy_find("packing-balanced"), &c, y, 6, &p);
@@ -760,7 +761,7 @@ static void hand_plan(Plan *p, MicroBatch *mbs, Row *rows, Segment *segs, SyncMo
     p->cfg.world_size = 2;
     p->cfg.grad_accum = 2;
     p->cfg.sync = sync;
-    p->cfg.cost = (CostModel){1.0, 0.1, 0.0};
+    p->cfg.cost = (CostModel){1.0, 0.1, 0.0, 0.0};
     p->n_steps = 1;
     p->micro_steps = 2;
     p->n_samples = 4;
