@@ -3,32 +3,39 @@
  * (every sequence counts the same) holds over the epoch, not only inside each step.
  *
  * Why both at once is hard: with full packs a pack's cost is set by the Σ len² of its long
- * documents, so packs of equal cost hold documents of about equal length; packing-balanced
- * groups them by cost and its steps then range from a handful of long documents to hundreds of
- * chats. Under Eq. 2 each sequence weighs 1/M of its step, so the long ones dominate the epoch.
+ * documents, so packs of equal cost hold documents of about equal length. packing-balanced groups
+ * them by cost, and its steps then range from a handful of long documents to hundreds of chats;
+ * under Eq. 2 each sequence weighs 1/M of its step, so the long ones dominate the epoch.
  * packing-fair keeps the cost grouping but chooses the short sequences (the fillers) of each
- * step so that every step reaches the same M: the packs of long documents get many short chats,
- * the packs of medium documents fewer, longer ones.
+ * sync point so that every one reaches the same M: the packs of the longest documents get many
+ * short chats, the packs of medium documents fewer, longer ones.
  *
- * 1. Split the epoch (its seeded order) at tau = L/8 tokens: longer sequences are core material,
- *    the rest fillers. Best-fit decreasing packs the cores alone into rows of L.
- * 2. P packs in all: enough for every token at (1 - FAIR_SLACK) fill, at least the cores, at most
- *    cores + fillers; the extra packs start empty.
+ * 1. Split the epoch (its seeded order) at tau = L/8 tokens: longer sequences are cores, the rest
+ *    fillers.
+ * 2. P packs: enough for every token at (1 - FAIR_SLACK) fill, at most one per sample. The cores
+ *    go longest first to the pack with the most room (LPT on tokens), which spreads them so that
+ *    every pack keeps what room it can for fillers; a core that fits nowhere opens a pack.
  * 3. Sort the packs by their cores' Σ len² and cut groups of W neighbours: a group is one sync
- *    point (micro-step). With A = 1 a group is a step; the groups are shuffled, the short one last.
- *    With A > 1 each step takes one group from each of A cost strata (random within a stratum), so
- *    a step samples the whole range of lengths and only its micro-steps are cost-homogeneous.
- * 4. Step s should hold M_s = n x (its packs / P) sequences; its fillers are M_s minus its cores,
- *    shared among its packs by free room. Fillers, longest first, each go to the pack that needs
- *    the longest ones: the largest free room per filler still wanted. This water-filling deals the
- *    long fillers to the roomy packs and leaves the short ones for the packs with little room and
- *    many fillers to go, and ends with every pack's room about used up.
- * 5. A filler that fits nowhere goes, by best fit, into any pack with room, else into a new pack
- *    at the end of the epoch.
+ *    point (micro-step), its packs of about equal cost once full. With A = 1 a group is a step;
+ *    the groups are shuffled, the short one last. With A > 1 each step takes one group from each
+ *    of A cost strata (random within a stratum), so a step samples the whole range of lengths and
+ *    only its micro-steps are cost-homogeneous.
+ * 4. Each group should hold n x (its packs / P) sequences: its cores plus fillers, the fillers
+ *    shared among its packs by free room. Fillers, longest first, go to the pack that still wants
+ *    fillers whose need (room per filler wanted) is the smallest at or above the filler's length,
+ *    else to the neediest; every filler still to come is shorter, so a pack gets fillers about its
+ *    need and the short ones are left for the packs with little room and many to go.
+ * 5. A filler no wanting pack holds goes by best fit to any pack with room; one that fits no room
+ *    goes to the steps furthest below their M, or is swapped into a pack for a shorter sequence
+ *    from the roomiest pack (moving scattered room to where it fits), else into a new pack at the
+ *    end of the epoch. Every pack ends with at least one sequence.
  * 6. Inside each group the moves and swaps of packing-balanced even out the cost (balance.c);
- *    they keep the step's M. Under --sync step with A > 1 a rank's whole step is what waits: its
- *    A packs are then chosen by Karmarkar-Karp over the step's packs when that beats one pack of
- *    each cost-homogeneous group.
+ *    they keep the group's M. Under --sync step with A > 1 a rank's whole step is what waits: its
+ *    A packs are then chosen by Karmarkar-Karp over the step's packs when that lowers the step's
+ *    slowest rank below one pack of each cost-homogeneous group.
+ *
+ * Where it cannot: a document within a few hundred tokens of L leaves no room for fillers, so at
+ * A = 1 its step holds W such documents and little else (docs/strategies.md, the frontier).
  */
 #include "strategies/bit_tree.h"
 #include "strategies/strategy.h"
@@ -38,7 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FAIR_SLACK 0.002   /* share of the packs' room left free so every filler finds a place */
+#define FAIR_SLACK 0.001 /* share of the packs' room kept free, so the fillers find places */
 #define FAIR_ROUNDS_PER_SLOT 4
 
 typedef struct {
@@ -295,6 +302,113 @@ static int top_up_steps(Fair *f, const int32_t *plen, const int32_t *sorted,
     return ok ? 0 : -1;
 }
 
+/* Placed sequences, by pack and (up to max_len) by length, for the leftover pass. */
+typedef struct {
+    int32_t *pack_head, *pack_next;   /* per pack / per position */
+    int32_t *len_head, *len_next;     /* per length / per position */
+    int32_t max_len;
+} Placed;
+
+static void placed_add(Placed *pl, const Fair *f, const int32_t *plen, int32_t x)
+{
+    int32_t k = f->pack_of[x];
+    pl->pack_next[x] = pl->pack_head[k];
+    pl->pack_head[k] = x;
+    if (plen[x] <= pl->max_len) {
+        pl->len_next[x] = pl->len_head[plen[x]];
+        pl->len_head[plen[x]] = x;
+    }
+}
+
+/* Unlinks x from its pack's list (its length list keeps it: pack_of says where it is). */
+static void placed_unlink(Placed *pl, int32_t k, int32_t x)
+{
+    int32_t *at = &pl->pack_head[k];
+    while (*at != x) at = &pl->pack_next[*at];
+    *at = pl->pack_next[x];
+}
+
+static void set_room(Fair *f, PackIndex *room, int32_t k, int32_t value)
+{
+    if (f->room[k] > 0) index_remove(room, k);
+    f->room[k] = value;
+    if (value > 0) index_insert(room, k, value);
+}
+
+/* Leftovers (positions left[0..*n_left), longest first) that fit no pack's room: the room they
+ * need is there, only scattered. For a leftover x, the roomiest pack A (room r < len(x)) swaps one
+ * of its sequences a for a shorter b from a pack B, with len(a) - len(b) between len(x) - r and
+ * B's room: room moves from B to A, every M stays, and then A takes x. Those it cannot place stay
+ * in left[]. 0, or -1 when out of memory. */
+static int place_leftovers(Fair *f, const int32_t *plen, int64_t n, int32_t max_len, int32_t *left, int64_t *n_left)
+{
+    PackIndex room;
+    Placed pl = {malloc(((size_t)f->P + 1) * sizeof(int32_t)), malloc((size_t)n * sizeof(int32_t)),
+                 malloc(((size_t)max_len + 1) * sizeof(int32_t)), malloc((size_t)n * sizeof(int32_t)), max_len};
+    int ok = pl.pack_head && pl.pack_next && pl.len_head && pl.len_next && index_init(&room, f->L, f->P) == 0;
+    if (ok) {
+        for (int32_t k = 0; k < f->P; k++) pl.pack_head[k] = -1;
+        for (int32_t l = 0; l <= max_len; l++) pl.len_head[l] = -1;
+        for (int64_t j = n - 1; j >= 0; j--)
+            if (f->pack_of[j] >= 0) placed_add(&pl, f, plen, (int32_t)j);
+        for (int32_t k = f->P - 1; k >= 0; k--)
+            if (f->room[k] > 0) index_insert(&room, k, f->room[k]);
+        int64_t kept = 0;
+        for (int64_t i = 0; i < *n_left; i++) {
+            int32_t x = left[i], lx = plen[x], k = index_at_least(&room, lx);
+            for (int round = 0; k < 0 && round < 8; round++) {
+                int64_t bt = bit_prev(&room.bt, room.n_buckets - 1);
+                int32_t A = bt >= 0 ? room.head[bt] : -1, a = -1, b = -1, best = 0;
+                int32_t r_top = A >= 0 ? f->room[A] : 0, need = lx - r_top;
+                /* b's pack gives up to its room (<= r_top): len(b) >= len(a) - r_top; the largest
+                 * gain, all of need if it can */
+                for (int32_t q = A >= 0 ? pl.pack_head[A] : -1; q >= 0 && best < need; q = pl.pack_next[q]) {
+                    int32_t lo = plen[q] - r_top > 1 ? plen[q] - r_top : 1, hi = plen[q] - 1;
+                    if (hi > max_len) hi = max_len;
+                    for (int32_t l = lo; l <= hi && plen[q] - l > best; l++)
+                        for (int32_t c = pl.len_head[l]; c >= 0; c = pl.len_next[c]) {
+                            int32_t B = f->pack_of[c];
+                            if (B >= 0 && B != A && f->room[B] >= plen[q] - l) {
+                                a = q;
+                                b = c;
+                                best = plen[q] - l;
+                                break;
+                            }
+                        }
+                }
+                if (b < 0) break;
+                int32_t B = f->pack_of[b], d = plen[a] - plen[b];
+                placed_unlink(&pl, A, a);
+                placed_unlink(&pl, B, b);
+                f->pack_of[a] = B;
+                f->pack_of[b] = A;
+                pl.pack_next[a] = pl.pack_head[B];
+                pl.pack_head[B] = a;
+                pl.pack_next[b] = pl.pack_head[A];
+                pl.pack_head[A] = b;
+                set_room(f, &room, B, f->room[B] - d);
+                set_room(f, &room, A, f->room[A] + d);
+                k = index_at_least(&room, lx);
+            }
+            if (k < 0) {
+                left[kept++] = x;
+                continue;
+            }
+            f->pack_of[x] = k;
+            f->count[k]++;
+            set_room(f, &room, k, f->room[k] - lx);
+            placed_add(&pl, f, plen, x);
+        }
+        *n_left = kept;
+        index_free(&room);
+    }
+    free(pl.pack_head);
+    free(pl.pack_next);
+    free(pl.len_head);
+    free(pl.len_next);
+    return ok ? 0 : -1;
+}
+
 /* Groups (sync points) of W packs in emit order: group_first[g] .. group_first[g + 1] of
  * sorted[]. Returns the number of groups; step_of_group[g] is its step. */
 static int32_t make_groups(const Plan *p, Fair *f, int e, PackKey *key, int32_t *sorted, int32_t *group_first,
@@ -354,7 +468,7 @@ static void set_wants(Fair *f, const int32_t *sorted, const int32_t *group_first
 
 /* Balances one group of w packs (their items gathered from the epoch) and appends its rows. */
 static void emit_group(Plan *p, const Sample *s, const int32_t *packs, int w, const int32_t *first,
-                       const int32_t *members, BalanceWork *wk)
+                       const int32_t *members, const int32_t *member_len, BalanceWork *wk)
 {
     const CostModel *c = &p->cfg.cost;
     int32_t g = 0;
@@ -362,7 +476,7 @@ static void emit_group(Plan *p, const Sample *s, const int32_t *packs, int w, co
         wk->cost[r] = c->per_row;
         wk->tokens[r] = 0;
         for (int32_t i = first[packs[r]]; i < first[packs[r] + 1]; i++) {
-            int32_t len = s[members[i]].len;
+            int32_t len = member_len[i];
             wk->item[g] = members[i];
             wk->label[g++] = r;
             wk->tokens[r] += len;
@@ -418,20 +532,22 @@ static int fair_epoch(Plan *p, const Sample *s, int64_t n, int e, Fair *f, Balan
     const int W = p->cfg.world_size, A = p->micro_steps;
     int32_t *order = plan_epoch_order(p, n, e);
     size_t m = (size_t)n;
-    int32_t *core_items = malloc(m * sizeof *core_items), *fill = malloc(m * sizeof *fill);
-    int32_t *left = malloc((2 * m + 1) * sizeof *left), *len = malloc(m * sizeof *len), *bin_of = malloc(m * sizeof *bin_of);
-    int32_t *plen = malloc(m * sizeof *plen), *core_len = malloc(m * sizeof *core_len);
+    /* positions longest first: the cores at the front, the fillers after them */
+    int32_t *items = malloc(m * sizeof *items), *plen_sorted = malloc(m * sizeof *plen_sorted);
+    int32_t *left = malloc((2 * m + 1) * sizeof *left), *bin_of = malloc(m * sizeof *bin_of);
+    int32_t *plen = malloc(m * sizeof *plen);
     uint64_t *keys = malloc(m * sizeof *keys), *tmp = malloc(m * sizeof *tmp);
     int32_t *first = NULL, *members = NULL, *sorted = NULL, *group_first = NULL, *step_of_group = NULL;
     int32_t *perm = NULL;
     PackKey *pk = NULL;
     int rc = -1;
-    if (!order || !core_items || !fill || !left || !len || !bin_of || !keys || !tmp || !plen || !core_len) goto oom;
+    if (!order || !items || !plen_sorted || !left || !bin_of || !keys || !tmp || !plen) goto oom;
 
     /* 1. Cores and fillers, each longest first (ties in the epoch's order). */
     int64_t n_core = 0, nf = 0;
     double tokens = 0;
     for (int64_t j = 0; j < n; j++) {
+        f->pack_of[j] = -1;
         plen[j] = s[order[j]].len;
         tokens += plen[j];
         keys[j] = ((uint64_t)(uint32_t)(INT32_MAX - plen[j]) << 32) | (uint64_t)j;
@@ -439,15 +555,13 @@ static int fair_epoch(Plan *p, const Sample *s, int64_t n, int e, Fair *f, Balan
     plan_sort_u64(keys, tmp, n);
     /* lengths come from the keys: no random access */
     for (int64_t j = 0; j < n; j++) {
-        int32_t at = (int32_t)(keys[j] & 0xffffffffu), l = INT32_MAX - (int32_t)(keys[j] >> 32);
-        if (l > tau) {
-            core_len[n_core] = l;
-            core_items[n_core++] = at;
-        } else {
-            len[nf] = l;
-            fill[nf++] = at;
-        }
+        items[j] = (int32_t)(keys[j] & 0xffffffffu);
+        plen_sorted[j] = INT32_MAX - (int32_t)(keys[j] >> 32);
+        n_core += plen_sorted[j] > tau;
     }
+    nf = n - n_core;
+    const int32_t *core_items = items, *core_len = plen_sorted;
+    const int32_t *fill = items + n_core, *fill_len = plen_sorted + n_core;
 
     /* 2. P packs, enough for every token at (1 - FAIR_SLACK) fill, at most one per sample. The
      *    cores go longest first to the pack with the most room (LPT on tokens), which spreads
@@ -499,12 +613,14 @@ static int fair_epoch(Plan *p, const Sample *s, int64_t n, int e, Fair *f, Balan
     /* 4. Water-filling of the fillers toward each step's M. */
     set_wants(f, sorted, group_first, G, n);
     int64_t n_left = 0;
-    if (water_fill(f, fill, len, nf, left, &n_left) != 0) goto oom;
+    if (water_fill(f, fill, fill_len, nf, left, &n_left) != 0) goto oom;
 
     /* 5. What found no pack: to the steps furthest below their M, then by best fit into any room,
      *    else into new packs (a last group of their own). */
     if (n_left > 0 && top_up_steps(f, plen, sorted, group_first, G, step_of_group, n, left, &n_left) != 0) goto oom;
+    if (n_left > 0 && place_leftovers(f, plen, n, tau < (1 << 20) ? tau : (1 << 20), left, &n_left) != 0) goto oom;
     if (n_left > 0) {
+        int32_t *len = plen_sorted; /* scratch now */
         for (int64_t j = 0; j < n_left; j++) len[j] = plen[left[j]];
         int32_t n_bins = f->P;
         if (bins_best_fit(L, len, n_left, f->room, &n_bins, bin_of) != 0) goto oom;
@@ -551,10 +667,15 @@ static int fair_epoch(Plan *p, const Sample *s, int64_t n, int e, Fair *f, Balan
     for (int64_t j = 0; j < n; j++) first[f->pack_of[j] + 1]++;
     for (int32_t k = 0; k < f->P; k++) first[k + 1] += first[k];
     for (int32_t k = 0; k < f->P; k++) left[k] = first[k]; /* cursors */
-    for (int64_t j = 0; j < n; j++) members[left[f->pack_of[j]]++] = order[j];
+    int32_t *member_len = plen_sorted; /* the fillers' lengths are done with */
+    for (int64_t j = 0; j < n; j++) {
+        int32_t at = left[f->pack_of[j]]++;
+        members[at] = order[j];
+        member_len[at] = plen[j];
+    }
     int64_t first_row = p->n_rows;
     for (int32_t g = 0; g < G; g++)
-        emit_group(p, s, &sorted[group_first[g]], group_first[g + 1] - group_first[g], first, members, wk);
+        emit_group(p, s, &sorted[group_first[g]], group_first[g + 1] - group_first[g], first, members, member_len, wk);
     if (p->cfg.sync == SYNC_STEP && A > 1 && W > 1) {
         const int64_t per_step = (int64_t)W * A;
         double *cost = malloc((size_t)per_step * sizeof *cost), *rank_sum = malloc((size_t)W * sizeof *rank_sum);
@@ -576,12 +697,10 @@ oom:
     snprintf(err, errlen, "out of memory planning %lld samples", (long long)n);
 done:
     free(order);
-    free(core_items);
-    free(fill);
+    free(items);
+    free(plen_sorted);
     free(left);
-    free(len);
     free(plen);
-    free(core_len);
     free(bin_of);
     free(keys);
     free(tmp);
