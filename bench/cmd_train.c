@@ -13,6 +13,7 @@
 #include "bench/validate.h"
 #include "bench/hist.h"
 #include "bench/plan_metrics.h"
+#include "bench/predict.h"
 #include "bench/results.h"
 #include "bench/run.h"
 #include "bench/sample.h"
@@ -52,6 +53,7 @@ typedef struct {
     long long val_samples;        /* --val-samples, -1: val_default_count */
     long long val_every;          /* --val-every, 0: after the last step only */
     long long sequences;          /* --sequences, 0: --steps decides */
+    const char *cost_from;        /* --cost-from: the planners' cost model fitted to a measured run */
 } Options;
 
 static void usage_common(FILE *f)
@@ -65,13 +67,16 @@ static void usage_common(FILE *f)
           "\n"
           "Strategies (LongAlign, arXiv 2401.18058, and two of ours):\n"
           "  --strategy S        naive | sorted | packing | packing-lw | packing-bfd |\n"
-          "                      packing-balanced | all (default), or a comma-separated list\n"
+          "                      packing-balanced | packing-fair | all (default), or a comma-separated list\n"
           "  --world-size W      simulated data-parallel ranks (default 8)\n"
           "  --micro-batch B     sequences per rank per micro-step, naive/sorted (default 1)\n"
           "  --grad-accum A      micro-steps per optimizer step (default 12 naive/sorted, 1 packing)\n"
           "  --max-tokens L      tokens per pack and truncation length (default 65536 x len-scale)\n"
           "  --sync micro|step   sync every micro-step (ZeRO-3, default) or every step (DDP)\n"
           "  --epochs E          passes over the samples (default 1)\n"
+          "  --cost-from FILE    plan with the cost model fitted to a measured run (a `labench train`\n"
+          "                      results file; `labench predict`'s fit, pooled); default: tokens +\n"
+          "                      attention's len^2 from the layer shape (the trained model's; 7b for plan)\n"
           "  --out FILE          results JSON (schema in README.md)\n",
           f);
 }
@@ -149,7 +154,7 @@ enum {
     O_STRATEGY = 256, O_LEN_DIST, O_LENGTHS, O_SAMPLES, O_LEN_SCALE, O_SEED, O_WORLD, O_MICRO, O_ACCUM,
     O_MAXTOK, O_SYNC, O_EPOCHS, O_OUT, O_STEPS, O_BACKEND, O_MODEL, O_LAYERS, O_DTYPE, O_RECOMPUTE, O_LR, O_WD,
     O_CLIP, O_SAVE, O_LOAD, O_PROGRESS, O_NO_PROGRESS, O_HELP, O_TRACE, O_PROFILE, O_COMM, O_MEASURE_PCIE,
-    O_TASK, O_VAL_SAMPLES, O_VAL_EVERY, O_SEQUENCES
+    O_TASK, O_VAL_SAMPLES, O_VAL_EVERY, O_SEQUENCES, O_COST_FROM
 };
 
 static long long int_opt(const char *name, const char *v, long long min, long long max)
@@ -202,6 +207,7 @@ static void parse_options(int argc, char **argv, Options *o)
         {"host-mem-gbps", required_argument, 0, O_COMM}, {"measure-pcie", no_argument, 0, O_MEASURE_PCIE},
         {"task", required_argument, 0, O_TASK}, {"val-samples", required_argument, 0, O_VAL_SAMPLES},
         {"val-every", required_argument, 0, O_VAL_EVERY}, {"sequences", required_argument, 0, O_SEQUENCES},
+        {"cost-from", required_argument, 0, O_COST_FROM},
         {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
     const int train_only[] = {O_STEPS, O_BACKEND, O_MODEL, O_LAYERS, O_DTYPE, O_RECOMPUTE, O_LR, O_WD,
                               O_CLIP, O_SAVE, O_LOAD, O_PROGRESS, O_NO_PROGRESS, O_TRACE, O_PROFILE,
@@ -264,6 +270,7 @@ static void parse_options(int argc, char **argv, Options *o)
         case O_VAL_SAMPLES: o->val_samples = int_opt("val-samples", optarg, 0, 1000000000LL); break;
         case O_VAL_EVERY: o->val_every = int_opt("val-every", optarg, 0, 1000000); break;
         case O_SEQUENCES: o->sequences = int_opt("sequences", optarg, 1, INT64_MAX); break;
+        case O_COST_FROM: o->cost_from = optarg; break;
         case O_TRACE: {
             static char def[128];
             if (optarg) {
@@ -329,9 +336,10 @@ static int select_strategies(const char *spec, const Strategy **out)
     return n;
 }
 
-static PlanConfig strategy_config(const Strategy *s, const Options *o)
+static PlanConfig strategy_config(const Strategy *s, const Options *o, const CostModel *cost)
 {
     PlanConfig c = plan_config_default(s);
+    if (cost) c.cost = *cost;
     if (o->world_size) c.world_size = (int)o->world_size;
     if (o->micro_batch) c.micro_batch = (int)o->micro_batch;
     if (o->grad_accum) c.grad_accum = (int)o->grad_accum;
@@ -512,10 +520,31 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
            (long long)st.count, o.lengths ? o.lengths : o.len_dist, o.len_scale, st.mean_len,
            (long long)st.median_len, (long long)st.p90_len, (long long)st.max_len);
 
+    /* The planners' cost model: fitted to a measured run, else the trained model's layer shape,
+     * else (plan) the 7b layer's. */
+    CostModel plan_cost = plan_config_default(NULL).cost;
+    if (o.cost_from) {
+        TimeFit fit;
+        ModelConfig fm;
+        predict_cost_from_results(o.cost_from, &plan_cost, &fit, &fm);
+        double alpha_shape = cost_model_from_shape(fm.hidden, fm.intermediate).per_token_sq;
+        printf("labench: cost model fitted to %s (model %s, %d layers; %lld micro-batches, R^2 %.3f): %.4g s per token,\n"
+               "         %.4g s per len^2, %.4g s per segment, %.4g s per micro-batch; per len^2 / per token = %.4g\n"
+               "         (the layer shape gives 1/(4C+3F) = %.4g)\n",
+               o.cost_from, fm.name, fm.layers, (long long)fit.n_fit, fit.fit_r2, plan_cost.per_token,
+               plan_cost.per_token_sq, plan_cost.per_segment, plan_cost.per_row,
+               plan_cost.per_token > 0 ? plan_cost.per_token_sq / plan_cost.per_token : NAN, alpha_shape);
+    } else if (train) {
+        plan_cost = cost_model_from_shape(mc_cfg.hidden, mc_cfg.intermediate);
+    }
+    if (!o.cost_from)
+        printf("labench: cost model: tokens + attention's len^2 x %.4g (from the %s layer shape, 1/(4C+3F))\n",
+               plan_cost.per_token_sq, train ? mc_cfg.name : "7b");
+
     /* Every config is checked before anything runs or is written. */
     PlanConfig cfgs[16];
     for (int i = 0; i < n_strat; i++) {
-        cfgs[i] = strategy_config(chosen[i], &o);
+        cfgs[i] = strategy_config(chosen[i], &o, &plan_cost);
         if (plan_config_check(&cfgs[i], err, sizeof err) != 0) die_input("%s", err);
     }
 

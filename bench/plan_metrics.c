@@ -132,7 +132,8 @@ static void epoch_spread(const Plan *p, PlanMetrics *m)
 
 int plan_metrics_fair(const PlanMetrics *m)
 {
-    return fabs(m->weight_share_longest10 - m->weight_share_longest10_uniform) <= PLAN_FAIR_SHARE_TOLERANCE &&
+    return fabs(m->weight_min - 1) <= 0.01 && fabs(m->weight_max - 1) <= 0.01 &&
+           fabs(m->weight_share_longest10 - m->weight_share_longest10_uniform) <= PLAN_FAIR_SHARE_TOLERANCE &&
            m->step_seqs_cv <= PLAN_FAIR_STEP_SEQS_CV;
 }
 

@@ -33,9 +33,10 @@ typedef struct {
     double plan_seconds;         /* filled by the caller that timed plan_make */
 } PlanMetrics;
 
-/* The Eq. 2 verdict on a plan over the epoch: 1 when the longest 10% of sequences hold their
- * uniform share within +-1 point and M varies by at most 15% (CV) across steps (issue 13's
- * targets; docs/strategies.md "Plan metrics"). */
+/* The Eq. 2 verdict on a plan over the epoch (docs/strategies.md "Plan metrics"): 1 when every
+ * sequence weighs 1/M of its step (weight_min and weight_max within 1% of 1), the longest 10% of
+ * sequences hold their uniform share within +-1 point, and M varies by at most 15% (CV) across
+ * steps. */
 int plan_metrics_fair(const PlanMetrics *m);
 #define PLAN_FAIR_SHARE_TOLERANCE 0.01
 #define PLAN_FAIR_STEP_SEQS_CV 0.15

@@ -12,7 +12,8 @@
  *
  * 1. Split the epoch (its seeded order) at tau = L/8 tokens: longer sequences are cores, the rest
  *    fillers.
- * 2. P packs: enough for every token at (1 - FAIR_SLACK) fill, at most one per sample. The cores
+ * 2. P packs: enough for every token at (1 - FAIR_SLACK) fill, at least W (an epoch that fits in
+ *    fewer packs than ranks is spread over the ranks), at most one per sample. The cores
  *    go longest first to the pack with the most room (LPT on tokens), which spreads them so that
  *    every pack keeps what room it can for fillers; a core that fits nowhere opens a pack.
  * 3. Sort the packs by their cores' Σ len² and cut groups of W neighbours: a group is one sync
@@ -568,6 +569,8 @@ static int fair_epoch(Plan *p, const Sample *s, int64_t n, int e, Fair *f, Balan
      *    them so that every pack keeps what room it can for fillers; a core that fits nowhere
      *    opens a pack. */
     int64_t P = (int64_t)ceil(tokens / ((double)L * (1.0 - FAIR_SLACK)));
+    /* Fewer packs than ranks would leave ranks idle in the epoch's only step: spread it instead. */
+    if (P < W) P = W;
     if (P > n) P = n;
     if (P < 1) P = 1;
     f->P = (int32_t)P;
