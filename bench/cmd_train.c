@@ -65,7 +65,7 @@ static void usage_common(FILE *f)
           "  --len-scale F       multiply every length by F (e.g. 1/16 to study 64k data on a CPU)\n"
           "  --seed S            seed of the sampler, the planners, the model and the data (default 1)\n"
           "\n"
-          "Strategies (LongAlign, arXiv 2401.18058, and two of ours):\n"
+          "Strategies (LongAlign, arXiv 2401.18058, and three of ours):\n"
           "  --strategy S        naive | sorted | packing | packing-lw | packing-bfd |\n"
           "                      packing-balanced | packing-fair | all (default), or a comma-separated list\n"
           "  --world-size W      simulated data-parallel ranks (default 8)\n"

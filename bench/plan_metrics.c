@@ -130,6 +130,51 @@ static void epoch_spread(const Plan *p, PlanMetrics *m)
     free(w);
 }
 
+/* The same figures over the full steps only (every micro-step of every rank busy), the way the
+ * multipack sampler reports its own: it drops an epoch's partial last step. */
+static void full_steps(const Plan *p, PlanMetrics *m)
+{
+    const int W = p->cfg.world_size, A = p->micro_steps;
+    double *t = calloc((size_t)W, sizeof *t), *tok = calloc((size_t)W, sizeof *tok);
+    m->full_step_efficiency = m->full_step_utilisation = m->full_step_bubble = NAN;
+    if (!t || !tok) {
+        free(t);
+        free(tok);
+        return;
+    }
+    SyncTotals st = {0, 0, 0, 0, 0};
+    double real = 0, capacity = 0;
+    for (int step = 0; step < p->n_steps; step++) {
+        int full = 1;
+        for (int mi = 0; mi < A; mi++)
+            for (int r = 0; r < W; r++) full &= plan_mb(p, step, mi, r)->n_rows > 0;
+        if (!full) continue;
+        for (int mi = 0; mi < A; mi++) {
+            if (p->cfg.sync == SYNC_MICRO || mi == 0) {
+                memset(t, 0, (size_t)W * sizeof *t);
+                memset(tok, 0, (size_t)W * sizeof *tok);
+            }
+            for (int r = 0; r < W; r++) {
+                const MicroBatch *mb = plan_mb(p, step, mi, r);
+                t[r] += plan_mb_cost(p, mb);
+                for (int32_t i = mb->first_row; i < mb->first_row + mb->n_rows; i++) {
+                    tok[r] += p->rows[i].padded_len;
+                    real += p->rows[i].tokens;
+                    capacity += p->rows[i].capacity;
+                }
+            }
+            if (p->cfg.sync == SYNC_MICRO || mi == A - 1) close_sync_point(t, tok, W, &st);
+        }
+    }
+    if (capacity > 0) {
+        m->full_step_efficiency = real / capacity;
+        m->full_step_utilisation = real / (W * st.max_tokens);
+        m->full_step_bubble = st.idle / (W * st.wall);
+    }
+    free(t);
+    free(tok);
+}
+
 int plan_metrics_fair(const PlanMetrics *m)
 {
     return fabs(m->weight_min - 1) <= 0.01 && fabs(m->weight_max - 1) <= 0.01 &&
@@ -261,6 +306,7 @@ void plan_metrics_compute(const Plan *p, const Sample *samples, PlanMetrics *m)
     m->weight_max = wmin <= wmax ? wmax : 0;
     longest10(p, samples, inv_m, m);
     epoch_spread(p, m);
+    full_steps(p, m);
     free(t);
     free(tok);
     free(inv_m);

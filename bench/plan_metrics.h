@@ -30,6 +30,9 @@ typedef struct {
     double weight_epoch_p1, weight_epoch_p99; /* percentiles over sequences of effective weight x mean M
                                                  (1 for every sequence when all count the same) */
     double weight_epoch_spread;  /* weight_epoch_p99 / weight_epoch_p1 */
+    /* Over the full steps only (every micro-step of every rank busy; NAN when none is), as the
+     * multipack sampler reports its figures: it drops an epoch's partial last step. */
+    double full_step_efficiency, full_step_utilisation, full_step_bubble;
     double plan_seconds;         /* filled by the caller that timed plan_make */
 } PlanMetrics;
 

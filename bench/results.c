@@ -101,6 +101,9 @@ static json_t *plan_metrics_json(const PlanMetrics *m)
     json_object_set_new(o, "weight_epoch_spread", jreal(m->weight_epoch_spread));
     json_object_set_new(o, "rank_utilisation", jreal(m->rank_utilisation));
     json_object_set_new(o, "eq2_over_epoch", json_boolean(plan_metrics_fair(m)));
+    json_object_set_new(o, "full_step_packing_efficiency", jreal(m->full_step_efficiency));
+    json_object_set_new(o, "full_step_rank_utilisation", jreal(m->full_step_utilisation));
+    json_object_set_new(o, "full_step_predicted_bubble", jreal(m->full_step_bubble));
     json_object_set_new(o, "plan_seconds", jreal(m->plan_seconds));
     return o;
 }

@@ -1065,6 +1065,7 @@ static void test_metrics_hand(void **state)
     /* micro: busiest rank's computed tokens 8 and 6 at the two sync points, real 18, W = 2 */
     assert_close(m.rank_utilisation, 18.0 / (2 * (8 + 6)), 1e-12, 0);
     assert_false(plan_metrics_fair(&m)); /* the per-micro-batch weights are not all 1/M */
+    assert_true(isnan(m.full_step_efficiency)); /* rank 0 idles at micro-step 1: no full step */
 
     /* Ranked by the samples' lengths before truncation, the len-4 sequence is the longest. */
     Sample orig[4] = {{3, 2}, {5, 4}, {50, 3}, {6, 0}};
@@ -1125,6 +1126,9 @@ static void test_metrics_steps_differ(void **state)
     assert_close(m.weight_epoch_spread, 3.0, 0, 1e-5);
     assert_close(m.rank_utilisation, 16.0 / 16, 0, 1e-12);
     assert_false(plan_metrics_fair(&m));
+    assert_close(m.full_step_efficiency, 16.0 / 20, 0, 1e-12);
+    assert_close(m.full_step_utilisation, 1.0, 0, 1e-12);
+    assert_close(m.full_step_bubble, 0.0, 0, 1e-12);
 
     /* The per-sequence samples of the weights: x M is 1 for all, x mean M is 2 and 2/3. */
     SeqWeight *w;
