@@ -130,51 +130,6 @@ static void epoch_spread(const Plan *p, PlanMetrics *m)
     free(w);
 }
 
-/* The same figures over the full steps only (every micro-step of every rank busy), the way the
- * multipack sampler reports its own: it drops an epoch's partial last step. */
-static void full_steps(const Plan *p, PlanMetrics *m)
-{
-    const int W = p->cfg.world_size, A = p->micro_steps;
-    double *t = calloc((size_t)W, sizeof *t), *tok = calloc((size_t)W, sizeof *tok);
-    m->full_step_efficiency = m->full_step_utilisation = m->full_step_bubble = NAN;
-    if (!t || !tok) {
-        free(t);
-        free(tok);
-        return;
-    }
-    SyncTotals st = {0, 0, 0, 0, 0};
-    double real = 0, capacity = 0;
-    for (int step = 0; step < p->n_steps; step++) {
-        int full = 1;
-        for (int mi = 0; mi < A; mi++)
-            for (int r = 0; r < W; r++) full &= plan_mb(p, step, mi, r)->n_rows > 0;
-        if (!full) continue;
-        for (int mi = 0; mi < A; mi++) {
-            if (p->cfg.sync == SYNC_MICRO || mi == 0) {
-                memset(t, 0, (size_t)W * sizeof *t);
-                memset(tok, 0, (size_t)W * sizeof *tok);
-            }
-            for (int r = 0; r < W; r++) {
-                const MicroBatch *mb = plan_mb(p, step, mi, r);
-                t[r] += plan_mb_cost(p, mb);
-                for (int32_t i = mb->first_row; i < mb->first_row + mb->n_rows; i++) {
-                    tok[r] += p->rows[i].padded_len;
-                    real += p->rows[i].tokens;
-                    capacity += p->rows[i].capacity;
-                }
-            }
-            if (p->cfg.sync == SYNC_MICRO || mi == A - 1) close_sync_point(t, tok, W, &st);
-        }
-    }
-    if (capacity > 0) {
-        m->full_step_efficiency = real / capacity;
-        m->full_step_utilisation = real / (W * st.max_tokens);
-        m->full_step_bubble = st.idle / (W * st.wall);
-    }
-    free(t);
-    free(tok);
-}
-
 int plan_metrics_fair(const PlanMetrics *m)
 {
     return fabs(m->weight_min - 1) <= 0.01 && fabs(m->weight_max - 1) <= 0.01 &&
@@ -255,24 +210,25 @@ void plan_metrics_compute(const Plan *p, const Sample *samples, PlanMetrics *m)
     const int W = p->cfg.world_size, A = p->micro_steps;
     double *t = calloc((size_t)W, sizeof *t), *tok = calloc((size_t)W, sizeof *tok);
     double *inv_m = calloc(p->n_segs > 0 ? (size_t)p->n_segs : 1, sizeof *inv_m);
-    if (!t || !tok || !inv_m) {
+    int64_t *step_m = malloc((p->n_steps > 0 ? (size_t)p->n_steps : 1) * sizeof *step_m);
+    if (!t || !tok || !inv_m || !step_m) {
         free(t);
         free(tok);
         free(inv_m);
+        free(step_m);
         m->predicted_bubble = m->predicted_wall = m->token_imbalance = m->rank_utilisation = NAN;
         return;
     }
-    SyncTotals st = {0, 0, 0, 0, 0};
-    double wmin = INFINITY, wmax = -INFINITY;
+    /* st over every sync point; full over the full steps only (every micro-step of every rank
+     * busy), the way the multipack sampler reports: it drops an epoch's partial last step. */
+    SyncTotals st = {0, 0, 0, 0, 0}, full = {0, 0, 0, 0, 0};
+    double wmin = INFINITY, wmax = -INFINITY, full_real = 0, full_capacity = 0;
+    plan_step_sequences(p, step_m);
     for (int step = 0; step < p->n_steps; step++) {
-        int64_t M = 0;
+        const int64_t M = step_m[step];
+        int is_full = 1;
         for (int mi = 0; mi < A; mi++)
-            for (int r = 0; r < W; r++) {
-                const MicroBatch *mb = plan_mb(p, step, mi, r);
-                for (int32_t i = mb->first_row; i < mb->first_row + mb->n_rows; i++)
-                    for (int32_t s = p->rows[i].first_segment; s < p->rows[i].first_segment + p->rows[i].n_segments; s++)
-                        M += p->segs[s].target > 0;
-            }
+            for (int r = 0; r < W; r++) is_full &= plan_mb(p, step, mi, r)->n_rows > 0;
         for (int mi = 0; mi < A; mi++) {
             if (p->cfg.sync == SYNC_MICRO || mi == 0) {
                 memset(t, 0, (size_t)W * sizeof *t);
@@ -285,6 +241,10 @@ void plan_metrics_compute(const Plan *p, const Sample *samples, PlanMetrics *m)
                 for (int32_t i = mb->first_row; i < mb->first_row + mb->n_rows; i++) {
                     const Row *row = &p->rows[i];
                     tok[r] += row->padded_len;
+                    if (is_full) {
+                        full_real += row->tokens;
+                        full_capacity += row->capacity;
+                    }
                     for (int32_t s = row->first_segment; s < row->first_segment + row->n_segments; s++) {
                         const Segment *g = &p->segs[s];
                         if (g->target == 0) continue;
@@ -295,8 +255,17 @@ void plan_metrics_compute(const Plan *p, const Sample *samples, PlanMetrics *m)
                     }
                 }
             }
-            if (p->cfg.sync == SYNC_MICRO || mi == A - 1) close_sync_point(t, tok, W, &st);
+            if (p->cfg.sync == SYNC_MICRO || mi == A - 1) {
+                close_sync_point(t, tok, W, &st);
+                if (is_full) close_sync_point(t, tok, W, &full);
+            }
         }
+    }
+    m->full_step_efficiency = m->full_step_utilisation = m->full_step_bubble = NAN;
+    if (full_capacity > 0) {
+        m->full_step_efficiency = full_real / full_capacity;
+        m->full_step_utilisation = full_real / (W * full.max_tokens);
+        m->full_step_bubble = full.idle / (W * full.wall);
     }
     m->predicted_wall = st.wall;
     m->predicted_bubble = st.wall > 0 ? st.idle / (W * st.wall) : 0;
@@ -306,10 +275,10 @@ void plan_metrics_compute(const Plan *p, const Sample *samples, PlanMetrics *m)
     m->weight_max = wmin <= wmax ? wmax : 0;
     longest10(p, samples, inv_m, m);
     epoch_spread(p, m);
-    full_steps(p, m);
     free(t);
     free(tok);
     free(inv_m);
+    free(step_m);
 }
 
 void plan_synthetic_mix(Sample *out, int64_t n, uint64_t seed)

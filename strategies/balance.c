@@ -133,6 +133,20 @@ int balance_slots(const Sample *s, const CostModel *c, int64_t L, int w, int32_t
     return rounds;
 }
 
+void balance_emit(Plan *p, const Sample *s, int w, int32_t g, int max_rounds, BalanceWork *wk)
+{
+    balance_slots(s, &p->cfg.cost, p->cfg.max_tokens, w, g, max_rounds, wk);
+    /* Counting sort by slot keeps each pack's sequences in their original order. */
+    memset(wk->count, 0, ((size_t)w + 1) * sizeof *wk->count);
+    for (int32_t j = 0; j < g; j++) wk->count[wk->label[j] + 1]++;
+    for (int r = 0; r < w; r++) wk->count[r + 1] += wk->count[r];
+    for (int32_t j = 0; j < g; j++) wk->sorted[wk->count[wk->label[j]]++] = wk->item[j];
+    for (int r = 0, at = 0; r < w; r++) {
+        plan_add_row(p, s, &wk->sorted[at], wk->count[r] - at, 0, 0);
+        at = wk->count[r];
+    }
+}
+
 /* ---- Karmarkar-Karp, equal-size parts ------------------------------------------------------- */
 
 /* A partial solution: k subsets, each a linked list of items with its sum, kept sorted by sum

@@ -15,18 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    double cost;
-    int32_t row;
-} RowCost;
-
-static int by_cost_desc(const void *a, const void *b)
-{
-    const RowCost *x = a, *y = b;
-    if (x->cost != y->cost) return x->cost > y->cost ? -1 : 1;
-    return (x->row > y->row) - (x->row < y->row);
-}
-
 /* Balances the w packs rows[0..w) and appends them to the plan, one per rank. */
 static void emit_group(Plan *p, const Sample *s, const Packs *packs, const int32_t *rows, int w, BalanceWork *wk)
 {
@@ -43,16 +31,7 @@ static void emit_group(Plan *p, const Sample *s, const Packs *packs, const int32
             wk->cost[r] += seg_cost(c, len);
         }
     }
-    balance_slots(s, c, p->cfg.max_tokens, w, g, w < 16 ? 4 * w : 64, wk);
-    /* Counting sort by slot keeps each pack's sequences in their original order. */
-    memset(wk->count, 0, ((size_t)w + 1) * sizeof *wk->count);
-    for (int32_t j = 0; j < g; j++) wk->count[wk->label[j] + 1]++;
-    for (int r = 0; r < w; r++) wk->count[r + 1] += wk->count[r];
-    for (int32_t j = 0; j < g; j++) wk->sorted[wk->count[wk->label[j]]++] = wk->item[j];
-    for (int r = 0, at = 0; r < w; r++) {
-        plan_add_row(p, s, &wk->sorted[at], wk->count[r] - at, 0, 0);
-        at = wk->count[r];
-    }
+    balance_emit(p, s, w, g, w < 16 ? 4 * w : 64, wk);
 }
 
 static int balanced_epoch(Plan *p, const Sample *s, int64_t n, int e, BalanceWork *wk, char *err, size_t errlen)
@@ -65,7 +44,7 @@ static int balanced_epoch(Plan *p, const Sample *s, int64_t n, int e, BalanceWor
     const int W = p->cfg.world_size;
     int32_t nr = packs.n_rows;
     int64_t n_full = nr / W, partial = nr % W;
-    RowCost *rc = malloc(((size_t)nr + 1) * sizeof *rc);
+    Keyed *rc = malloc(((size_t)nr + 1) * sizeof *rc);
     int32_t *sorted_rows = malloc(((size_t)nr + 1) * sizeof *sorted_rows);
     int32_t *group = malloc(((size_t)n_full + 1) * sizeof *group);
     if (!rc || !sorted_rows || !group) {
@@ -77,13 +56,13 @@ static int balanced_epoch(Plan *p, const Sample *s, int64_t n, int e, BalanceWor
         return -1;
     }
     for (int32_t r = 0; r < nr; r++) {
-        rc[r].row = r;
-        rc[r].cost = p->cfg.cost.per_row;
+        rc[r].index = r;
+        rc[r].key = p->cfg.cost.per_row;
         for (int32_t i = packs.start[r]; i < packs.start[r + 1]; i++)
-            rc[r].cost += seg_cost(&p->cfg.cost, s[packs.items[i]].len);
+            rc[r].key += seg_cost(&p->cfg.cost, s[packs.items[i]].len);
     }
-    qsort(rc, (size_t)nr, sizeof *rc, by_cost_desc);
-    for (int32_t r = 0; r < nr; r++) sorted_rows[r] = rc[r].row;
+    qsort(rc, (size_t)nr, sizeof *rc, keyed_desc);
+    for (int32_t r = 0; r < nr; r++) sorted_rows[r] = rc[r].index;
     for (int64_t g = 0; g < n_full; g++) group[g] = (int32_t)g;
     Rng rng = plan_rng(p, PLAN_STREAM_GROUPS, e);
     rng_shuffle_i32(&rng, group, n_full);

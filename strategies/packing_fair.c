@@ -89,18 +89,6 @@ static void heap_up(Fair *f, int32_t i)
     }
 }
 
-typedef struct {
-    double key;
-    int32_t pack;
-} PackKey;
-
-static int by_key_desc(const void *a, const void *b)
-{
-    const PackKey *x = a, *y = b;
-    if (x->key != y->key) return x->key > y->key ? -1 : 1;
-    return (x->pack > y->pack) - (x->pack < y->pack);
-}
-
 /* A pack's need: the filler length that would spread its room evenly over the fillers it still
  * wants (its whole room once it wants one or none). */
 static double need(const Fair *f, int32_t k)
@@ -412,12 +400,12 @@ static int place_leftovers(Fair *f, const int32_t *plen, int64_t n, int32_t max_
 
 /* Groups (sync points) of W packs in emit order: group_first[g] .. group_first[g + 1] of
  * sorted[]. Returns the number of groups; step_of_group[g] is its step. */
-static int32_t make_groups(const Plan *p, Fair *f, int e, PackKey *key, int32_t *sorted, int32_t *group_first,
+static int32_t make_groups(const Plan *p, Fair *f, int e, Keyed *key, int32_t *sorted, int32_t *group_first,
                            int32_t *step_of_group, int32_t *perm)
 {
     const int W = p->cfg.world_size, A = p->micro_steps;
-    for (int32_t k = 0; k < f->P; k++) key[k] = (PackKey){f->sq[k], k};
-    qsort(key, (size_t)f->P, sizeof *key, by_key_desc);
+    for (int32_t k = 0; k < f->P; k++) key[k] = (Keyed){f->sq[k], k};
+    qsort(key, (size_t)f->P, sizeof *key, keyed_desc);
     int32_t G = (f->P + W - 1) / W, full = f->P / W;
     /* Full groups by cost, heaviest first; then the order they run in. */
     Rng rng = plan_rng(p, PLAN_STREAM_GROUPS, e);
@@ -441,7 +429,7 @@ static int32_t make_groups(const Plan *p, Fair *f, int e, PackKey *key, int32_t 
     for (int32_t g = 0; g < G; g++) {
         int32_t src = perm[g], lo = src * W, hi = lo + W < f->P ? lo + W : f->P;
         group_first[g] = at;
-        for (int32_t i = lo; i < hi; i++) sorted[at++] = key[i].pack;
+        for (int32_t i = lo; i < hi; i++) sorted[at++] = key[i].index;
         step_of_group[g] = g / A;
     }
     group_first[G] = at;
@@ -484,15 +472,7 @@ static void emit_group(Plan *p, const Sample *s, const int32_t *packs, int w, co
             wk->cost[r] += seg_cost(c, len);
         }
     }
-    balance_slots(s, c, p->cfg.max_tokens, w, g, FAIR_ROUNDS_PER_SLOT * w, wk);
-    memset(wk->count, 0, ((size_t)w + 1) * sizeof *wk->count);
-    for (int32_t j = 0; j < g; j++) wk->count[wk->label[j] + 1]++;
-    for (int r = 0; r < w; r++) wk->count[r + 1] += wk->count[r];
-    for (int32_t j = 0; j < g; j++) wk->sorted[wk->count[wk->label[j]]++] = wk->item[j];
-    for (int r = 0, at = 0; r < w; r++) {
-        plan_add_row(p, s, &wk->sorted[at], wk->count[r] - at, 0, 0);
-        at = wk->count[r];
-    }
+    balance_emit(p, s, w, g, FAIR_ROUNDS_PER_SLOT * w, wk);
 }
 
 /* --sync step, A > 1: every rank's A packs of one full step, chosen by Karmarkar-Karp over the
@@ -540,7 +520,7 @@ static int fair_epoch(Plan *p, const Sample *s, int64_t n, int e, Fair *f, Balan
     uint64_t *keys = malloc(m * sizeof *keys), *tmp = malloc(m * sizeof *tmp);
     int32_t *first = NULL, *members = NULL, *sorted = NULL, *group_first = NULL, *step_of_group = NULL;
     int32_t *perm = NULL;
-    PackKey *pk = NULL;
+    Keyed *pk = NULL;
     int rc = -1;
     if (!order || !items || !plen_sorted || !left || !bin_of || !keys || !tmp || !plen) goto oom;
 

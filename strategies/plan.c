@@ -157,6 +157,13 @@ int32_t *plan_epoch_order(const Plan *p, int64_t n, int epoch)
     return order;
 }
 
+int keyed_desc(const void *a, const void *b)
+{
+    const Keyed *x = a, *y = b;
+    if (x->key != y->key) return x->key > y->key ? -1 : 1;
+    return (x->index > y->index) - (x->index < y->index);
+}
+
 void plan_sort_u64(uint64_t *a, uint64_t *tmp, int64_t n)
 {
     if (n < 64) { /* radix passes cost more than they save on a handful of keys */

@@ -148,6 +148,13 @@ Rng plan_rng(const Plan *p, int stream, int epoch);
 /* A fresh seeded permutation of 0..n-1 for one epoch; malloc'd, NULL when out of memory. */
 int32_t *plan_epoch_order(const Plan *p, int64_t n, int epoch);
 
+/* An index with a sort key; keyed_desc orders by key, largest first, ties by lower index (qsort). */
+typedef struct {
+    double key;
+    int32_t index;
+} Keyed;
+int keyed_desc(const void *a, const void *b);
+
 /* Sorts a[0..n) ascending in O(n) (LSD radix); tmp has room for n keys. */
 void plan_sort_u64(uint64_t *a, uint64_t *tmp, int64_t n);
 
@@ -206,6 +213,9 @@ typedef struct {
 int balance_work_init(BalanceWork *wk, int64_t max_items, int max_slots);
 void balance_work_free(BalanceWork *wk);
 int balance_slots(const Sample *s, const CostModel *c, int64_t L, int w, int32_t g, int max_rounds, BalanceWork *wk);
+/* balance_slots under the plan's cost model and L, then one row per slot appended to the plan,
+ * each keeping its items' order. */
+void balance_emit(Plan *p, const Sample *s, int w, int32_t g, int max_rounds, BalanceWork *wk);
 /* One segment's share of a row's cost (everything but per_row). */
 double seg_cost(const CostModel *c, int64_t len);
 
