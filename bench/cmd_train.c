@@ -511,15 +511,6 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
     }
     if (train) printf("labench: communication: %s\n", comm_describe(&comm, comm_desc, sizeof comm_desc));
 
-    Sample *samples;
-    int64_t n_samples;
-    load_samples(&o, &samples, &n_samples);
-    SampleStats st;
-    sample_stats(samples, n_samples, &st);
-    printf("labench: %lld samples from %s (x%.4g): mean %.0f tokens, median %lld, p90 %lld, max %lld\n",
-           (long long)st.count, o.lengths ? o.lengths : o.len_dist, o.len_scale, st.mean_len,
-           (long long)st.median_len, (long long)st.p90_len, (long long)st.max_len);
-
     /* The planners' cost model: fitted to a measured run, else the trained model's layer shape,
      * else (plan) the 7b layer's. */
     CostModel plan_cost = plan_config_default(NULL).cost;
@@ -540,6 +531,15 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
     if (!o.cost_from)
         printf("labench: cost model: tokens + attention's len^2 x %.4g (from the %s layer shape, 1/(4C+3F))\n",
                plan_cost.per_token_sq, train ? mc_cfg.name : "7b");
+
+    Sample *samples;
+    int64_t n_samples;
+    load_samples(&o, &samples, &n_samples);
+    SampleStats st;
+    sample_stats(samples, n_samples, &st);
+    printf("labench: %lld samples from %s (x%.4g): mean %.0f tokens, median %lld, p90 %lld, max %lld\n",
+           (long long)st.count, o.lengths ? o.lengths : o.len_dist, o.len_scale, st.mean_len,
+           (long long)st.median_len, (long long)st.p90_len, (long long)st.max_len);
 
     /* Every config is checked before anything runs or is written. */
     PlanConfig cfgs[16];

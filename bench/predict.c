@@ -566,8 +566,7 @@ static void load_source(const char *path, Source *src)
                   RESULTS_SCHEMA);
     const char *kind = opt_string(root, "kind", "");
     if (strcmp(kind, "train") != 0)
-        die_input("%s: a \"%s\" results file has no measured run; `labench predict` needs the output of "
-                  "`labench train`", path, kind);
+        die_input("%s: a \"%s\" results file has no measured run; give the output of `labench train`", path, kind);
     json_t *cfg = member(root, "config", path, "the file");
     load_model(cfg, path, src);
     snprintf(src->len_dist, sizeof src->len_dist, "%s", opt_string(cfg, "len_dist", ""));

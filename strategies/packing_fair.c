@@ -334,7 +334,8 @@ static int place_leftovers(Fair *f, const int32_t *plen, int64_t n, int32_t max_
     PackIndex room;
     Placed pl = {malloc(((size_t)f->P + 1) * sizeof(int32_t)), malloc((size_t)n * sizeof(int32_t)),
                  malloc(((size_t)max_len + 1) * sizeof(int32_t)), malloc((size_t)n * sizeof(int32_t)), max_len};
-    int ok = pl.pack_head && pl.pack_next && pl.len_head && pl.len_next && index_init(&room, f->L, f->P) == 0;
+    int ok = index_init(&room, f->L, f->P) == 0;
+    ok = ok && pl.pack_head && pl.pack_next && pl.len_head && pl.len_next;
     if (ok) {
         for (int32_t k = 0; k < f->P; k++) pl.pack_head[k] = -1;
         for (int32_t l = 0; l <= max_len; l++) pl.len_head[l] = -1;
@@ -389,8 +390,8 @@ static int place_leftovers(Fair *f, const int32_t *plen, int64_t n, int32_t max_
             placed_add(&pl, f, plen, x);
         }
         *n_left = kept;
-        index_free(&room);
     }
+    index_free(&room);
     free(pl.pack_head);
     free(pl.pack_next);
     free(pl.len_head);
@@ -544,8 +545,8 @@ static int fair_epoch(Plan *p, const Sample *s, int64_t n, int e, Fair *f, Balan
     const int32_t *core_items = items, *core_len = plen_sorted;
     const int32_t *fill = items + n_core, *fill_len = plen_sorted + n_core;
 
-    /* 2. P packs, enough for every token at (1 - FAIR_SLACK) fill, at most one per sample. The
-     *    cores go longest first to the pack with the most room (LPT on tokens), which spreads
+    /* 2. P packs, enough for every token at (1 - FAIR_SLACK) fill, at least W, at most one per
+     *    sample. The cores go longest first to the pack with the most room (LPT on tokens), which spreads
      *    them so that every pack keeps what room it can for fillers; a core that fits nowhere
      *    opens a pack. */
     int64_t P = (int64_t)ceil(tokens / ((double)L * (1.0 - FAIR_SLACK)));

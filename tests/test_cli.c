@@ -61,6 +61,8 @@ static void test_bad_options(void **state)
     expect_bad("plan --steps 3", "training option");
     expect_bad("plan --len-dist /nonexistent/x.hist", "/nonexistent/x.hist");
     expect_bad("plan --len-dist /tmp", "/tmp");
+    expect_bad("plan --cost-from /nonexistent/r.json", "/nonexistent/r.json");
+    expect_bad("plan --cost-from data/longalign-mix.hist", "data/longalign-mix.hist");
     expect_bad("train --model huge", "unknown preset 'huge'");
     expect_bad("train --frobnicate", "unknown option '--frobnicate'");
     expect_bad("nosuchcommand", "unknown command");
