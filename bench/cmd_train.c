@@ -370,8 +370,9 @@ static void print_plan_table(const StrategyResult *r, int n)
            "sequences over the epoch; unif%%: that share when every sequence counts the same (Eq. 2's goal);\n"
            "step%%: the per-step ideal, that share if every sequence weighed 1/M of its own step (it hides\n"
            "how M varies).  M min/max/cv: sequences per optimizer step.  w99/w1: the 99th over the 1st\n"
-           "percentile of a sequence's weight x mean M.  Eq.2: yes when long10%% is within 1 point of unif%%\n"
-           "and M cv <= 0.15, i.e. the plan trains the model LongAlign's Eq. 2 describes over the epoch.\n");
+           "percentile of a sequence's weight x mean M.  Eq.2: yes when every sequence weighs 1/M of its step,\n"
+           "long10%% is within 1 point of unif%% and M cv <= 0.15: the plan trains the model LongAlign's Eq. 2\n"
+           "describes over the epoch (docs/strategies.md, \"Plan metrics\").\n");
 }
 
 static void print_train_table(const StrategyResult *r, int n, int with_comm)
