@@ -63,11 +63,16 @@ void utc_now_iso(char *buf, size_t n)
 
 static json_t *plan_config_json(const PlanConfig *c)
 {
-    return json_pack("{s:i, s:i, s:i, s:i, s:i, s:s, s:I, s:{s:f, s:f, s:f, s:f}}", "world_size", c->world_size,
-                     "micro_batch", c->micro_batch, "grad_accum", c->grad_accum, "max_tokens", c->max_tokens,
-                     "epochs", c->epochs, "sync", c->sync == SYNC_MICRO ? "micro" : "step", "seed",
-                     (json_int_t)c->seed, "cost_model", "per_token", c->cost.per_token, "per_token_sq",
-                     c->cost.per_token_sq, "per_row", c->cost.per_row, "per_segment", c->cost.per_segment);
+    json_t *o = json_pack("{s:i, s:i, s:i, s:i, s:i, s:s, s:I, s:{s:f, s:f, s:f}}", "world_size", c->world_size,
+                          "micro_batch", c->micro_batch, "grad_accum", c->grad_accum, "max_tokens", c->max_tokens,
+                          "epochs", c->epochs, "sync", c->sync == SYNC_MICRO ? "micro" : "step", "seed",
+                          (json_int_t)c->seed, "cost_model", "per_token", c->cost.per_token, "per_token_sq",
+                          c->cost.per_token_sq, "per_row", c->cost.per_row);
+    /* Only fitted models (--cost-from) have a per-segment term: files of shape-derived models stay
+     * as they were, so `compare` still matches them. */
+    if (c->cost.per_segment != 0)
+        json_object_set_new(json_object_get(o, "cost_model"), "per_segment", json_real(c->cost.per_segment));
+    return o;
 }
 
 static json_t *plan_metrics_json(const PlanMetrics *m)
