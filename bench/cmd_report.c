@@ -152,7 +152,7 @@ typedef struct {
     char rel[4096];              /* the same folder, relative to the report's folder */
 } PlotEnv;
 
-enum { P_THROUGHPUT, P_BUBBLE, P_MEMORY, P_STEPS, P_TIMELINE, P_LOSS, P_WEIGHTS, N_PLOTS };
+enum { P_THROUGHPUT, P_BUBBLE, P_MEMORY, P_STEPS, P_TIMELINE, P_LOSS, P_WEIGHTS, P_STEP_SEQS, N_PLOTS };
 
 static const struct {
     const char *id, *caption;
@@ -164,6 +164,7 @@ static const struct {
     {"timeline", "DP timeline of one optimizer step per strategy (ranks as rows; red: waiting at the sync point)"},
     {"loss", "Training loss by strategy"},
     {"weights", "Effective loss weight against sequence length"},
+    {"step_sequences", "Sequences per optimizer step (M)"},
 };
 
 typedef struct {
@@ -530,22 +531,53 @@ static void fill_loss(const PlotJob *j, FILE *f)
     }
 }
 
+/* Each sequence's weight against the epoch-uniform share (weight x mean M) when the file has
+ * it, else against its own step (weight x M, older files). */
+static int epoch_weights(const ResultsFile *rf)
+{
+    for (int i = 0; i < rf->n_strategies; i++)
+        if (rf->strategies[i].weights && !rf->strategies[i].weights_epoch) return 0;
+    return 1;
+}
+
 static void fill_weights(const PlotJob *j, FILE *f)
 {
-    fprintf(f, "# one block per strategy: its name, then rows of sequence length (tokens), weight x M\n");
+    int epoch = epoch_weights(j->rf);
+    fprintf(f, "# one block per strategy: its name, then rows of sequence length (tokens), %s\n",
+            epoch ? "weight x mean M (1 = the epoch-uniform weight)" : "weight x M of its step");
     int first = 1;
     for (int i = 0; i < j->rf->n_strategies; i++) {
         const RepStrategy *s = &j->rf->strategies[i];
-        if (!s->weights) continue;
+        const json_t *w = epoch ? s->weights_epoch : s->weights;
+        if (!w) continue;
         char name[160];
         dat_name(name, sizeof name, s->name);
         fprintf(f, "%s%s\n", first ? "" : "\n\n", name);
         first = 0;
-        for (size_t k = 0; k < json_array_size(s->weights); k++) {
-            const json_t *p = json_array_get(s->weights, k);
-            const json_t *len = json_array_get(p, 0), *w = json_array_get(p, 1);
-            if (json_is_number(len) && json_is_number(w))
-                fprintf(f, "%.8g %.8g\n", json_number_value(len), json_number_value(w));
+        for (size_t k = 0; k < json_array_size(w); k++) {
+            const json_t *p = json_array_get(w, k);
+            const json_t *len = json_array_get(p, 0), *v = json_array_get(p, 1);
+            if (json_is_number(len) && json_is_number(v))
+                fprintf(f, "%.8g %.8g\n", json_number_value(len), json_number_value(v));
+        }
+    }
+}
+
+static void fill_step_seqs(const PlotJob *j, FILE *f)
+{
+    fprintf(f, "# one block per strategy: its name, then rows of optimizer step (from 1), M (sequences in it)\n");
+    int first = 1;
+    for (int i = 0; i < j->rf->n_strategies; i++) {
+        const RepStrategy *s = &j->rf->strategies[i];
+        if (!s->step_seqs) continue;
+        char name[160];
+        dat_name(name, sizeof name, s->name);
+        fprintf(f, "%s%s\n", first ? "" : "\n\n", name);
+        first = 0;
+        for (size_t k = 0; k < json_array_size(s->step_seqs); k++) {
+            const json_t *v = json_array_get(s->step_seqs, k);
+            if (json_is_number(v))
+                fprintf(f, "%lld %.8g\n", (long long)k * s->step_seqs_stride + 1, json_number_value(v));
         }
     }
 }
@@ -578,7 +610,7 @@ static void draw_all(const PlotEnv *env, const ResultsFile *rf, const char *stem
 {
     memset(po, 0, N_PLOTS * sizeof *po);
     int train = strcmp(rf->kind, "train") == 0;
-    for (int p = 0; p < N_PLOTS; p++) po[p].wanted = train || p == P_BUBBLE || p == P_WEIGHTS;
+    for (int p = 0; p < N_PLOTS; p++) po[p].wanted = train || p == P_BUBBLE || p == P_WEIGHTS || p == P_STEP_SEQS;
     if (!env->enabled) return;
     PlotJob j = {.env = env, .rf = rf, .stem = stem};
     subtitle(rf, j.sub, sizeof j.sub);
@@ -592,14 +624,22 @@ static void draw_all(const PlotEnv *env, const ResultsFile *rf, const char *stem
         draw(&j, P_LOSS, fill_loss, NULL, &po[P_LOSS]);
     }
     draw(&j, P_BUBBLE, fill_bubble, NULL, &po[P_BUBBLE]);
-    int any_weights = 0;
-    for (int i = 0; i < rf->n_strategies; i++) any_weights |= rf->strategies[i].weights != NULL;
+    int any_weights = 0, any_m = 0;
+    for (int i = 0; i < rf->n_strategies; i++) {
+        any_weights |= rf->strategies[i].weights != NULL;
+        any_m |= rf->strategies[i].step_seqs != NULL;
+    }
+    char wvars[256] = "";
+    gp_var(wvars, sizeof wvars, "ylabel",
+           epoch_weights(rf) ? "weight x mean M (1 = epoch-uniform)" : "effective weight x M (1 = equal share)");
     if (any_weights)
-        draw(&j, P_WEIGHTS, fill_weights, NULL, &po[P_WEIGHTS]);
+        draw(&j, P_WEIGHTS, fill_weights, wvars, &po[P_WEIGHTS]);
     else
         snprintf(po[P_WEIGHTS].note, sizeof po[P_WEIGHTS].note,
                  "the results have no per-sequence weights (strategies[].plan.weights, pairs of [length, weight x M]); "
                  "the tables give each strategy's min, max and the longest 10%%'s share instead");
+    po[P_STEP_SEQS].wanted = any_m; /* files written before the metric have none: no plot, no note */
+    if (any_m) draw(&j, P_STEP_SEQS, fill_step_seqs, NULL, &po[P_STEP_SEQS]);
 }
 
 /* ---------- markdown ---------- */
@@ -713,12 +753,92 @@ static void md_machine(FILE *f, const ResultsFile *rf)
                 rf->model_preset, f_int(rf->params).s, rf->dtype, rf->len_scale);
 }
 
+/* "62.8% (10.0%; 62.8%)": the share over the epoch, against the epoch-uniform share and the
+ * per-step ideal (older files have no uniform share: only the ideal, as they printed it). */
+static Str f_share(const PlanMetrics *p)
+{
+    Str o;
+    if (isfinite(p->weight_share_longest10_uniform))
+        spf(o.s, sizeof o.s, "%s (%s; %s)", f_pct(p->weight_share_longest10, 1).s,
+                 f_pct(p->weight_share_longest10_uniform, 1).s, f_pct(p->weight_share_longest10_ideal, 1).s);
+    else
+        spf(o.s, sizeof o.s, "%s (n/a; %s)", f_pct(p->weight_share_longest10, 1).s,
+                 f_pct(p->weight_share_longest10_ideal, 1).s);
+    return o;
+}
+
+/* "8-120 (0.09)": M's range over the steps and its coefficient of variation. */
+static Str f_step_seqs(const PlanMetrics *p)
+{
+    Str o;
+    if (!isfinite(p->step_seqs_cv)) return (Str){"n/a"};
+    spf(o.s, sizeof o.s, "%s-%s (%.2f)", f_int((long long)p->step_seqs_min).s,
+             f_int((long long)p->step_seqs_max).s, p->step_seqs_cv);
+    return o;
+}
+
+#define SHARE_WORDS                                                                                              \
+    "Longest 10%: the loss-weight share of the longest tenth of the sequences over the epoch; uniform: that share " \
+    "if every sequence counted the same (LongAlign's Eq. 2 over the epoch); per-step ideal: if every sequence "   \
+    "weighed 1/M of its own step, which hides how M varies between steps. M per step: sequences in an "           \
+    "optimizer step, min-max (coefficient of variation)."
+
+/* One line per strategy: does the plan train the model LongAlign's Eq. 2 describes over the
+ * epoch (plan_metrics_fair), and how far off it is. */
+static void md_eq2(FILE *f, const ResultsFile *rf)
+{
+    int any = 0;
+    for (int i = 0; i < rf->n_strategies; i++) any |= isfinite(rf->strategies[i].plan.step_seqs_cv);
+    if (!any) return;
+    fputs("### Does each strategy train the model of LongAlign's Eq. 2?\n\n"
+          "Eq. 2 asks that every sequence count the same. Over an epoch that needs Eq. 2's weights inside each step "
+          "(every sequence 1/M of its step) and steps of about the same M: under AdamW a sequence moves the model "
+          "by about 1/M of its step whatever the normalisation. Yes below means all three: Eq. 2's weights in every "
+          "step, the longest 10% within 1 point of their uniform share, and M's coefficient of variation at most "
+          "0.15.\n\n",
+          f);
+    for (int i = 0; i < rf->n_strategies; i++) {
+        const RepStrategy *s = &rf->strategies[i];
+        const PlanMetrics *p = &s->plan;
+        fputs("- **", f);
+        md_text(f, s->name);
+        if (!isfinite(p->step_seqs_cv)) {
+            fputs("**: n/a (no epoch metrics in this file)\n", f);
+            continue;
+        }
+        int per_step = fabs(p->weight_min - 1) <= 0.01 && fabs(p->weight_max - 1) <= 0.01;
+        double off = p->weight_share_longest10 - p->weight_share_longest10_uniform;
+        fprintf(f, "**: %s", plan_metrics_fair(p) ? "yes" : "no");
+        if (!plan_metrics_fair(p)) {
+            const char *sep = " (";
+            if (!per_step) {
+                fprintf(f, "%sweights inside a step range %s-%s x 1/M, not Eq. 2's 1/M", sep, f_fix(p->weight_min, 2, "").s,
+                        f_fix(p->weight_max, 2, "").s);
+                sep = "; ";
+            }
+            if (fabs(off) > PLAN_FAIR_SHARE_TOLERANCE) {
+                fprintf(f, "%sthe longest 10%% %s", sep, off > 0 ? "over-weighted" : "under-weighted");
+                sep = "; ";
+            }
+            if (p->step_seqs_cv > PLAN_FAIR_STEP_SEQS_CV) fprintf(f, "%sM varies from step to step", sep);
+            fputs(")", f);
+        }
+        fprintf(f, ". The longest 10%% carry %s of the weight (uniform: %s, %+.1f points); M per step %s-%s (CV %.2f); "
+                   "the 99th-percentile sequence weighs %sx the 1st.\n",
+                f_pct(p->weight_share_longest10, 1).s, f_pct(p->weight_share_longest10_uniform, 1).s, 100 * off,
+                f_int((long long)p->step_seqs_min).s, f_int((long long)p->step_seqs_max).s, p->step_seqs_cv,
+                f_fix(p->weight_epoch_spread, 2, "").s);
+    }
+    fputs("\n", f);
+}
+
 static void md_train_table(FILE *f, const ResultsFile *rf)
 {
     double base = naive_tps(rf);
     fputs("| strategy | effective tokens/s | speed-up vs naive | DP bubble | GPU idle | padding | packing efficiency "
-          "| peak memory | MFU | loss weight min / max (x M) | longest 10%: weight share (ideal) | final loss |\n"
-          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+          "| peak memory | MFU | loss weight min / max (x M) | longest 10%: weight share (uniform; per-step ideal) "
+          "| M per step (CV) | final loss |\n"
+          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
           f);
     for (int i = 0; i < rf->n_strategies; i++) {
         const RepStrategy *s = &rf->strategies[i];
@@ -726,16 +846,15 @@ static void md_train_table(FILE *f, const ResultsFile *rf)
         fputs("| ", f);
         md_text(f, s->name);
         if (!s->run) {
-            fputs(" | not run | | | | | | | | | | |\n", f);
+            fputs(" | not run | | | | | | | | | | | |\n", f);
             continue;
         }
         const RepRun *r = s->run;
-        fprintf(f, " | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s (%s) | %s |\n", f_count(r->effective_tps).s,
+        fprintf(f, " | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s | %s | %s |\n", f_count(r->effective_tps).s,
                 f_speedup(ratio(r->effective_tps, base)).s, f_pct(r->dp_bubble, 1).s, f_pct(r->gpu_idle, 1).s,
                 f_pct(r->padding, 1).s, f_pct(p->packing_efficiency, 1).s, f_fix(r->peak_mib, 1, " MiB").s,
-                f_pct(r->mfu, 2).s, f_fix(p->weight_min, 2, "").s, f_fix(p->weight_max, 2, "").s,
-                f_pct(p->weight_share_longest10, 1).s, f_pct(p->weight_share_longest10_ideal, 1).s,
-                f_fix(r->final_loss, 4, "").s);
+                f_pct(r->mfu, 2).s, f_fix(p->weight_min, 2, "").s, f_fix(p->weight_max, 2, "").s, f_share(p).s,
+                f_step_seqs(p).s, f_fix(r->final_loss, 4, "").s);
     }
     fputs("\n", f);
     if (!isfinite(base)) fputs("No naive run in this file, so no speed-ups (run `--strategy all`).\n\n", f);
@@ -747,30 +866,31 @@ static void md_train_table(FILE *f, const ResultsFile *rf)
     fputs(" GPU idle: gaps between kernels inside a rank "
           "(n/a where the results do not have it). Padding: pad / computed tokens of the steps run. Packing "
           "efficiency, loss weights: from the whole plan. Loss weight: each sequence's effective weight x M "
-          "(sequences per optimizer step), 1 for all under LongAlign's Eq. 2. Final loss: the last step's "
-          "weighted loss, which differs by strategy also because the weighting differs.\n\n",
+          "(sequences per optimizer step), 1 for all under LongAlign's Eq. 2. " SHARE_WORDS " Final loss: the last "
+          "step's weighted loss, which differs by strategy also because the weighting differs.\n\n",
           f);
 }
 
 static void md_plan_table(FILE *f, const ResultsFile *rf)
 {
     fputs("| strategy | optimizer steps | micro-batches | padding | packing efficiency | token imbalance | predicted "
-          "DP bubble | loss weight min / max (x M) | longest 10%: weight share (ideal) | planning time |\n"
-          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+          "DP bubble | loss weight min / max (x M) | longest 10%: weight share (uniform; per-step ideal) | M per step "
+          "(CV) | planning time |\n"
+          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
           f);
     for (int i = 0; i < rf->n_strategies; i++) {
         const RepStrategy *s = &rf->strategies[i];
         const PlanMetrics *p = &s->plan;
         fputs("| ", f);
         md_text(f, s->name);
-        fprintf(f, " | %s | %s | %s | %s | %s | %s | %s / %s | %s (%s) | %s |\n", f_int(p->optimizer_steps).s,
+        fprintf(f, " | %s | %s | %s | %s | %s | %s | %s / %s | %s | %s | %s |\n", f_int(p->optimizer_steps).s,
                 f_int(p->micro_batches).s, f_pct(p->padding_ratio, 1).s, f_pct(p->packing_efficiency, 1).s,
                 f_pct(p->token_imbalance, 1).s, f_pct(p->predicted_bubble, 1).s, f_fix(p->weight_min, 2, "").s,
-                f_fix(p->weight_max, 2, "").s, f_pct(p->weight_share_longest10, 1).s,
-                f_pct(p->weight_share_longest10_ideal, 1).s, f_fix(1e3 * p->plan_seconds, 3, " ms").s);
+                f_fix(p->weight_max, 2, "").s, f_share(p).s, f_step_seqs(p).s,
+                f_fix(1e3 * p->plan_seconds, 3, " ms").s);
     }
     fputs("\nToken imbalance: mean over sync points of the busiest rank's tokens over the mean rank's, minus 1. "
-          "Predicted DP bubble: the cost model's (no run behind it).\n\n",
+          "Predicted DP bubble: the cost model's (no run behind it). " SHARE_WORDS "\n\n",
           f);
 }
 
@@ -895,7 +1015,8 @@ static void write_csv(FILE *f, ResultsFile *rfs, int n)
     fputs("file,kind,backend,device,model,strategy,effective_tokens_per_s,speedup_vs_naive,dp_bubble_pct,"
           "gpu_idle_pct,padding_pct,packing_efficiency_pct,peak_memory_mib,mfu_pct,weight_min,weight_max,"
           "weight_share_longest10_pct,weight_share_longest10_ideal_pct,final_loss,optimizer_steps,micro_batches,"
-          "token_imbalance_pct,predicted_bubble_pct,plan_ms\n",
+          "token_imbalance_pct,predicted_bubble_pct,plan_ms,weight_share_longest10_uniform_pct,step_sequences_min,"
+          "step_sequences_max,step_sequences_cv,weight_epoch_spread,rank_utilisation_pct,eq2_over_epoch\n",
           f);
     for (int k = 0; k < n; k++) {
         const ResultsFile *rf = &rfs[k];
@@ -927,10 +1048,14 @@ static void write_csv(FILE *f, ResultsFile *rfs, int n)
             csv_num(f, (double)p->micro_batches, 1);
             csv_num(f, p->token_imbalance, 100);
             csv_num(f, p->predicted_bubble, 100);
-            if (isfinite(p->plan_seconds))
-                fprintf(f, "%.10g\n", 1e3 * p->plan_seconds);
-            else
-                fputc('\n', f);
+            csv_num(f, p->plan_seconds, 1e3);
+            csv_num(f, p->weight_share_longest10_uniform, 100);
+            csv_num(f, p->step_seqs_min, 1);
+            csv_num(f, p->step_seqs_max, 1);
+            csv_num(f, p->step_seqs_cv, 1);
+            csv_num(f, p->weight_epoch_spread, 1);
+            csv_num(f, p->rank_utilisation, 100);
+            fputs(isfinite(p->step_seqs_cv) ? (plan_metrics_fair(p) ? "yes\n" : "no\n") : "\n", f);
         }
     }
 }
@@ -1040,9 +1165,11 @@ int report_generate(const char *const *inputs, int n_inputs, const ReportOptions
         if (train) {
             md_train_table(f, rf);
             md_dp_real(f, rf);
+            md_eq2(f, rf);
             md_longalign(f, rf);
         } else {
             md_plan_table(f, rf);
+            md_eq2(f, rf);
         }
         md_plots(f, &env, stem, po);
     }

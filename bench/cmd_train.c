@@ -16,6 +16,7 @@
 #include "bench/plan_budget.h"
 #include "bench/plan_metrics.h"
 #include "bench/progress.h"
+#include "bench/predict.h"
 #include "bench/results.h"
 #include "bench/run.h"
 #include "bench/sample.h"
@@ -61,6 +62,7 @@ typedef struct {
     DpMode dp;                    /* --dp simulated (default) | real */
     double dp_timeout;            /* --dp-timeout seconds */
     int dp_check, dp_share_gpus;  /* --dp-check, --dp-share-gpus */
+    const char *cost_from;        /* --cost-from: the planners' cost model fitted to a measured run */
 } Options;
 
 static void usage_common(FILE *f)
@@ -74,18 +76,19 @@ static void usage_common(FILE *f)
           "  --progress / --no-progress   progress on stderr of drawing, planning, training (default:\n"
           "                      when a terminal; shown for phases over 2 s)\n"
           "\n"
-          "Strategies (LongAlign, arXiv 2401.18058, and two of ours):\n"
+          "Strategies (LongAlign, arXiv 2401.18058, and three of ours):\n"
           "  --strategy S        naive | sorted | packing | packing-lw | packing-bfd |\n"
-          "                      packing-balanced | all (default), or a comma-separated list\n"
+          "                      packing-balanced | packing-fair | all (default), or a comma-separated list\n"
           "  --world-size W      simulated data-parallel ranks (default 8)\n"
           "  --micro-batch B     sequences per rank per micro-step, naive/sorted (default 1)\n"
           "  --grad-accum A      micro-steps per optimizer step (default 12 naive/sorted, 1 packing)\n"
           "  --max-tokens L      tokens per pack and truncation length (default 65536 x len-scale)\n"
           "  --sync micro|step   sync every micro-step (ZeRO-3, default) or every step (DDP)\n"
           "  --epochs E          passes over the samples (default 1)\n"
-          "  --out FILE          results JSON (schema in README.md)\n"
-          "\n"
-          "Every option with a value takes it as `--opt VALUE` or `--opt=VALUE`.\n",
+          "  --cost-from FILE    plan with the cost model fitted to a measured run (a `labench train`\n"
+          "                      results file; `labench predict`'s fit, pooled); default: tokens +\n"
+          "                      attention's len^2 from the layer shape (the trained model's; 7b for plan)\n"
+          "  --out FILE          results JSON (schema in README.md)\n",
           f);
 }
 
@@ -177,7 +180,7 @@ enum {
     O_STRATEGY = 256, O_LEN_DIST, O_LENGTHS, O_SAMPLES, O_LEN_SCALE, O_SEED, O_WORLD, O_MICRO, O_ACCUM,
     O_MAXTOK, O_SYNC, O_EPOCHS, O_OUT, O_STEPS, O_BACKEND, O_MODEL, O_LAYERS, O_DTYPE, O_RECOMPUTE, O_LR, O_WD,
     O_CLIP, O_SAVE, O_LOAD, O_PROGRESS, O_NO_PROGRESS, O_HELP, O_TRACE, O_PROFILE, O_COMM, O_MEASURE_PCIE,
-    O_TASK, O_VAL_SAMPLES, O_VAL_EVERY, O_SEQUENCES, O_DP, O_DP_TIMEOUT, O_DP_CHECK, O_DP_SHARE
+    O_TASK, O_VAL_SAMPLES, O_VAL_EVERY, O_SEQUENCES, O_DP, O_DP_TIMEOUT, O_DP_CHECK, O_DP_SHARE, O_COST_FROM
 };
 
 static long long int_opt(const char *name, const char *v, long long min, long long max)
@@ -232,6 +235,7 @@ static void parse_options(int argc, char **argv, Options *o)
         {"val-every", required_argument, 0, O_VAL_EVERY}, {"sequences", required_argument, 0, O_SEQUENCES},
         {"dp", required_argument, 0, O_DP}, {"dp-timeout", required_argument, 0, O_DP_TIMEOUT},
         {"dp-check", no_argument, 0, O_DP_CHECK}, {"dp-share-gpus", no_argument, 0, O_DP_SHARE},
+        {"cost-from", required_argument, 0, O_COST_FROM},
         {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
     const int train_only[] = {O_STEPS, O_BACKEND, O_MODEL, O_LAYERS, O_DTYPE, O_RECOMPUTE, O_LR, O_WD,
                               O_CLIP, O_SAVE, O_LOAD, O_TRACE, O_PROFILE,
@@ -308,6 +312,7 @@ static void parse_options(int argc, char **argv, Options *o)
         case O_DP_TIMEOUT: o->dp_timeout = real_opt("dp-timeout", optarg, 0.1, 1e7); break;
         case O_DP_CHECK: o->dp_check = 1; break;
         case O_DP_SHARE: o->dp_share_gpus = 1; break;
+        case O_COST_FROM: o->cost_from = optarg; break;
         case O_TRACE: {
             static char def[128];
             /* `--trace FILE` as well as `--trace=FILE`: train takes no positional argument, so a
@@ -375,9 +380,10 @@ int select_strategies(const char *spec, const Strategy **out)
     return n;
 }
 
-static PlanConfig strategy_config(const Strategy *s, const Options *o)
+static PlanConfig strategy_config(const Strategy *s, const Options *o, const CostModel *cost)
 {
     PlanConfig c = plan_config_default(s);
+    if (cost) c.cost = *cost;
     if (o->world_size) c.world_size = (int)o->world_size;
     if (o->micro_batch) c.micro_batch = (int)o->micro_batch;
     if (o->grad_accum) c.grad_accum = (int)o->grad_accum;
@@ -390,21 +396,27 @@ static PlanConfig strategy_config(const Strategy *s, const Options *o)
 
 static void print_plan_table(const StrategyResult *r, int n)
 {
-    printf("\n%-17s %6s %8s %7s %8s %7s %9s %8s %8s %8s %8s %8s\n", "strategy", "steps", "micro-b", "pad %",
-           "pack %", "imbal", "pred.bub%", "w.min", "w.max", "long10%", "ideal%", "plan ms");
+    printf("\n%-17s %6s %8s %7s %8s %7s %9s %7s %7s %7s %6s %6s %6s %8s %7s %8s\n", "strategy", "steps", "micro-b",
+           "pad %", "pack %", "util %", "pred.bub%", "long10%", "unif%", "step%", "M min", "M max", "M cv",
+           "w99/w1", "Eq.2", "plan ms");
     for (int i = 0; i < n; i++) {
         const PlanMetrics *m = &r[i].plan;
-        printf("%-17s %6lld %8lld %7.2f %8.2f %7.3f %9.2f %8.3f %8.3f %8.2f %8.2f %8.1f\n", r[i].name,
-               (long long)m->optimizer_steps, (long long)m->micro_batches, 100 * m->padding_ratio,
-               100 * m->packing_efficiency, m->token_imbalance, 100 * m->predicted_bubble, m->weight_min,
-               m->weight_max, 100 * m->weight_share_longest10, 100 * m->weight_share_longest10_ideal,
-               1e3 * m->plan_seconds);
+        printf("%-17s %6lld %8lld %7.2f %8.2f %7.2f %9.2f %7.2f %7.2f %7.2f %6.0f %6.0f %6.3f %8.2f %7s %8.1f\n",
+               r[i].name, (long long)m->optimizer_steps, (long long)m->micro_batches, 100 * m->padding_ratio,
+               100 * m->packing_efficiency, 100 * m->rank_utilisation, 100 * m->predicted_bubble,
+               100 * m->weight_share_longest10, 100 * m->weight_share_longest10_uniform,
+               100 * m->weight_share_longest10_ideal, m->step_seqs_min, m->step_seqs_max, m->step_seqs_cv,
+               m->weight_epoch_spread, plan_metrics_fair(m) ? "yes" : "no", 1e3 * m->plan_seconds);
     }
-    printf("\npad %%: pad tokens / computed tokens.  pack %%: real tokens / row slots (L per pack).\n"
-           "imbal: mean over sync points of max/mean rank tokens - 1.  pred.bub%%: DP bubble predicted by\n"
-           "the cost model (tokens + attention's len^2).  w.min/w.max: a sequence's loss weight x M\n"
-           "(1 = every sequence counts the same, LongAlign Eq. 2).  long10%%: weight share of the\n"
-           "longest 10%% of sequences; ideal%%: that share if every sequence counted 1/M of its step.\n");
+    printf("\npad %%: pad tokens / computed tokens.  pack %%: real tokens / row slots (L per pack).  util %%: real\n"
+           "tokens / (W x sum over sync points of the busiest rank's tokens).  pred.bub%%: DP bubble predicted by\n"
+           "the cost model (tokens + attention's len^2).  long10%%: loss-weight share of the longest 10%% of\n"
+           "sequences over the epoch; unif%%: that share when every sequence counts the same (Eq. 2's goal);\n"
+           "step%%: the per-step ideal, that share if every sequence weighed 1/M of its own step (it hides\n"
+           "how M varies).  M min/max/cv: sequences per optimizer step.  w99/w1: the 99th over the 1st\n"
+           "percentile of a sequence's weight x mean M.  Eq.2: yes when every sequence weighs 1/M of its step,\n"
+           "long10%% is within 1 point of unif%% and M cv <= 0.15: the plan trains the model LongAlign's Eq. 2\n"
+           "describes over the epoch (docs/strategies.md, \"Plan metrics\").\n");
 }
 
 static void print_train_table(const StrategyResult *r, int n, int with_comm)
@@ -491,37 +503,17 @@ static Backend *open_backend(const Options *o, int gpu, int *used)
     return be;
 }
 
-/* Up to `max` (length, effective weight x M) pairs, spread evenly over the plan's sequences:
- * what each sequence counts in the loss against LongAlign's goal of 1 for all. */
-static int plan_weight_pairs(const Plan *p, int max, double (**out)[2])
+/* M of every stride-th optimizer step, at most `max` of them, for the M-per-step plot. */
+static int plan_step_series(const Plan *p, int max, int64_t **out, int *stride)
 {
-    const int W = p->cfg.world_size, A = p->micro_steps;
-    int64_t total = p->n_segs, stride = total > max ? (total + max - 1) / max : 1, k = 0;
-    double (*w)[2] = malloc((size_t)(total / stride + 1) * sizeof *w);
-    if (!w) return 0;
+    *out = NULL;
+    *stride = p->n_steps > max ? (p->n_steps + max - 1) / max : 1;
+    int64_t *all = malloc((p->n_steps > 0 ? (size_t)p->n_steps : 1) * sizeof *all);
+    if (!all) return 0;
+    plan_step_sequences(p, all);
     int n = 0;
-    for (int step = 0; step < p->n_steps; step++) {
-        int64_t M = 0;
-        for (int pass = 0; pass < 2; pass++)
-            for (int a = 0; a < A; a++)
-                for (int r = 0; r < W; r++) {
-                    const MicroBatch *mb = plan_mb(p, step, a, r);
-                    for (int ri = 0; ri < mb->n_rows; ri++) {
-                        const Row *row = &p->rows[mb->first_row + ri];
-                        for (int si = 0; si < row->n_segments; si++) {
-                            const Segment *sg = &p->segs[row->first_segment + si];
-                            if (pass == 0) {
-                                M += sg->target > 0;
-                            } else if (k++ % stride == 0) {
-                                w[n][0] = sg->len;
-                                w[n][1] = (double)sg->weight * sg->target * (double)M;
-                                n++;
-                            }
-                        }
-                    }
-                }
-    }
-    *out = w;
+    for (int s = 0; s < p->n_steps; s += *stride) all[n++] = all[s];
+    *out = all;
     return n;
 }
 
@@ -669,10 +661,31 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
     }
     if (train && !real) printf("labench: communication: %s\n", comm_describe(&comm, comm_desc, sizeof comm_desc));
 
+    /* The planners' cost model: fitted to a measured run, else the trained model's layer shape,
+     * else (plan) the 7b layer's. */
+    CostModel plan_cost = plan_config_default(NULL).cost;
+    if (o.cost_from) {
+        TimeFit fit;
+        ModelConfig fm;
+        predict_cost_from_results(o.cost_from, &plan_cost, &fit, &fm);
+        double alpha_shape = cost_model_from_shape(fm.hidden, fm.intermediate).per_token_sq;
+        printf("labench: cost model fitted to %s (model %s, %d layers; %lld micro-batches, R^2 %.3f): %.4g s per token,\n"
+               "         %.4g s per len^2, %.4g s per segment, %.4g s per micro-batch; per len^2 / per token = %.4g\n"
+               "         (the layer shape gives 1/(4C+3F) = %.4g)\n",
+               o.cost_from, fm.name, fm.layers, (long long)fit.n_fit, fit.fit_r2, plan_cost.per_token,
+               plan_cost.per_token_sq, plan_cost.per_segment, plan_cost.per_row,
+               plan_cost.per_token > 0 ? plan_cost.per_token_sq / plan_cost.per_token : NAN, alpha_shape);
+    } else if (train) {
+        plan_cost = cost_model_from_shape(mc_cfg.hidden, mc_cfg.intermediate);
+    }
+    if (!o.cost_from)
+        printf("labench: cost model: tokens + attention's len^2 x %.4g (from the %s layer shape, 1/(4C+3F))\n",
+               plan_cost.per_token_sq, train ? mc_cfg.name : "7b");
+
     /* Every config is checked before anything is read, runs or is written. */
     PlanConfig cfgs[16];
     for (int i = 0; i < n_strat; i++) {
-        cfgs[i] = strategy_config(chosen[i], &o);
+        cfgs[i] = strategy_config(chosen[i], &o, &plan_cost);
         if (plan_config_check(&cfgs[i], err, sizeof err) != 0) die_input("%s", err);
     }
     DpRanks ranks = {0};
@@ -790,7 +803,8 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
         results[i].cfg = cfgs[i];
         plan_metrics_compute(&plans[i], plan_samples, &results[i].plan);
         results[i].plan.plan_seconds = plan_s;
-        results[i].n_weights = plan_weight_pairs(&plans[i], 2000, &results[i].weights);
+        results[i].n_weights = plan_seq_weights(&plans[i], 2000, &results[i].weights);
+        results[i].n_step_seqs = plan_step_series(&plans[i], 2000, &results[i].step_seqs, &results[i].step_seqs_stride);
         if (val.n > 0 && val_check_disjoint(&val, &plans[i], part.ids, err, sizeof err) != 0)
             die_input("internal error: %s", err);
         progress_end();
@@ -929,6 +943,7 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
     for (int i = 0; i < n_strat; i++) {
         run_result_free(&runs[i]);
         free(results[i].weights);
+        free(results[i].step_seqs);
     }
     if (train) {
         task_free(task);

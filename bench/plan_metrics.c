@@ -6,7 +6,7 @@
 #include <string.h>
 
 typedef struct {
-    double idle, wall, imbalance;
+    double idle, wall, imbalance, max_tokens;
     int64_t n_points;
 } SyncTotals;
 
@@ -23,6 +23,7 @@ static void close_sync_point(const double *t, const double *tok, int W, SyncTota
     }
     if (sum_tok == 0) return;
     s->wall += max_t;
+    s->max_tokens += max_tok;
     s->idle += W * max_t - sum_t;
     s->imbalance += max_tok * W / sum_tok - 1.0;
     s->n_points++;
@@ -44,7 +45,7 @@ static void longest10(const Plan *p, const Sample *samples, const double *inv_m,
     if (n == 0) return;
     int32_t *len = malloc((size_t)n * sizeof *len);
     if (!len) {
-        m->weight_share_longest10 = m->weight_share_longest10_ideal = NAN;
+        m->weight_share_longest10 = m->weight_share_longest10_ideal = m->weight_share_longest10_uniform = NAN;
         return;
     }
     n = 0;
@@ -74,6 +75,118 @@ static void longest10(const Plan *p, const Sample *samples, const double *inv_m,
     }
     m->weight_share_longest10 = w_all > 0 ? w_top / w_all : 0;
     m->weight_share_longest10_ideal = ideal_all > 0 ? ideal_top / ideal_all : 0;
+    m->weight_share_longest10_uniform = (double)k / (double)n;
+}
+
+static int cmp_f64(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Spread of M over the steps that have a target, and of each sequence's epoch weight: its
+ * effective weight times the mean M (1 for all when every sequence counts the same). */
+static void epoch_spread(const Plan *p, PlanMetrics *m)
+{
+    int64_t *M = malloc((p->n_steps > 0 ? (size_t)p->n_steps : 1) * sizeof *M);
+    int64_t n = 0;
+    for (int64_t s = 0; s < p->n_segs; s++) n += p->segs[s].target > 0;
+    double *w = malloc((n > 0 ? (size_t)n : 1) * sizeof *w);
+    if (!M || !w) {
+        m->step_seqs_min = m->step_seqs_max = m->step_seqs_mean = m->step_seqs_cv = NAN;
+        m->weight_epoch_p1 = m->weight_epoch_p99 = m->weight_epoch_spread = NAN;
+        free(M);
+        free(w);
+        return;
+    }
+    plan_step_sequences(p, M);
+    int64_t steps = 0, total = 0, lo = INT64_MAX, hi = 0;
+    for (int s = 0; s < p->n_steps; s++) {
+        if (M[s] == 0) continue;
+        steps++;
+        total += M[s];
+        if (M[s] < lo) lo = M[s];
+        if (M[s] > hi) hi = M[s];
+    }
+    if (steps > 0) {
+        double mean = (double)total / (double)steps, var = 0;
+        for (int s = 0; s < p->n_steps; s++)
+            if (M[s] > 0) var += ((double)M[s] - mean) * ((double)M[s] - mean);
+        m->step_seqs_min = (double)lo;
+        m->step_seqs_max = (double)hi;
+        m->step_seqs_mean = mean;
+        m->step_seqs_cv = sqrt(var / (double)steps) / mean;
+        int64_t k = 0;
+        for (int64_t s = 0; s < p->n_segs; s++)
+            if (p->segs[s].target > 0) w[k++] = (double)p->segs[s].target * p->segs[s].weight * mean;
+        qsort(w, (size_t)n, sizeof *w, cmp_f64);
+        /* nearest rank: the smallest value with at least p% of the sequences at or below it */
+        int64_t i1 = (int64_t)ceil(0.01 * (double)n) - 1, i99 = (int64_t)ceil(0.99 * (double)n) - 1;
+        m->weight_epoch_p1 = w[i1 < 0 ? 0 : i1];
+        m->weight_epoch_p99 = w[i99 < 0 ? 0 : i99];
+        m->weight_epoch_spread = m->weight_epoch_p1 > 0 ? m->weight_epoch_p99 / m->weight_epoch_p1 : INFINITY;
+    }
+    free(M);
+    free(w);
+}
+
+int plan_metrics_fair(const PlanMetrics *m)
+{
+    return fabs(m->weight_min - 1) <= 0.01 && fabs(m->weight_max - 1) <= 0.01 &&
+           fabs(m->weight_share_longest10 - m->weight_share_longest10_uniform) <= PLAN_FAIR_SHARE_TOLERANCE &&
+           m->step_seqs_cv <= PLAN_FAIR_STEP_SEQS_CV;
+}
+
+void plan_step_sequences(const Plan *p, int64_t *out)
+{
+    const int W = p->cfg.world_size, A = p->micro_steps;
+    for (int step = 0; step < p->n_steps; step++) {
+        int64_t M = 0;
+        for (int mi = 0; mi < A; mi++)
+            for (int r = 0; r < W; r++) {
+                const MicroBatch *mb = plan_mb(p, step, mi, r);
+                for (int32_t i = mb->first_row; i < mb->first_row + mb->n_rows; i++)
+                    for (int32_t s = p->rows[i].first_segment; s < p->rows[i].first_segment + p->rows[i].n_segments; s++)
+                        M += p->segs[s].target > 0;
+            }
+        out[step] = M;
+    }
+}
+
+int plan_seq_weights(const Plan *p, int max, SeqWeight **out)
+{
+    *out = NULL;
+    int64_t *M = malloc((p->n_steps > 0 ? (size_t)p->n_steps : 1) * sizeof *M);
+    if (!M || max < 1) {
+        free(M);
+        return 0;
+    }
+    plan_step_sequences(p, M);
+    int64_t total = 0, steps = 0;
+    for (int s = 0; s < p->n_steps; s++) {
+        total += M[s];
+        steps += M[s] > 0;
+    }
+    double mean = steps > 0 ? (double)total / (double)steps : 0;
+    int64_t stride = total > max ? (total + max - 1) / max : 1, k = 0;
+    SeqWeight *w = malloc((size_t)(total / stride + 1) * sizeof *w);
+    int n = 0;
+    const int W = p->cfg.world_size, A = p->micro_steps;
+    for (int step = 0; w && step < p->n_steps; step++)
+        for (int a = 0; a < A; a++)
+            for (int r = 0; r < W; r++) {
+                const MicroBatch *mb = plan_mb(p, step, a, r);
+                for (int32_t i = mb->first_row; i < mb->first_row + mb->n_rows; i++)
+                    for (int32_t s = p->rows[i].first_segment; s < p->rows[i].first_segment + p->rows[i].n_segments; s++) {
+                        const Segment *g = &p->segs[s];
+                        if (g->target == 0 || k++ % stride != 0) continue;
+                        double eff = (double)g->weight * g->target;
+                        w[n++] = (SeqWeight){g->len, eff * (double)M[step], eff * mean};
+                    }
+            }
+    free(M);
+    *out = w;
+    return w ? n : 0;
 }
 
 void plan_metrics_compute(const Plan *p, const Sample *samples, PlanMetrics *m)
@@ -97,24 +210,25 @@ void plan_metrics_compute(const Plan *p, const Sample *samples, PlanMetrics *m)
     const int W = p->cfg.world_size, A = p->micro_steps;
     double *t = calloc((size_t)W, sizeof *t), *tok = calloc((size_t)W, sizeof *tok);
     double *inv_m = calloc(p->n_segs > 0 ? (size_t)p->n_segs : 1, sizeof *inv_m);
-    if (!t || !tok || !inv_m) {
+    int64_t *step_m = malloc((p->n_steps > 0 ? (size_t)p->n_steps : 1) * sizeof *step_m);
+    if (!t || !tok || !inv_m || !step_m) {
         free(t);
         free(tok);
         free(inv_m);
-        m->predicted_bubble = m->predicted_wall = m->token_imbalance = NAN;
+        free(step_m);
+        m->predicted_bubble = m->predicted_wall = m->token_imbalance = m->rank_utilisation = NAN;
         return;
     }
-    SyncTotals st = {0, 0, 0, 0};
-    double wmin = INFINITY, wmax = -INFINITY;
+    /* st over every sync point; full over the full steps only (every micro-step of every rank
+     * busy), the way the multipack sampler reports: it drops an epoch's partial last step. */
+    SyncTotals st = {0, 0, 0, 0, 0}, full = {0, 0, 0, 0, 0};
+    double wmin = INFINITY, wmax = -INFINITY, full_real = 0, full_capacity = 0;
+    plan_step_sequences(p, step_m);
     for (int step = 0; step < p->n_steps; step++) {
-        int64_t M = 0;
+        const int64_t M = step_m[step];
+        int is_full = 1;
         for (int mi = 0; mi < A; mi++)
-            for (int r = 0; r < W; r++) {
-                const MicroBatch *mb = plan_mb(p, step, mi, r);
-                for (int32_t i = mb->first_row; i < mb->first_row + mb->n_rows; i++)
-                    for (int32_t s = p->rows[i].first_segment; s < p->rows[i].first_segment + p->rows[i].n_segments; s++)
-                        M += p->segs[s].target > 0;
-            }
+            for (int r = 0; r < W; r++) is_full &= plan_mb(p, step, mi, r)->n_rows > 0;
         for (int mi = 0; mi < A; mi++) {
             if (p->cfg.sync == SYNC_MICRO || mi == 0) {
                 memset(t, 0, (size_t)W * sizeof *t);
@@ -127,6 +241,10 @@ void plan_metrics_compute(const Plan *p, const Sample *samples, PlanMetrics *m)
                 for (int32_t i = mb->first_row; i < mb->first_row + mb->n_rows; i++) {
                     const Row *row = &p->rows[i];
                     tok[r] += row->padded_len;
+                    if (is_full) {
+                        full_real += row->tokens;
+                        full_capacity += row->capacity;
+                    }
                     for (int32_t s = row->first_segment; s < row->first_segment + row->n_segments; s++) {
                         const Segment *g = &p->segs[s];
                         if (g->target == 0) continue;
@@ -137,18 +255,30 @@ void plan_metrics_compute(const Plan *p, const Sample *samples, PlanMetrics *m)
                     }
                 }
             }
-            if (p->cfg.sync == SYNC_MICRO || mi == A - 1) close_sync_point(t, tok, W, &st);
+            if (p->cfg.sync == SYNC_MICRO || mi == A - 1) {
+                close_sync_point(t, tok, W, &st);
+                if (is_full) close_sync_point(t, tok, W, &full);
+            }
         }
+    }
+    m->full_step_efficiency = m->full_step_utilisation = m->full_step_bubble = NAN;
+    if (full_capacity > 0) {
+        m->full_step_efficiency = full_real / full_capacity;
+        m->full_step_utilisation = full_real / (W * full.max_tokens);
+        m->full_step_bubble = full.idle / (W * full.wall);
     }
     m->predicted_wall = st.wall;
     m->predicted_bubble = st.wall > 0 ? st.idle / (W * st.wall) : 0;
     m->token_imbalance = st.n_points > 0 ? st.imbalance / (double)st.n_points : 0;
+    m->rank_utilisation = st.max_tokens > 0 ? (double)m->real_tokens / (W * st.max_tokens) : 0;
     m->weight_min = wmin <= wmax ? wmin : 0;
     m->weight_max = wmin <= wmax ? wmax : 0;
     longest10(p, samples, inv_m, m);
+    epoch_spread(p, m);
     free(t);
     free(tok);
     free(inv_m);
+    free(step_m);
 }
 
 void plan_synthetic_mix(Sample *out, int64_t n, uint64_t seed)

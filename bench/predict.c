@@ -1061,3 +1061,19 @@ int cmd_predict(int argc, char **argv)
     source_free(&src);
     return status;
 }
+
+void predict_cost_from_results(const char *path, CostModel *cost, TimeFit *fit, ModelConfig *model)
+{
+    Source src;
+    load_source(path, &src);
+    PredictOptions o;
+    memset(&o, 0, sizeof o);
+    o.holdout = 5;
+    o.pooled = 1;
+    fit_all(&src, &o);
+    const TimeFit *f = &src.strats[0].fit;
+    *cost = (CostModel){f->per_token, f->per_token_sq, f->intercept, f->per_segment};
+    if (fit) *fit = *f;
+    if (model) *model = src.model;
+    source_free(&src);
+}

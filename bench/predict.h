@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "bench/comm.h"
+#include "model/config.h"
 #include "strategies/strategy.h"
 
 /* The shape of one micro-batch, as the runner records it (bench/batch.c). */
@@ -80,6 +81,13 @@ typedef struct {
 } LongAlignHours;
 extern const LongAlignHours LONGALIGN_FIG5[];
 extern const int N_LONGALIGN_FIG5;
+
+/* The measured cost model of a `labench train` results file, for the planners (`labench plan
+ * --cost-from`, `labench train --cost-from`): the fit above, pooled over the file's strategies
+ * (every 5th micro-batch held back), as per_token = a, per_token_sq = b, per_segment = c and
+ * per_row = d (one row per micro-batch in packs), in seconds. *fit and *model (may be NULL) get
+ * the fit and the file's model. Exits 2 with the file named when it has no usable run. */
+void predict_cost_from_results(const char *path, CostModel *cost, TimeFit *fit, ModelConfig *model);
 
 /* `labench predict --from RESULTS.json [...]`; argv[0] is "predict". Exit status: 0, or 2 on
  * unusable input. */

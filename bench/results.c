@@ -95,11 +95,16 @@ void utc_now_iso(char *buf, size_t n)
 
 static json_t *plan_config_json(const PlanConfig *c)
 {
-    return json_pack("{s:i, s:i, s:i, s:i, s:i, s:s, s:I, s:{s:f, s:f, s:f}}", "world_size", c->world_size,
-                     "micro_batch", c->micro_batch, "grad_accum", c->grad_accum, "max_tokens", c->max_tokens,
-                     "epochs", c->epochs, "sync", c->sync == SYNC_MICRO ? "micro" : "step", "seed",
-                     (json_int_t)c->seed, "cost_model", "per_token", c->cost.per_token, "per_token_sq",
-                     c->cost.per_token_sq, "per_row", c->cost.per_row);
+    json_t *o = json_pack("{s:i, s:i, s:i, s:i, s:i, s:s, s:I, s:{s:f, s:f, s:f}}", "world_size", c->world_size,
+                          "micro_batch", c->micro_batch, "grad_accum", c->grad_accum, "max_tokens", c->max_tokens,
+                          "epochs", c->epochs, "sync", c->sync == SYNC_MICRO ? "micro" : "step", "seed",
+                          (json_int_t)c->seed, "cost_model", "per_token", c->cost.per_token, "per_token_sq",
+                          c->cost.per_token_sq, "per_row", c->cost.per_row);
+    /* Only fitted models (--cost-from) have a per-segment term: files of shape-derived models stay
+     * as they were, so `compare` still matches them. */
+    if (c->cost.per_segment != 0)
+        json_object_set_new(json_object_get(o, "cost_model"), "per_segment", json_real(c->cost.per_segment));
+    return o;
 }
 
 static json_t *plan_metrics_json(const PlanMetrics *m)
@@ -122,16 +127,32 @@ static json_t *plan_metrics_json(const PlanMetrics *m)
     json_object_set_new(o, "weight_max", jreal(m->weight_max));
     json_object_set_new(o, "weight_share_longest10", jreal(m->weight_share_longest10));
     json_object_set_new(o, "weight_share_longest10_ideal", jreal(m->weight_share_longest10_ideal));
+    json_object_set_new(o, "weight_share_longest10_per_step_ideal", jreal(m->weight_share_longest10_ideal));
+    json_object_set_new(o, "weight_share_longest10_uniform", jreal(m->weight_share_longest10_uniform));
+    json_object_set_new(o, "step_sequences_min", jreal(m->step_seqs_min));
+    json_object_set_new(o, "step_sequences_max", jreal(m->step_seqs_max));
+    json_object_set_new(o, "step_sequences_mean", jreal(m->step_seqs_mean));
+    json_object_set_new(o, "step_sequences_cv", jreal(m->step_seqs_cv));
+    json_object_set_new(o, "weight_epoch_p1", jreal(m->weight_epoch_p1));
+    json_object_set_new(o, "weight_epoch_p99", jreal(m->weight_epoch_p99));
+    json_object_set_new(o, "weight_epoch_spread", jreal(m->weight_epoch_spread));
+    json_object_set_new(o, "rank_utilisation", jreal(m->rank_utilisation));
+    json_object_set_new(o, "eq2_over_epoch", json_boolean(plan_metrics_fair(m)));
+    json_object_set_new(o, "full_step_packing_efficiency", jreal(m->full_step_efficiency));
+    json_object_set_new(o, "full_step_rank_utilisation", jreal(m->full_step_utilisation));
+    json_object_set_new(o, "full_step_predicted_bubble", jreal(m->full_step_bubble));
     json_object_set_new(o, "plan_seconds", jreal(m->plan_seconds));
     return o;
 }
 
-/* [sequence length, effective loss weight x M] pairs: the weight-against-length plot. */
-static json_t *weights_json(const StrategyResult *s)
+/* [sequence length, effective loss weight x M] pairs (epoch = 0: the weight-against-length plot),
+ * or [length, weight x mean M] (epoch = 1: against the epoch-uniform weight). */
+static json_t *weights_json(const StrategyResult *s, int epoch)
 {
     json_t *a = json_array();
     for (int i = 0; i < s->n_weights; i++)
-        json_array_append_new(a, json_pack("[i,o]", (int)s->weights[i][0], jreal(s->weights[i][1])));
+        json_array_append_new(a, json_pack("[i,o]", (int)s->weights[i].len,
+                                           jreal(epoch ? s->weights[i].epoch_rel : s->weights[i].step_rel)));
     return a;
 }
 
@@ -305,7 +326,16 @@ json_t *results_to_json(const ResultsDoc *d)
         json_object_set_new(o, "name", json_string(s->name));
         json_object_set_new(o, "plan_config", plan_config_json(&s->cfg));
         json_t *pm = plan_metrics_json(&s->plan);
-        if (s->n_weights > 0) json_object_set_new(pm, "weights", weights_json(s));
+        if (s->n_weights > 0) {
+            json_object_set_new(pm, "weights", weights_json(s, 0));
+            json_object_set_new(pm, "weights_epoch", weights_json(s, 1));
+        }
+        if (s->n_step_seqs > 0) {
+            json_t *a = json_array();
+            for (int k = 0; k < s->n_step_seqs; k++) json_array_append_new(a, json_integer(s->step_seqs[k]));
+            json_object_set_new(pm, "step_sequences", a);
+            json_object_set_new(pm, "step_sequences_stride", json_integer(s->step_seqs_stride));
+        }
         json_object_set_new(o, "plan", pm);
         json_object_set_new(o, "run", s->run ? run_json(s->run) : json_null());
         if (s->run && s->run->val.n_points > 0)

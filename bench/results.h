@@ -18,8 +18,10 @@ typedef struct {
     PlanConfig cfg;
     PlanMetrics plan;
     const RunResult *run;        /* NULL for a plan-only comparison */
-    double (*weights)[2];        /* [length, effective weight x M] per sequence (a sample of them) */
+    SeqWeight *weights;          /* per sequence (a sample of them): length, weight x M, weight x mean M */
     int n_weights;
+    int64_t *step_seqs;          /* M of each optimizer step (every stride-th step, stride below) */
+    int n_step_seqs, step_seqs_stride;
 } StrategyResult;
 
 typedef struct {

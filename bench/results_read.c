@@ -368,12 +368,14 @@ static void read_plan_config(Reader *rd, const json_t *pc, PlanConfig *c)
         rd_fail(rd, "sync is \"%s\", not \"micro\" or \"step\"", excerpt(sync, ex));
     c->sync = strcmp(sync, "step") == 0 ? SYNC_STEP : SYNC_MICRO;
     /* The cost model is optional (older files): LongAlign's default of per-token cost alone. */
-    c->cost = (CostModel){1.0, 0.0, 0.0};
+    c->cost = (CostModel){1.0, 0.0, 0.0, 0.0};
     const json_t *cm = json_object_get(pc, "cost_model");
     if (cm && !rd->failed) {
         c->cost.per_token = rd_num(rd, pc, "cost_model.per_token");
         c->cost.per_token_sq = rd_num(rd, pc, "cost_model.per_token_sq");
         c->cost.per_row = rd_num(rd, pc, "cost_model.per_row");
+        const json_t *seg = json_object_get(cm, "per_segment");   /* written for fitted models only */
+        if (seg) c->cost.per_segment = rd_num(rd, pc, "cost_model.per_segment");
     }
 }
 
@@ -397,6 +399,16 @@ static void read_plan(Reader *rd, const json_t *plan, PlanMetrics *m)
     m->weight_share_longest10 = rd_num(rd, plan, "weight_share_longest10");
     m->weight_share_longest10_ideal = rd_num(rd, plan, "weight_share_longest10_ideal");
     m->plan_seconds = rd_num(rd, plan, "plan_seconds");
+    /* Newer fields (the epoch view of the weights): NAN in files written before them. */
+    m->weight_share_longest10_uniform = opt_num(plan, "weight_share_longest10_uniform", NAN);
+    m->step_seqs_min = opt_num(plan, "step_sequences_min", NAN);
+    m->step_seqs_max = opt_num(plan, "step_sequences_max", NAN);
+    m->step_seqs_mean = opt_num(plan, "step_sequences_mean", NAN);
+    m->step_seqs_cv = opt_num(plan, "step_sequences_cv", NAN);
+    m->weight_epoch_p1 = opt_num(plan, "weight_epoch_p1", NAN);
+    m->weight_epoch_p99 = opt_num(plan, "weight_epoch_p99", NAN);
+    m->weight_epoch_spread = opt_num(plan, "weight_epoch_spread", NAN);
+    m->rank_utilisation = opt_num(plan, "rank_utilisation", NAN);
 }
 
 static RepRun *read_run(Reader *rd, const json_t *run, const RepStrategy *s)
@@ -499,6 +511,12 @@ static void read_strategies(Reader *rd, const json_t *arr, ResultsFile *rf)
             read_plan(rd, plan, &s->plan);
             s->weights = json_object_get(plan, "weights");
             if (s->weights && !json_is_array(s->weights)) rd_fail(rd, "weights should be an array");
+            s->weights_epoch = json_object_get(plan, "weights_epoch");
+            if (s->weights_epoch && !json_is_array(s->weights_epoch)) rd_fail(rd, "weights_epoch should be an array");
+            s->step_seqs = json_object_get(plan, "step_sequences");
+            if (s->step_seqs && !json_is_array(s->step_seqs)) rd_fail(rd, "step_sequences should be an array");
+            double stride = opt_num(plan, "step_sequences_stride", 1);
+            s->step_seqs_stride = stride >= 1 && stride <= 1e9 ? (int)stride : 1;
             snprintf(rd->ctx, sizeof rd->ctx, "%s", base);
         }
         const json_t *run = rd_get(rd, o, "run");

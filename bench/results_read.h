@@ -67,6 +67,9 @@ typedef struct {
     const char *sync;            /* "micro" or "step" */
     PlanMetrics plan;
     const json_t *weights;       /* plan.weights: [[length, weight x M], ...], or NULL */
+    const json_t *weights_epoch; /* plan.weights_epoch: [[length, weight x mean M], ...], or NULL */
+    const json_t *step_seqs;     /* plan.step_sequences: M of every stride-th step, or NULL */
+    int step_seqs_stride;
     RepRun *run;                 /* NULL: plan only */
 } RepStrategy;
 

@@ -12,7 +12,7 @@ else { set terminal pngcairo size W,H font 'Sans,11' background '#ffffff' noenha
 set output out
 set linetype 1 lc rgb '#4477aa'; set linetype 2 lc rgb '#ee6677'; set linetype 3 lc rgb '#228833'
 set linetype 4 lc rgb '#ccbb44'; set linetype 5 lc rgb '#66ccee'; set linetype 6 lc rgb '#aa3377'
-set linetype 7 lc rgb '#bbbbbb'; set linetype 8 lc rgb '#222222'; set linetype cycle 8
+set linetype 7 lc rgb '#222222'; set linetype 8 lc rgb '#bbbbbb'; set linetype cycle 8
 
 stats data index 1 using 1 nooutput
 set xrange [0.4 : STATS_max + 0.6]

@@ -3,7 +3,7 @@
 
 CostModel cost_model_from_shape(int hidden, int intermediate)
 {
-    CostModel c = {1.0, 0.0, 0.0};
+    CostModel c = {1.0, 0.0, 0.0, 0.0};
     if (hidden <= 0 || intermediate < 0) return c;
     double C = hidden, F = intermediate;
     /* Forward FLOPs of one Llama layer: matmuls 2*(4C^2 + 3CF) per token (q, k, v, o with full
@@ -31,7 +31,7 @@ double row_cost(const CostModel *c, const Plan *p, const Row *r)
         double ext = (double)last + pad;
         sq += ext * ext - (double)last * last;
     }
-    return c->per_token * r->padded_len + c->per_token_sq * sq + c->per_row;
+    return c->per_token * r->padded_len + c->per_token_sq * sq + c->per_row + c->per_segment * r->n_segments;
 }
 
 double plan_mb_cost(const Plan *p, const MicroBatch *mb)

@@ -55,7 +55,7 @@ int plan_config_check(const PlanConfig *cfg, char *err, size_t errlen)
     }
     const struct { double value; const char *name; } costs[] = {
         {cfg->cost.per_token, "per_token"}, {cfg->cost.per_token_sq, "per_token_sq"},
-        {cfg->cost.per_row, "per_row"},
+        {cfg->cost.per_row, "per_row"}, {cfg->cost.per_segment, "per_segment"},
     };
     for (size_t i = 0; i < sizeof costs / sizeof costs[0]; i++) {
         if (!isfinite(costs[i].value) || costs[i].value < 0) {
@@ -153,6 +153,13 @@ int32_t *plan_epoch_order(const Plan *p, int64_t n, int epoch)
     Rng r = plan_rng(p, PLAN_STREAM_ORDER, epoch);
     rng_shuffle_i32(&r, order, n);
     return order;
+}
+
+int keyed_desc(const void *a, const void *b)
+{
+    const Keyed *x = a, *y = b;
+    if (x->key != y->key) return x->key > y->key ? -1 : 1;
+    return (x->index > y->index) - (x->index < y->index);
 }
 
 void plan_sort_u64(uint64_t *a, uint64_t *tmp, int64_t n)

@@ -25,12 +25,14 @@ typedef struct {
 typedef enum { SYNC_MICRO = 0, SYNC_STEP = 1 } SyncModel;
 
 /* Estimated compute of a micro-batch, in arbitrary units (see strategies/cost.c):
- *   per_token * tokens + per_token_sq * sum over segments of len^2 + per_row * rows.
+ *   per_token * tokens + per_token_sq * sum over segments of len^2 + per_row * rows
+ *   + per_segment * segments.
  * Attention is quadratic in segment length, so equal tokens are not equal time. */
 typedef struct {
     double per_token;
     double per_token_sq;
     double per_row;
+    double per_segment;  /* 0 unless fitted to a measured run (labench plan --cost-from) */
 } CostModel;
 
 typedef struct {
@@ -41,7 +43,7 @@ typedef struct {
     int epochs;          /* E: passes over the samples */
     SyncModel sync;
     uint64_t seed;
-    CostModel cost;      /* used by packing-balanced and the predicted bubble */
+    CostModel cost;      /* used by packing-balanced, packing-fair and the predicted bubble */
 } PlanConfig;
 
 /* The largest plan config values labench takes, on the command line and in results files. */
@@ -153,6 +155,13 @@ Rng plan_rng(const Plan *p, int stream, int epoch);
 /* A fresh seeded permutation of 0..n-1 for one epoch; malloc'd, NULL when out of memory. */
 int32_t *plan_epoch_order(const Plan *p, int64_t n, int epoch);
 
+/* An index with a sort key; keyed_desc orders by key, largest first, ties by lower index (qsort). */
+typedef struct {
+    double key;
+    int32_t index;
+} Keyed;
+int keyed_desc(const void *a, const void *b);
+
 /* Sorts a[0..n) ascending in O(n) (LSD radix); tmp has room for n keys. */
 void plan_sort_u64(uint64_t *a, uint64_t *tmp, int64_t n);
 
@@ -182,8 +191,44 @@ typedef struct {
     int32_t *items;
 } Packs;
 /* Best-fit decreasing into rows of L tokens (strategies/packing_bfd.c). 0, or -1 when out of
- * memory. Each row lists its samples longest first. */
+ * memory. Each row lists its samples longest first. packs_bfd packs the whole epoch (in its
+ * seeded order, which breaks ties between equal lengths); packs_bfd_items packs the samples
+ * items[0..n), ties going to the earlier item. */
 int packs_bfd(const Plan *p, const Sample *samples, int64_t n, int epoch, Packs *out);
+int packs_bfd_items(const Plan *p, const Sample *samples, const int32_t *items, int64_t n, Packs *out);
 void packs_free(Packs *packs);
+
+/* Best fit of n items of lengths len[0..n), in that order (longest first for BFD), into bins of
+ * L tokens: free_tokens[0..*n_bins) are bins already open (their free space), and a new bin of
+ * L opens when none holds the item (free_tokens has room for *n_bins + n). bin_of[j]: item j's
+ * bin. 0, or -1 when out of memory. */
+int bins_best_fit(int32_t L, const int32_t *len, int64_t n, int32_t *free_tokens, int32_t *n_bins, int32_t *bin_of);
+
+/* Evening out packs that wait for each other (strategies/balance.c). A group of w slots (packs)
+ * holds g items: item[j] (a sample index) sits in slot label[j]; cost[r] and tokens[r] are slot
+ * r's cost (cost model, per_row included) and tokens. balance_slots repeatedly takes the
+ * costliest and the cheapest slot and makes the single move (never emptying a slot) or swap of
+ * one item each that lowers the larger of the two most, keeping both within L; it stops when
+ * none does, or after max_rounds. Returns the rounds made. */
+typedef struct {
+    int32_t *item, *label, *sorted;   /* per item (sorted: scratch for the caller) */
+    uint64_t *hk, *lk, *tmp;          /* per item: scratch */
+    double *cost;                     /* per slot */
+    int64_t *tokens;                  /* per slot */
+    int32_t *count;                   /* per slot + 1: scratch for the caller */
+} BalanceWork;
+int balance_work_init(BalanceWork *wk, int64_t max_items, int max_slots);
+void balance_work_free(BalanceWork *wk);
+int balance_slots(const Sample *s, const CostModel *c, int64_t L, int w, int32_t g, int max_rounds, BalanceWork *wk);
+/* balance_slots under the plan's cost model and L, then one row per slot appended to the plan,
+ * each keeping its items' order. */
+void balance_emit(Plan *p, const Sample *s, int w, int32_t g, int max_rounds, BalanceWork *wk);
+/* One segment's share of a row's cost (everything but per_row). */
+double seg_cost(const CostModel *c, int64_t len);
+
+/* Karmarkar-Karp's largest differencing method: splits n items (cost[i]) into k parts of n/k
+ * items each with sums as even as it can; part_of[i] in 0..k-1. Deterministic. 0, or -1 when n
+ * is not a multiple of k (k >= 2) or out of memory. */
+int kk_partition_equal(const double *cost, int32_t n, int k, int32_t *part_of);
 
 #endif

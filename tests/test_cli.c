@@ -12,6 +12,7 @@
 #include "kernels/cpu/cpuinfo.h"
 #include "model/safetensors.h"
 #include "strategies/rng.h"
+#include "strategies/strategy.h"
 
 static const char *labench(void)
 {
@@ -57,6 +58,8 @@ static void test_bad_options(void **state)
     expect_bad("plan --steps 3", "training option");
     expect_bad("plan --len-dist /nonexistent/x.hist", "/nonexistent/x.hist");
     expect_bad("plan --len-dist /tmp", "/tmp");
+    expect_bad("plan --cost-from /nonexistent/r.json", "/nonexistent/r.json");
+    expect_bad("plan --cost-from data/longalign-mix.hist", "data/longalign-mix.hist");
     expect_bad("train --model huge", "unknown preset 'huge'");
     expect_bad("train --frobnicate", "unknown option '--frobnicate'");
     expect_bad("nosuchcommand", "unknown command");
@@ -233,7 +236,7 @@ static void test_no_half_written_output(void **state)
     json_t *root = json_load_file(out_path, 0, &e);
     assert_non_null(root);
     assert_string_equal("labench-results", json_string_value(json_object_get(root, "schema")));
-    assert_int_equal(6, (int)json_array_size(json_object_get(root, "strategies")));
+    assert_int_equal(N_STRATEGIES, (int)json_array_size(json_object_get(root, "strategies")));
     /* machine.blas names the library and the kernels it runs */
     json_t *blas = json_object_get(json_object_get(root, "machine"), "blas");
     assert_true(json_is_object(blas));

@@ -525,6 +525,31 @@ static void test_command_end_to_end(void **state)
     unlink(src);
 }
 
+/* `--cost-from`: the pooled fit of a train results file as the planners' cost model. The timings
+ * are exact, so it gives back the coefficients they come from, and packing-fair plans with it. */
+static void test_cost_from_results(void **state)
+{
+    (void)state;
+    char src[128];
+    temp_path(src, sizeof src, "cost.json");
+    write_source(src, "train", 1, NULL);
+    CostModel c;
+    TimeFit fit;
+    ModelConfig m;
+    predict_cost_from_results(src, &c, &fit, &m);
+    assert_close(c.per_token, A_TOK, 0, 1e-5);
+    assert_close(c.per_token_sq, B_SQ, 0, 1e-5);
+    assert_close(c.per_segment, C_SEG, 0, 1e-4);
+    assert_close(c.per_row, D_MB, 0, 1e-4);
+    assert_string_equal(m.name, "tiny");
+    assert_true(fit.n_fit > 5);
+    char err[256];
+    PlanConfig cfg = plan_config_default(strategy_find("packing-fair"));
+    cfg.cost = c;
+    assert_int_equal(0, plan_config_check(&cfg, err, sizeof err));
+    unlink(src);
+}
+
 static void test_command_refuses_bad_input(void **state)
 {
     (void)state;
@@ -614,6 +639,7 @@ int main(void)
         cmocka_unit_test(test_shape_of_padded_batch),
         cmocka_unit_test(test_per_micro_step_cost_changes_the_ranking),
         cmocka_unit_test(test_command_end_to_end),
+        cmocka_unit_test(test_cost_from_results),
         cmocka_unit_test(test_command_refuses_bad_input),
     };
     return cmocka_run_group_tests_name("predict", tests, NULL, NULL);

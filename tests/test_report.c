@@ -116,8 +116,10 @@ static void test_report_tables(void **state)
     assert_contains(md, "| sorted | 2,500 | 2.50x |");
     assert_contains(md, "| packing | 3,000 | 3.00x |");
     assert_contains(md, "| packing-lw | 2,857 | 2.86x |");
-    /* packing's loss-weight bias and the measured final loss */
-    assert_contains(md, "| 0.21 / 3.90 | 34.0% (10.0%) | 5.5200 |");
+    /* packing's loss-weight bias and the measured final loss; a file written before the epoch metrics
+     * has no uniform share and no M per step */
+    assert_contains(md, "| 0.21 / 3.90 | 34.0% (n/a; 10.0%) | n/a | 5.5200 |");
+    assert_not_contains(md, "Eq. 2?");
     /* LongAlign's hours as speed-ups: 45.4/20.5, 45.4/19.1, 67.2/23.4, 67.2/23.3, 117.2/41.2, 117.2/44.5 */
     assert_contains(md, "| 45.4 | 20.5 | 19.1 | 2.21x | 2.38x |");
     assert_contains(md, "| 67.2 | 23.4 | 23.3 | 2.87x | 2.88x |");
@@ -169,10 +171,69 @@ static void test_report_plan_results(void **state)
     assert_int_equal(0, report_one(path, dir, REPORT_MD, 1, &md, err, sizeof err));
     assert_contains(md, "### Plan metrics");
     /* steps | micro-batches | padding | packing eff. | token imbalance | predicted bubble | weights | share | time */
-    assert_contains(md, "| naive | 2 | 8 | 16.7% | 100.0% | 35.0% | 31.0% | 0.62 / 1.45 | 11.0% (10.0%) | 0.025 ms |");
+    assert_contains(md, "| naive | 2 | 8 | 16.7% | 100.0% | 35.0% | 31.0% | 0.62 / 1.45 | 11.0% (n/a; 10.0%) | n/a | 0.025 ms |");
     assert_contains(md, "| packing | 2 | 4 | 0.0% | 73.2% | 12.0% | 12.0% | 0.21 / 3.90 |");
     assert_not_contains(md, "LongAlign's published");
     free(md);
+    remove_tree(dir);
+}
+
+/* The epoch view of the weights, as `labench plan` and `train` write it since issue 13: packing
+ * with per-pack means and steps of 2 and 6 sequences, packing-lw with Eq. 2 weights and steps of
+ * 4 and 4. */
+static void add_epoch_metrics(json_t *root)
+{
+    const struct { size_t i; double uniform, m_min, m_max, cv, spread; } e[] = {
+        {2, 0.10, 2, 6, 0.5, 3.0}, {3, 0.10, 4, 4, 0.0, 1.0}};
+    for (size_t k = 0; k < 2; k++) {
+        json_t *plan = json_object_get(strategy(root, e[k].i), "plan");
+        json_object_set_new(plan, "weight_share_longest10_uniform", json_real(e[k].uniform));
+        json_object_set_new(plan, "step_sequences_min", json_real(e[k].m_min));
+        json_object_set_new(plan, "step_sequences_max", json_real(e[k].m_max));
+        json_object_set_new(plan, "step_sequences_mean", json_real((e[k].m_min + e[k].m_max) / 2));
+        json_object_set_new(plan, "step_sequences_cv", json_real(e[k].cv));
+        json_object_set_new(plan, "weight_epoch_spread", json_real(e[k].spread));
+        json_object_set_new(plan, "step_sequences", json_pack("[f,f]", e[k].m_min, e[k].m_max));
+        json_object_set_new(plan, "step_sequences_stride", json_integer(1));
+    }
+    /* packing-lw: Eq. 2 inside each step, share at its uniform value */
+    json_t *lw = json_object_get(strategy(root, 3), "plan");
+    json_object_set_new(lw, "weight_min", json_real(1.0));
+    json_object_set_new(lw, "weight_max", json_real(1.0));
+    json_object_set_new(lw, "weight_share_longest10", json_real(0.105));
+}
+
+static void test_report_eq2_verdict(void **state)
+{
+    (void)state;
+    char dir[64], path[600], err[1024], *md;
+    make_tmpdir(dir, sizeof dir);
+    edited_fixture(path, sizeof path, dir, "epoch.json", add_epoch_metrics);
+    assert_int_equal(0, report_one(path, dir, REPORT_MD, 1, &md, err, sizeof err));
+    assert_contains(md, "### Does each strategy train the model of LongAlign's Eq. 2?");
+    assert_contains(md, "| 0.21 / 3.90 | 34.0% (10.0%; 10.0%) | 2-6 (0.50) | 5.5200 |");
+    assert_contains(md, "- **packing**: no (weights inside a step range 0.21-3.90 x 1/M, not Eq. 2's 1/M; the longest "
+                        "10% over-weighted; M varies from step to step). The longest 10% carry 34.0% of the weight "
+                        "(uniform: 10.0%, +24.0 points); M per step 2-6 (CV 0.50); the 99th-percentile sequence "
+                        "weighs 3.00x the 1st.");
+    assert_contains(md, "- **packing-lw**: yes. The longest 10% carry 10.5% of the weight (uniform: 10.0%, +0.5 points)");
+    assert_contains(md, "- **naive**: n/a (no epoch metrics in this file)");
+    free(md);
+    assert_int_equal(0, report_one(path, dir, REPORT_CSV, 1, &md, err, sizeof err));
+    assert_contains(md, ",10,2,6,0.5,3,,no\n");
+    assert_contains(md, ",10,4,4,0,1,,yes\n");
+    free(md);
+    if (gnuplot_on_path()) {
+        assert_int_equal(0, report_one(path, dir, REPORT_MD, 0, &md, err, sizeof err));
+        assert_contains(md, "](plots/epoch-step_sequences.png)");
+        char dat[700];
+        snprintf(dat, sizeof dat, "%s/plots/epoch-step_sequences.dat", dir);
+        char *text = read_text(dat);
+        assert_non_null(text);
+        assert_contains(text, "\"packing\"\n1 2\n2 6\n");
+        free(text);
+        free(md);
+    }
     remove_tree(dir);
 }
 
@@ -335,7 +396,9 @@ static void test_report_csv(void **state)
     const char *header = "file,kind,backend,device,model,strategy,effective_tokens_per_s,speedup_vs_naive,"
                          "dp_bubble_pct,gpu_idle_pct,padding_pct,packing_efficiency_pct,peak_memory_mib,mfu_pct,"
                          "weight_min,weight_max,weight_share_longest10_pct,weight_share_longest10_ideal_pct,final_loss,"
-                         "optimizer_steps,micro_batches,token_imbalance_pct,predicted_bubble_pct,plan_ms\n";
+                         "optimizer_steps,micro_batches,token_imbalance_pct,predicted_bubble_pct,plan_ms,"
+                         "weight_share_longest10_uniform_pct,step_sequences_min,step_sequences_max,step_sequences_cv,"
+                         "weight_epoch_spread,rank_utilisation_pct,eq2_over_epoch\n";
     assert_true(strncmp(csv, header, strlen(header)) == 0);
     int lines = 0;
     for (const char *c = csv; *c; c++) lines += *c == '\n';
@@ -579,6 +642,7 @@ int main(void)
         cmocka_unit_test(test_report_tables),
         cmocka_unit_test(test_report_gpu_results),
         cmocka_unit_test(test_report_plan_results),
+        cmocka_unit_test(test_report_eq2_verdict),
         cmocka_unit_test(test_report_plots),
         cmocka_unit_test(test_report_plots_dir_elsewhere),
         cmocka_unit_test(test_report_gnuplot_error),

@@ -5,6 +5,7 @@
 #include "bench/hist.h"
 #include "bench/plan_metrics.h"
 #include "bench/sample.h"
+#include "strategies/bit_tree.h"
 #include "strategies/strategy.h"
 
 #define SMALL_L 4096
@@ -52,7 +53,7 @@ static void make(const Strategy *s, const PlanConfig *c, const Sample *x, int64_
 static int per_sequence_weights(const Strategy *s)
 {
     return strcmp(s->name, "packing-lw") == 0 || strcmp(s->name, "packing-bfd") == 0 ||
-           strcmp(s->name, "packing-balanced") == 0;
+           strcmp(s->name, "packing-balanced") == 0 || strcmp(s->name, "packing-fair") == 0;
 }
 
 /* Every structural invariant of a plan: each sample once per epoch (truncated as documented),
@@ -148,9 +149,10 @@ static int plans_equal(const Plan *a, const Plan *b)
 static void test_registry(void **state)
 {
     (void)state;
-    const char *names[] = {"naive", "sorted", "packing", "packing-lw", "packing-bfd", "packing-balanced"};
-    assert_int_equal(N_STRATEGIES, 6);
-    for (int i = 0; i < 6; i++) {
+    const char *names[] = {"naive", "sorted", "packing", "packing-lw", "packing-bfd", "packing-balanced",
+                           "packing-fair"};
+    assert_int_equal(N_STRATEGIES, 7);
+    for (int i = 0; i < 7; i++) {
         assert_string_equal(STRATEGIES[i]->name, names[i]);
         assert_ptr_equal(strategy_find(names[i]), STRATEGIES[i]);
         assert_int_equal(STRATEGIES[i]->packs, i >= 2);
@@ -429,7 +431,7 @@ static void test_balanced_swap(void **state)
     PlanConfig c = plan_config_default(strategy_find("packing-bfd"));
     c.world_size = 2;
     c.max_tokens = 120;
-    c.cost = (CostModel){1.0, 0.1, 0.0};
+    c.cost = (CostModel){1.0, 0.1, 0.0, 0.0};
     Plan p;
     PlanMetrics m;
     make(strategy_find("packing-bfd"), &c, x, 4, &p);
@@ -463,7 +465,7 @@ static void test_balanced_groups(void **state)
         c.world_size = 2;
         c.max_tokens = 100;
         c.seed = seed;
-        c.cost = (CostModel){1.0, 0.1, 0.0};
+        c.cost = (CostModel){1.0, 0.1, 0.0, 0.0};
         Plan p;
         PlanMetrics m;
         make(strategy_find("packing-balanced"), &c, x, 6, &p);
@@ -486,7 +488,7 @@ static void test_balanced_groups(void **state)
     PlanConfig c = plan_config_default(strategy_find("packing-balanced"));
     c.world_size = 2;
     c.max_tokens = 100;
-    c.cost = (CostModel){1.0, 0.1, 0.0};
+    c.cost = (CostModel){1.0, 0.1, 0.0, 0.0};
     Plan p;
     PlanMetrics m;
     make(strategy_find("packing-balanced"), &c, y, 6, &p);
@@ -669,6 +671,225 @@ static void test_bfd_large_L(void **state)
     free(x);
 }
 
+/* packing-fair's balance bound, per sync point (--sync micro): the evening pass stops only when no
+ * move helps, so between the costliest pack h and the cheapest l, either h holds one sequence, or
+ * none of h's sequences fits l's free room, or cost(h) - cost(l) is at most the cost of the
+ * cheapest sequence of h that fits (moving it would lower the larger of the two otherwise). */
+static void check_fair_groups(const Plan *p)
+{
+    const CostModel *c = &p->cfg.cost;
+    for (int step = 0; step < p->n_steps; step++)
+        for (int mi = 0; mi < p->micro_steps; mi++) {
+            int h = -1, l = -1;
+            double ch = 0, cl = 0;
+            for (int r = 0; r < p->cfg.world_size; r++) {
+                const MicroBatch *mb = plan_mb(p, step, mi, r);
+                if (mb->n_rows == 0) continue;
+                double t = plan_mb_cost(p, mb);
+                if (h < 0 || t > ch) { h = r; ch = t; }
+                if (l < 0 || t < cl) { l = r; cl = t; }
+            }
+            if (h < 0 || h == l) continue;
+            const Row *rh = &p->rows[plan_mb(p, step, mi, h)->first_row];
+            const Row *rl = &p->rows[plan_mb(p, step, mi, l)->first_row];
+            if (rh->n_segments < 2) continue;
+            double movable = INFINITY;
+            for (int32_t k = rh->first_segment; k < rh->first_segment + rh->n_segments; k++)
+                if (p->segs[k].len <= p->cfg.max_tokens - rl->tokens && seg_cost(c, p->segs[k].len) < movable)
+                    movable = seg_cost(c, p->segs[k].len);
+            if (!isfinite(movable)) continue;
+            if (!(ch - cl <= movable * (1 + 1e-9))) {
+                print_error("step %d micro %d: costliest %g, cheapest %g, a movable sequence costs %g\n", step, mi, ch,
+                            cl, movable);
+                fail();
+            }
+        }
+}
+
+/* Adversarial inputs for packing-fair: every sample once per epoch, no row over L, deterministic
+ * per seed, the balance bound above, every pack holding a sequence. */
+static void test_fair_adversarial(void **state)
+{
+    (void)state;
+    const Strategy *fair = strategy_find("packing-fair");
+    enum { N = 3000 };
+    Sample *x = malloc(N * sizeof *x);
+    const struct { const char *what; int n; } sets[] = {
+        {"all equal", 1000}, {"one giant plus dust", 801}, {"bimodal", 2000}, {"a single sample", 1},
+        {"fewer samples than ranks", 5}, {"uniform", N},
+    };
+    for (size_t k = 0; k < sizeof sets / sizeof sets[0]; k++) {
+        int n = sets[k].n;
+        Rng r = rng_seed(k, 5);
+        for (int i = 0; i < n; i++) {
+            int32_t len;
+            switch (k) {
+            case 0: len = 700; break;
+            case 1: len = i == 0 ? SMALL_L : 1 + (int32_t)rng_below(&r, 20); break;
+            case 2: len = i % 2 ? 3000 + (int32_t)rng_below(&r, 1000) : 10 + (int32_t)rng_below(&r, 90); break;
+            case 3: len = 2500; break;
+            case 4: len = 200 * (i + 1); break;
+            default: len = 1 + (int32_t)rng_below(&r, SMALL_L + 500); break;
+            }
+            x[i] = (Sample){len, len > 1 ? 1 + (int32_t)rng_below(&r, (uint64_t)len - 1) : 0};
+        }
+        const struct { int W, A; SyncModel sync; int epochs; } shapes[] = {
+            {8, 1, SYNC_MICRO, 1}, {3, 2, SYNC_MICRO, 2}, {4, 3, SYNC_STEP, 1}, {1, 1, SYNC_MICRO, 1}, {16, 1, SYNC_MICRO, 1},
+        };
+        for (size_t q = 0; q < sizeof shapes / sizeof shapes[0]; q++) {
+            PlanConfig c = small_cfg(fair, shapes[q].W, 0, shapes[q].A, shapes[q].sync, shapes[q].epochs, 7 + q);
+            c.cost = (CostModel){1.0, 1.0 / 512, 0, 0};   /* attention matters at SMALL_L */
+            Plan a, b;
+            make(fair, &c, x, n, &a);
+            check_plan(fair, &a, x, n);
+            if (shapes[q].sync == SYNC_MICRO) check_fair_groups(&a);
+            make(fair, &c, x, n, &b);
+            assert_true(plans_equal(&a, &b));
+            PlanMetrics m;
+            plan_metrics_compute(&a, x, &m);
+            assert_close(m.weight_min, 1.0, 0, 1e-6);
+            assert_close(m.weight_max, 1.0, 0, 1e-6);
+            print_message("%s, W=%d A=%d: %lld steps, eff %.3f, bubble %.4f, M %g-%g\n", sets[k].what, shapes[q].W,
+                          shapes[q].A, (long long)m.optimizer_steps, m.packing_efficiency, m.predicted_bubble,
+                          m.step_seqs_min, m.step_seqs_max);
+            if (k == 0) { /* equal sequences: the full steps' M within one sequence per pack */
+                int64_t *M = malloc((size_t)a.n_steps * sizeof *M), lo = INT64_MAX, hi = 0;
+                plan_step_sequences(&a, M);
+                for (int st = 0; st < a.n_steps; st++) {
+                    int full = 1;
+                    for (int mi = 0; mi < a.micro_steps; mi++)
+                        for (int rr = 0; rr < c.world_size; rr++) full &= plan_mb(&a, st, mi, rr)->n_rows > 0;
+                    if (!full) continue;
+                    if (M[st] < lo) lo = M[st];
+                    if (M[st] > hi) hi = M[st];
+                }
+                assert_true(hi == 0 || hi - lo <= (int64_t)shapes[q].W * shapes[q].A);
+                free(M);
+            }
+            if (n <= shapes[q].W) assert_int_equal(a.n_rows, (int64_t)n * shapes[q].epochs); /* one pack each */
+            plan_free(&a);
+            plan_free(&b);
+        }
+    }
+    free(x);
+}
+
+/* On a mix, packing-fair's steps hold the same M where packing-balanced's do not, for several
+ * seeds, at A = 1 and A = 2. */
+static void test_fair_seeds(void **state)
+{
+    (void)state;
+    const int64_t n = 60000;
+    Sample *x = malloc((size_t)n * sizeof *x);
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        plan_synthetic_mix(x, n, seed);
+        for (int A = 1; A <= 2; A++) {
+            PlanMetrics m[2];
+            const char *names[2] = {"packing-fair", "packing-balanced"};
+            for (int i = 0; i < 2; i++) {
+                PlanConfig c = plan_config_default(strategy_find(names[i]));
+                c.seed = seed;
+                c.grad_accum = A;
+                Plan p;
+                make(strategy_find(names[i]), &c, x, n, &p);
+                plan_metrics_compute(&p, x, &m[i]);
+                plan_free(&p);
+            }
+            print_message("seed %llu A=%d: fair bubble %.4f eff %.4f share %.4f cv %.3f | balanced share %.4f cv %.3f\n",
+                          (unsigned long long)seed, A, m[0].predicted_bubble, m[0].packing_efficiency,
+                          m[0].weight_share_longest10, m[0].step_seqs_cv, m[1].weight_share_longest10, m[1].step_seqs_cv);
+            assert_true(plan_metrics_fair(&m[0]));
+            assert_true(m[0].predicted_bubble <= 0.01);
+            assert_true(m[0].packing_efficiency >= 0.995);
+            assert_false(plan_metrics_fair(&m[1]));
+        }
+    }
+    free(x);
+}
+
+/* Karmarkar-Karp into equal-size parts: a case worked by hand, and the largest-differencing bound
+ * (final spread at most the largest item) on random costs. */
+static void test_kk(void **state)
+{
+    (void)state;
+    /* {8,7} {6,5} {4,3} {2,1} -> {8+5, 7+6} and {4+1, 3+2} -> {18, 18} */
+    const double c[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    int32_t part[32];
+    assert_int_equal(kk_partition_equal(c, 8, 2, part), 0);
+    double sum[2] = {0, 0};
+    int count[2] = {0, 0};
+    for (int i = 0; i < 8; i++) {
+        assert_true(part[i] == 0 || part[i] == 1);
+        sum[part[i]] += c[i];
+        count[part[i]]++;
+    }
+    assert_close(sum[0], 18, 0, 0);
+    assert_close(sum[1], 18, 0, 0);
+    assert_int_equal(count[0], 4);
+    assert_int_equal(count[1], 4);
+    assert_int_equal(kk_partition_equal(c, 7, 2, part), -1); /* 7 items do not split in equal parts */
+
+    Rng r = rng_seed(3, 3);
+    for (int trial = 0; trial < 50; trial++) {
+        double v[32], s8[8] = {0}, top = 0;
+        int cnt[8] = {0};
+        for (int i = 0; i < 32; i++) {
+            v[i] = trial % 2 ? rng_uniform(&r) : exp(3 * rng_uniform(&r));
+            if (v[i] > top) top = v[i];
+        }
+        assert_int_equal(kk_partition_equal(v, 32, 8, part), 0);
+        for (int i = 0; i < 32; i++) {
+            s8[part[i]] += v[i];
+            cnt[part[i]]++;
+        }
+        double lo = INFINITY, hi = 0;
+        for (int q = 0; q < 8; q++) {
+            assert_int_equal(cnt[q], 4);
+            if (s8[q] < lo) lo = s8[q];
+            if (s8[q] > hi) hi = s8[q];
+        }
+        assert_true(hi - lo <= top + 1e-12);
+    }
+}
+
+/* The bit tree's next/previous set bucket against a brute-force scan. */
+static void test_bit_tree(void **state)
+{
+    (void)state;
+    const int64_t sizes[] = {1, 63, 64, 65, 4096, 300000};
+    Rng r = rng_seed(11, 1);
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        int64_t n = sizes[k];
+        char *set = calloc((size_t)n, 1);
+        BitTree t;
+        assert_int_equal(bit_tree_init(&t, n), 0);
+        for (int op = 0; op < 3000; op++) {
+            int64_t i = (int64_t)rng_below(&r, (uint64_t)n);
+            if (rng_below(&r, 3)) {
+                set[i] = 1;
+                bit_set(&t, i);
+            } else {
+                set[i] = 0;
+                bit_clear(&t, i);
+            }
+            int64_t q = (int64_t)rng_below(&r, (uint64_t)n), nx = -1, pv = -1;
+            for (int64_t j = q; j < n; j++)
+                if (set[j]) { nx = j; break; }
+            for (int64_t j = q; j >= 0; j--)
+                if (set[j]) { pv = j; break; }
+            assert_int_equal(bit_next(&t, q), nx);
+            assert_int_equal(bit_prev(&t, q), pv);
+        }
+        int64_t last = -1;
+        for (int64_t j = 0; j < n; j++)
+            if (set[j]) last = j;
+        assert_int_equal(bit_prev(&t, n - 1), last);
+        assert_int_equal(bit_prev(&t, -1), -1);
+        bit_tree_free(&t);
+        free(set);
+    }
+}
+
 /* The efficiency and balance claims on a LongAlign-like mix (W=8, L=65536), both sync models. */
 static void check_mix(const Sample *x, int64_t n, const char *what)
 {
@@ -682,6 +903,7 @@ static void check_mix(const Sample *x, int64_t n, const char *what)
             make(STRATEGIES[i], &c, x, n, &p);
             plan_metrics_compute(&p, x, &m[i]);
             if (i >= 4) check_plan(STRATEGIES[i], &p, x, n);
+            if (i == 6) check_fair_groups(&p);
             plan_free(&p);
         }
         print_message("%s, sync %s: packing eff %.4f bubble %.4f | bfd eff %.5f bubble %.4f | "
@@ -693,6 +915,18 @@ static void check_mix(const Sample *x, int64_t n, const char *what)
         assert_true(m[5].packing_efficiency >= 0.997);
         assert_true(m[5].predicted_bubble <= m[2].predicted_bubble);
         assert_true(m[5].predicted_bubble <= m[4].predicted_bubble);
+        /* packing-fair: issue 13's targets (bubble <= 1%, efficiency >= 99.5%, the longest 10% within
+         * 1 point of their uniform share, M's CV <= 0.15), where packing-balanced misses the last two */
+        const PlanMetrics *fair = &m[6];
+        print_message("%s, sync %s: fair eff %.5f bubble %.5f share %.4f (uniform %.4f) M cv %.3f\n", what,
+                      sync ? "step" : "micro", fair->packing_efficiency, fair->predicted_bubble,
+                      fair->weight_share_longest10, fair->weight_share_longest10_uniform, fair->step_seqs_cv);
+        assert_true(fair->predicted_bubble <= 0.01);
+        assert_true(fair->packing_efficiency >= 0.995);
+        assert_true(fabs(fair->weight_share_longest10 - fair->weight_share_longest10_uniform) <= 0.01);
+        assert_true(fair->step_seqs_cv <= 0.15);
+        assert_true(plan_metrics_fair(fair));
+        assert_false(plan_metrics_fair(&m[5]));
         /* Unweighted packing over-weighs the long sequences; Eq. 2 weights do not. */
         assert_true(m[2].weight_share_longest10 > m[2].weight_share_longest10_ideal + 0.05);
         assert_close(m[3].weight_share_longest10, m[3].weight_share_longest10_ideal, 0, 1e-6);
@@ -760,7 +994,7 @@ static void hand_plan(Plan *p, MicroBatch *mbs, Row *rows, Segment *segs, SyncMo
     p->cfg.world_size = 2;
     p->cfg.grad_accum = 2;
     p->cfg.sync = sync;
-    p->cfg.cost = (CostModel){1.0, 0.1, 0.0};
+    p->cfg.cost = (CostModel){1.0, 0.1, 0.0, 0.0};
     p->n_steps = 1;
     p->micro_steps = 2;
     p->n_samples = 4;
@@ -819,6 +1053,20 @@ static void test_metrics_hand(void **state)
     assert_close(m.weight_share_longest10, 1.0 / 3, 1e-6, 0);
     assert_close(m.weight_share_longest10_ideal, 1.0 / 3, 1e-9, 0);
 
+    /* One step: M = 3 everywhere, no spread; the epoch weight x mean M is the step's x M. */
+    assert_close(m.weight_share_longest10_uniform, 1.0 / 3, 1e-12, 0);
+    assert_close(m.step_seqs_min, 3, 0, 0);
+    assert_close(m.step_seqs_max, 3, 0, 0);
+    assert_close(m.step_seqs_mean, 3, 0, 0);
+    assert_close(m.step_seqs_cv, 0, 1e-12, 0);
+    assert_close(m.weight_epoch_p1, 0.5, 1e-6, 0);
+    assert_close(m.weight_epoch_p99, 1.5, 1e-6, 0);
+    assert_close(m.weight_epoch_spread, 3.0, 1e-5, 0);
+    /* micro: busiest rank's computed tokens 8 and 6 at the two sync points, real 18, W = 2 */
+    assert_close(m.rank_utilisation, 18.0 / (2 * (8 + 6)), 1e-12, 0);
+    assert_false(plan_metrics_fair(&m)); /* the per-micro-batch weights are not all 1/M */
+    assert_true(isnan(m.full_step_efficiency)); /* rank 0 idles at micro-step 1: no full step */
+
     /* Ranked by the samples' lengths before truncation, the len-4 sequence is the longest. */
     Sample orig[4] = {{3, 2}, {5, 4}, {50, 3}, {6, 0}};
     plan_metrics_compute(&p, orig, &m);
@@ -831,6 +1079,81 @@ static void test_metrics_hand(void **state)
     assert_close(m.predicted_bubble, (19.2 - 11.4) / (2 * 19.2), 1e-9, 0);
     assert_close(m.token_imbalance, 12.0 / 10 - 1, 1e-9, 0);
     assert_close(m.padding_ratio, 2.0 / 20, 1e-12, 0);
+    assert_close(m.rank_utilisation, 18.0 / (2 * 12), 1e-12, 0);
+}
+
+/* Two steps that differ in M (W = 1, A = 1, Eq. 2 weights): step 0 holds one sequence (len 10,
+ * 4 targets), step 1 three (len 2, 1 target each). Inside each step every sequence weighs 1/M,
+ * so the per-step ideal is met, but over the epoch the lone long one counts three times as much
+ * as each short one: M = {1, 3}, mean 2, CV 0.5; epoch weights x mean M = {2, 2/3, 2/3, 2/3}. */
+static void test_metrics_steps_differ(void **state)
+{
+    (void)state;
+    MicroBatch mbs[2] = {{0, 1}, {1, 1}};
+    Row rows[2] = {{0, 1, 10, 10, 10}, {1, 3, 6, 6, 10}};
+    Segment segs[4] = {{0, 10, 4, 0}, {1, 2, 1, 0}, {2, 2, 1, 0}, {3, 2, 1, 0}};
+    Plan p;
+    memset(&p, 0, sizeof p);
+    p.cfg = plan_config_default(NULL);
+    p.cfg.world_size = 1;
+    p.cfg.grad_accum = 1;
+    p.cfg.max_tokens = 10;
+    p.n_steps = 2;
+    p.micro_steps = 1;
+    p.n_samples = 4;
+    p.mbs = mbs;
+    p.rows = rows;
+    p.n_rows = 2;
+    p.segs = segs;
+    p.n_segs = 4;
+    plan_set_weights(&p, 1);
+    assert_close(segs[0].weight, 1.0 / 4, 0, 1e-7);
+    assert_close(segs[1].weight, 1.0 / 3, 0, 1e-7);
+    PlanMetrics m;
+    plan_metrics_compute(&p, NULL, &m);
+    assert_close(m.weight_min, 1.0, 0, 1e-6);
+    assert_close(m.weight_max, 1.0, 0, 1e-6);
+    /* longest 10% of 4 = the len-10 one: weight 1 of 2 in all, against a uniform 1 of 4 */
+    assert_close(m.weight_share_longest10, 0.5, 0, 1e-6);
+    assert_close(m.weight_share_longest10_ideal, 0.5, 0, 1e-9);
+    assert_close(m.weight_share_longest10_uniform, 0.25, 0, 1e-12);
+    assert_close(m.step_seqs_min, 1, 0, 0);
+    assert_close(m.step_seqs_max, 3, 0, 0);
+    assert_close(m.step_seqs_mean, 2, 0, 0);
+    assert_close(m.step_seqs_cv, 0.5, 0, 1e-12);
+    assert_close(m.weight_epoch_p1, 2.0 / 3, 0, 1e-6);
+    assert_close(m.weight_epoch_p99, 2.0, 0, 1e-6);
+    assert_close(m.weight_epoch_spread, 3.0, 0, 1e-5);
+    assert_close(m.rank_utilisation, 16.0 / 16, 0, 1e-12);
+    assert_false(plan_metrics_fair(&m));
+    assert_close(m.full_step_efficiency, 16.0 / 20, 0, 1e-12);
+    assert_close(m.full_step_utilisation, 1.0, 0, 1e-12);
+    assert_close(m.full_step_bubble, 0.0, 0, 1e-12);
+
+    /* The per-sequence samples of the weights: x M is 1 for all, x mean M is 2 and 2/3. */
+    SeqWeight *w;
+    int nw = plan_seq_weights(&p, 100, &w);
+    assert_int_equal(nw, 4);
+    assert_int_equal(w[0].len, 10);
+    assert_close(w[0].step_rel, 1.0, 0, 1e-6);
+    assert_close(w[0].epoch_rel, 2.0, 0, 1e-6);
+    assert_close(w[1].epoch_rel, 2.0 / 3, 0, 1e-6);
+    free(w);
+    int64_t M[2];
+    plan_step_sequences(&p, M);
+    assert_int_equal(M[0], 1);
+    assert_int_equal(M[1], 3);
+
+    /* Equal M: move a short sequence into step 0 (two per step) and the bias is gone. */
+    rows[0] = (Row){0, 2, 12, 12, 12};
+    rows[1] = (Row){2, 2, 4, 4, 12};
+    p.cfg.max_tokens = 12;
+    plan_set_weights(&p, 1);
+    plan_metrics_compute(&p, NULL, &m);
+    assert_close(m.step_seqs_cv, 0, 0, 1e-12);
+    assert_close(m.weight_share_longest10, 0.25, 0, 1e-6);
+    assert_close(m.weight_epoch_spread, 1.0, 0, 1e-6);
+    assert_true(plan_metrics_fair(&m));
 }
 
 /* Metrics of a real padded plan: naive pads, packs do not; sorted pads less than naive. */
@@ -877,10 +1200,15 @@ int main(void)
         cmocka_unit_test(test_weights_eq2),
         cmocka_unit_test(test_packing_lw_same_packs),
         cmocka_unit_test(test_bfd_large_L),
+        cmocka_unit_test(test_fair_adversarial),
+        cmocka_unit_test(test_fair_seeds),
+        cmocka_unit_test(test_kk),
+        cmocka_unit_test(test_bit_tree),
         cmocka_unit_test(test_mix_synthetic),
         cmocka_unit_test(test_mix_hist),
         cmocka_unit_test(test_cost_model),
         cmocka_unit_test(test_metrics_hand),
+        cmocka_unit_test(test_metrics_steps_differ),
         cmocka_unit_test(test_metrics_padding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
