@@ -10,44 +10,83 @@
 #include <string.h>
 
 /* Memory is counted as Linux charges it: the bytes written. A planner allocates some arrays at
- * their worst case (a Row per sample use for packs that hold a dozen samples each) and writes
- * only a part; only that part takes memory. */
+ * their worst case (a Row per sample use for packs that hold a dozen samples each, packing-fair's
+ * per-pack arrays at two per sample) and writes only a part; only that part takes memory. */
 
-/* Bytes of one phase of a planner at its peak: so much per sample of one epoch (n), per sample
- * use over all epochs (u), per row of the plan (rows) and per micro-batch slot (slots). */
-typedef struct { int n, u, rows, slots; } Phase;
-
-/* Each planner's phases, from its allocations in strategies/ (plan_make's truncated copy of the
- * samples, 8 per sample, is part of every one). A Segment is 16 bytes per use, a Row 20, a
- * MicroBatch slot 8. */
-static const struct { const char *name; Phase phase[2]; int bfd_index; } PLANNERS[] = {
-    /* the epoch's order (int32), then segments, rows and slots */
-    {"naive", {{8 + 4, 16, 20, 8}}, 0},
-    /* order and out (int32), keys and the radix sort's buffer (uint64) */
-    {"sorted", {{8 + 24, 16, 20, 8}}, 0},
-    {"packing", {{8 + 4, 16, 20, 8}}, 0},
-    {"packing-lw", {{8 + 4, 16, 20, 8}}, 0},
-    /* packs_bfd: order, row_of, items (int32), keys and buffer (uint64), a free-space count, a
-     * stack link and a start per row; then the packs' items and starts, a row order, and the plan */
-    {"packing-bfd", {{8 + 28, 0, 12, 0}, {8 + 4, 16, 20 + 8, 8}}, 1},
-    /* the same packs, then the packs' costs (16) and order (4) while the rows are built; the
-     * balancer's own scratch is written only a group at a time */
-    {"packing-balanced", {{8 + 28, 0, 12, 0}, {8 + 4, 16, 20 + 24, 8}}, 1},
-};
-#define N_PLANNERS ((int)(sizeof PLANNERS / sizeof PLANNERS[0]))
-
-/* Scoring (bench/plan_metrics.c) beside the finished plan: a double per segment (1/M of its
- * step) and, for long10%, an int32 copy of the lengths that glibc's qsort (a merge sort) copies
- * once more. */
-#define METRICS_PER_USE 16
+/* The plan (strategies/strategy.h): a Segment per sample use, a Row per row, a MicroBatch per
+ * slot (W x A per optimizer step). */
 #define SEGMENT_BYTES 16
 #define ROW_BYTES 20
 #define SLOT_BYTES 8
 #define SAMPLE_BYTES 8
+
+/* Bytes of one phase of a planner: scratch per sample of one epoch (plan_make's truncated copy
+ * of the samples, 8 a sample, is part of every phase), scratch per row (pack) of one epoch, how
+ * many bucket indexes over free space are live, whether the balancer's per-item scratch has been
+ * written, and whether this epoch's plan is written yet (the earlier epochs' plan always is). */
+typedef struct { int n, row, index, group, plan; } Phase;
+#define MAX_PHASES 4
+
+/* Each planner's phases, from its allocations. Phases that another one of the same planner
+ * bounds are left out (said so in the comment). */
+static const struct { const char *name; Phase phase[MAX_PHASES]; } PLANNERS[] = {
+    /* the epoch's order (int32), live until the rows are dealt */
+    {"naive", {{8 + 4, 0, 0, 0, 1}}},
+    /* order and out (int32), keys and the radix sort's buffer (uint64), live while plan_add_padded
+     * writes the rows (sorted.c's group array, 4 per W*B samples, is freed before) */
+    {"sorted", {{8 + 24, 0, 0, 0, 1}}},
+    {"packing", {{8 + 4, 0, 0, 0, 1}}},
+    {"packing-lw", {{8 + 4, 0, 0, 0, 1}}},
+    /* packs_bfd (packing_bfd.c): 1. bins_best_fit: order, len, bin_of (int32), keys and tmp
+     * (uint64); free_tokens and next per bin, the bucket index. 2. its index freed, the packs'
+     * items (int32) and start per row written. 3. plan_bfd: cut and items, start and the row order
+     * per row, beside the rows being written. */
+    {"packing-bfd", {{8 + 28, 8, 1, 0, 0}, {8 + 32, 8, 0, 0, 0}, {8 + 4, 8, 0, 0, 1}}},
+    /* the same packs; then, in balanced_epoch, the packs' costs (Keyed, 16 a row) that glibc's
+     * qsort (a merge sort) copies once more, beside start; then while the groups are emitted
+     * start, costs, sorted_rows and group (at most 4 a row), and the balancer's scratch */
+    {"packing-balanced",
+     {{8 + 28, 8, 1, 0, 0}, {8 + 32, 8, 0, 0, 0}, {8 + 4, 4 + 32, 0, 0, 0}, {8 + 4, 28, 0, 1, 1}}},
+    /* packing_fair.c, per sample: pack_of, order, items, plen_sorted, plen (int32), keys and tmp
+     * (uint64), all live to the end of fair_epoch, and left (int32, at most a filler each); per
+     * pack: room, count, heap (int32), sq, want (double), sorted (int32), its cost key (Keyed,
+     * 16), and per group (at most one a pack) group_first, step_of_group, perm (int32).
+     * 1. water_fill: two PackIndexes, each next, prev, bucket per pack (int32) and a bucket index.
+     * 2. place_leftovers: one PackIndex, pack_head per pack; pack_next and len_next per sample.
+     * 3. rows: first per pack, members per sample, the balancer's scratch, the rows written.
+     * make_groups' sort (Keyed copied once more) and bins_best_fit on the leftovers (next per
+     * pack, bin_of per sample) need less than 1 and 2. */
+    {"packing-fair",
+     {{8 + 40, 28 + 32 + 24, 2, 0, 0}, {8 + 48, 28 + 32 + 16, 1, 0, 0}, {8 + 44, 28 + 32 + 4, 0, 1, 1}}},
+};
+#define N_PLANNERS ((int)(sizeof PLANNERS / sizeof PLANNERS[0]))
+
+/* Scoring (plan_metrics_compute) beside the finished plan, per segment: inv_m (a double, 1/M of
+ * its step) and, in epoch_spread, each sequence's epoch weight (a double) that glibc's qsort (a
+ * merge sort) copies once more; longest10's int32 lengths and their copy (8) are freed before.
+ * Per step: step_m and epoch_spread's M (int64 each). */
+#define METRICS_PER_USE 24
+#define METRICS_PER_STEP 16
+/* Kept until the run ends, per strategy: the M of every step (plan_step_series in
+ * bench/cmd_train.c, an int64 a step). */
+#define RESULT_PER_STEP 8
+/* The balancer's scratch (BalanceWork, strategies/balance.c), allocated for every sample and
+ * written up to the largest group: item, label, sorted (int32) per item of a group (W packs of
+ * at most L tokens, so at most W x L items), and hk, lk, tmp (uint64) per item of one pack (the
+ * costliest and the cheapest of a round: at most L items each). */
+#define BALANCE_PER_ITEM 12
+#define BALANCE_PER_PACK_ITEM 24
 /* The training set: val_split's copy of the samples and their ids (8 + 8), and its scratch. */
 #define TRAIN_SET_BYTES 21
 /* Per plan: the small arrays (W and A sized), code and pages touched for the first time. */
-#define PLAN_FIXED_BYTES (INT64_C(1) << 20)
+#define PLAN_FIXED_BYTES (INT64_C(2) << 20)
+/* From the second epoch on, a block the first epoch freed may stay resident: glibc keeps blocks
+ * under its mmap threshold (which rises to 32 MiB as large blocks are freed) in the heap, and a
+ * later block reuses them only where it fits. Allowed for: one block of up to 8 bytes a sample,
+ * at most 32 MiB (seen: sorted's group array, 5 MB, at 10^7 samples x 2 epochs; packing-balanced's
+ * pack costs, 2 MB, at 10^6 x 2). Blocks of 32 MiB and more are mapped and unmapped whole. */
+#define HEAP_KEPT_PER_SAMPLE 8
+#define HEAP_KEPT_MAX (INT64_C(32) << 20)
 /* The process itself (code, OpenBLAS and OpenMP buffers, the histogram): a margin. */
 #define BASE_BYTES (INT64_C(64) << 20)
 
@@ -60,9 +99,9 @@ static int planner_of(const Strategy *s)
 
 int plan_budget_knows(const Strategy *s) { return planner_of(s) >= 0; }
 
-/* packs_bfd's index over free space: a stack head (int32) per bucket and a bit tree, about an
- * eighth of a byte per bucket. */
-static int64_t bfd_index_bytes(int32_t L)
+/* An index over free space (packing_bfd.c's bins_best_fit, packing_fair.c's PackIndex): a list
+ * head (int32) per bucket and a 64-ary bit tree, about an eighth of a byte per bucket. */
+static int64_t bucket_index_bytes(int32_t L)
 {
     int shift = 0;
     while ((L >> shift) >= (1 << 22)) shift++;
@@ -70,9 +109,32 @@ static int64_t bfd_index_bytes(int32_t L)
     return 4 * buckets + buckets / 8 + 64;
 }
 
-static int64_t phase_bytes(const Phase *ph, int64_t n, int64_t u, int64_t rows, int64_t slots)
+/* The plan's shape: rows, micro-batch slots and optimizer steps, at most. */
+typedef struct { int64_t rows, slots, steps; } Shape;
+
+static Shape plan_shape(const Strategy *s, const PlanConfig *cfg, int64_t N, double mean_len)
 {
-    return ph->n * n + ph->u * u + ph->rows * rows + ph->slots * slots;
+    const int64_t E = cfg->epochs > 0 ? cfg->epochs : 1, U = N * E;
+    const int64_t per_step = (int64_t)cfg->world_size * cfg->grad_accum;
+    const double L = cfg->max_tokens > 0 ? cfg->max_tokens : 1;
+    Shape sh;
+    if (s && s->packs) {
+        /* Two consecutive packs never fit in one, so packs average more than L/2 tokens
+         * (packing-fair's are fuller: tokens / 0.999 L of them, and a few spilled by best fit);
+         * packing-fair spreads an epoch of fewer packs over the W ranks. */
+        double len = mean_len < L ? mean_len : L;
+        double bound = 2.0 * (double)U * len / L + (double)E;
+        if (bound < (double)(cfg->world_size * E)) bound = (double)(cfg->world_size * E);
+        sh.rows = bound < (double)U ? (int64_t)bound : U;
+        sh.slots = sh.rows;
+    } else {
+        int64_t B = cfg->micro_batch > 0 ? cfg->micro_batch : 1;
+        sh.rows = U;
+        sh.slots = (N + B - 1) / B * E;
+    }
+    sh.slots += per_step * E;   /* each epoch's last step is padded with empty slots */
+    sh.steps = per_step > 0 ? sh.slots / per_step : sh.slots;
+    return sh;
 }
 
 int64_t plan_budget_one(const Strategy *s, const PlanConfig *cfg, int64_t n_samples, double mean_len,
@@ -80,30 +142,25 @@ int64_t plan_budget_one(const Strategy *s, const PlanConfig *cfg, int64_t n_samp
 {
     const int64_t N = n_samples > 0 ? n_samples : 0;
     const int64_t E = cfg->epochs > 0 ? cfg->epochs : 1, U = N * E;
-    const int64_t per_step = (int64_t)cfg->world_size * cfg->grad_accum;
-    const double L = cfg->max_tokens > 0 ? cfg->max_tokens : 1;
-    int64_t rows, slots;
-    if (s && s->packs) {
-        /* Two consecutive packs never fit in one, so packs average more than L/2 tokens. */
-        double len = mean_len < L ? mean_len : L;
-        double bound = 2.0 * (double)U * len / L + (double)E;
-        rows = bound < (double)U ? (int64_t)bound : U;
-        slots = rows;
-    } else {
-        int64_t B = cfg->micro_batch > 0 ? cfg->micro_batch : 1;
-        rows = U;
-        slots = (N + B - 1) / B * E;
-    }
-    slots += per_step * E;   /* each epoch's last step is padded with empty slots */
-
-    int64_t plan = SEGMENT_BYTES * U + ROW_BYTES * rows + SLOT_BYTES * slots + PLAN_FIXED_BYTES;
-    int64_t peak = plan + METRICS_PER_USE * U;
+    const Shape sh = plan_shape(s, cfg, N, mean_len);
+    int64_t fixed = PLAN_FIXED_BYTES;
+    if (E > 1) fixed += HEAP_KEPT_PER_SAMPLE * N < HEAP_KEPT_MAX ? HEAP_KEPT_PER_SAMPLE * N : HEAP_KEPT_MAX;
+    const int64_t plan = SEGMENT_BYTES * U + ROW_BYTES * sh.rows + SLOT_BYTES * sh.slots + fixed;
+    /* The earlier epochs' plan, beside a phase that comes before this epoch's rows. */
+    const int64_t earlier = (plan - fixed) / E * (E - 1) + fixed;
+    const int64_t L = cfg->max_tokens > 0 ? cfg->max_tokens : 1, WL = cfg->world_size * L;
+    const int64_t group = BALANCE_PER_ITEM * (WL < N ? WL : N) + BALANCE_PER_PACK_ITEM * (L < N ? L : N);
+    int64_t peak = plan + METRICS_PER_USE * U + METRICS_PER_STEP * sh.steps;
     int k = planner_of(s);
     for (int i = 0; i < N_PLANNERS; i++) {
         if (k >= 0 && i != k) continue;   /* an unknown planner: the largest known one */
-        int64_t fixed = PLAN_FIXED_BYTES + (PLANNERS[i].bfd_index ? bfd_index_bytes(cfg->max_tokens) : 0);
-        for (int j = 0; j < 2; j++) {
-            int64_t b = phase_bytes(&PLANNERS[i].phase[j], N, U, rows, slots) + fixed;
+        int grouped = 0;   /* from the second epoch on, every phase holds the first's scratch */
+        for (int j = 0; j < MAX_PHASES; j++) grouped |= PLANNERS[i].phase[j].group;
+        for (int j = 0; j < MAX_PHASES; j++) {
+            const Phase *ph = &PLANNERS[i].phase[j];
+            if (ph->n == 0) continue;
+            int64_t b = ph->n * N + ph->row * (sh.rows / E) + ph->index * bucket_index_bytes(cfg->max_tokens) +
+                        (ph->group || (grouped && E > 1) ? group : 0) + (ph->plan ? plan : earlier);
             if (b > peak) peak = b;
         }
     }
@@ -125,6 +182,7 @@ int64_t plan_budget(const Strategy *const *s, const PlanConfig *cfg, int n, int6
             top = one;
             if (largest) *largest = s[i]->name;
         }
+        held += RESULT_PER_STEP * plan_shape(s[i], &cfg[i], n_samples > 0 ? n_samples : 0, mean_len).steps;
         if (keep_plans) held += kept;
     }
     return peak;
