@@ -52,12 +52,13 @@ static const struct { const char *name; Phase phase[MAX_PHASES]; } PLANNERS[] = 
      * pack: room, count, heap (int32), sq, want (double), sorted (int32), its cost key (Keyed,
      * 16), and per group (at most one a pack) group_first, step_of_group, perm (int32).
      * 1. water_fill: two PackIndexes, each next, prev, bucket per pack (int32) and a bucket index.
-     * 2. place_leftovers: one PackIndex, pack_head per pack; pack_next and len_next per sample.
+     * 2. place_leftovers: one PackIndex, a list head per pack; a list link, and a heap slot and
+     * its index (FillHeap), per sample.
      * 3. rows: first per pack, members per sample, the balancer's scratch, the rows written.
      * make_groups' sort (Keyed copied once more) and bins_best_fit on the leftovers (next per
      * pack, bin_of per sample) need less than 1 and 2. */
     {"packing-fair",
-     {{8 + 40, 28 + 32 + 24, 2, 0, 0}, {8 + 48, 28 + 32 + 16, 1, 0, 0}, {8 + 44, 28 + 32 + 4, 0, 1, 1}}},
+     {{8 + 40, 28 + 32 + 24, 2, 0, 0}, {8 + 52, 28 + 32 + 16, 1, 0, 0}, {8 + 44, 28 + 32 + 4, 0, 1, 1}}},
 };
 #define N_PLANNERS ((int)(sizeof PLANNERS / sizeof PLANNERS[0]))
 

@@ -291,30 +291,23 @@ static int top_up_steps(Fair *f, const int32_t *plen, const int32_t *sorted,
     return ok ? 0 : -1;
 }
 
-/* Placed sequences, by pack and (up to max_len) by length, for the leftover pass. */
+/* Placed sequences by pack (a list per pack), for the leftover pass. */
 typedef struct {
-    int32_t *pack_head, *pack_next;   /* per pack / per position */
-    int32_t *len_head, *len_next;     /* per length / per position */
-    int32_t max_len;
+    int32_t *head, *next;   /* per pack / per position */
 } Placed;
 
-static void placed_add(Placed *pl, const Fair *f, const int32_t *plen, int32_t x)
+static void placed_add(Placed *pl, const Fair *f, int32_t x)
 {
     int32_t k = f->pack_of[x];
-    pl->pack_next[x] = pl->pack_head[k];
-    pl->pack_head[k] = x;
-    if (plen[x] <= pl->max_len) {
-        pl->len_next[x] = pl->len_head[plen[x]];
-        pl->len_head[plen[x]] = x;
-    }
+    pl->next[x] = pl->head[k];
+    pl->head[k] = x;
 }
 
-/* Unlinks x from its pack's list (its length list keeps it: pack_of says where it is). */
 static void placed_unlink(Placed *pl, int32_t k, int32_t x)
 {
-    int32_t *at = &pl->pack_head[k];
-    while (*at != x) at = &pl->pack_next[*at];
-    *at = pl->pack_next[x];
+    int32_t *at = &pl->head[k];
+    while (*at != x) at = &pl->next[*at];
+    *at = pl->next[x];
 }
 
 static void set_room(Fair *f, PackIndex *room, int32_t k, int32_t value)
@@ -324,78 +317,191 @@ static void set_room(Fair *f, PackIndex *room, int32_t k, int32_t value)
     if (value > 0) index_insert(room, k, value);
 }
 
+/* The placed fillers by length, each length's a max-heap on the room of the filler's pack (ties:
+ * the earlier position), so that a swap finds in O(1) whether some pack with room >= d holds a
+ * filler of length l. A filler's length never changes, only its pack and that pack's room. */
+typedef struct {
+    int64_t *first;   /* per length 0..max_len + 1: where its heap starts in item[] */
+    int32_t *size;    /* per length */
+    int32_t *item;    /* positions */
+    int32_t *at;      /* per position: its index in item[] */
+    int32_t max_len;
+} FillHeap;
+
+static int fh_above(const Fair *f, int32_t x, int32_t y)
+{
+    int32_t rx = f->room[f->pack_of[x]], ry = f->room[f->pack_of[y]];
+    return rx != ry ? rx > ry : x < y;
+}
+
+static void fh_swap(FillHeap *h, int64_t i, int64_t j)
+{
+    int32_t t = h->item[i];
+    h->item[i] = h->item[j];
+    h->item[j] = t;
+    h->at[h->item[i]] = (int32_t)i;
+    h->at[h->item[j]] = (int32_t)j;
+}
+
+/* Restores the heap order around x after its key changed. */
+static void fh_fix(FillHeap *h, const Fair *f, const int32_t *plen, int32_t x)
+{
+    const int64_t base = h->first[plen[x]], n = h->size[plen[x]];
+    int64_t i = h->at[x] - base;
+    while (i > 0 && fh_above(f, h->item[base + i], h->item[base + (i - 1) / 2])) {
+        fh_swap(h, base + i, base + (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+    for (;;) {
+        int64_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && fh_above(f, h->item[base + l], h->item[base + m])) m = l;
+        if (r < n && fh_above(f, h->item[base + r], h->item[base + m])) m = r;
+        if (m == i) return;
+        fh_swap(h, base + i, base + m);
+        i = m;
+    }
+}
+
+static void fh_push(FillHeap *h, const Fair *f, const int32_t *plen, int32_t x)
+{
+    int64_t i = h->first[plen[x]] + h->size[plen[x]]++;
+    h->item[i] = x;
+    h->at[x] = (int32_t)i;
+    fh_fix(h, f, plen, x);
+}
+
+/* A filler of length l in a pack other than A with room >= d, or -1: the heap's nodes with room
+ * >= d, depth first; only A's own fillers (a pack's dozen or so) are stepped over. */
+static int32_t fh_find(const FillHeap *h, const Fair *f, int32_t l, int32_t d, int32_t A)
+{
+    const int64_t base = h->first[l], n = h->size[l];
+    int64_t stack[64];
+    int top = 0;
+    if (n > 0) stack[top++] = 0;
+    while (top > 0) {
+        int64_t i = stack[--top];
+        int32_t x = h->item[base + i], k = f->pack_of[x];
+        if (f->room[k] < d) continue;
+        if (k != A) return x;
+        for (int64_t c = 2 * i + 1; c <= 2 * i + 2 && c < n && top < 64; c++) stack[top++] = c;
+    }
+    return -1;
+}
+
+static void fh_remove(FillHeap *h, const Fair *f, const int32_t *plen, int32_t x)
+{
+    const int64_t i = h->at[x], last = h->first[plen[x]] + --h->size[plen[x]];
+    if (i == last) return;
+    fh_swap(h, i, last);
+    fh_fix(h, f, plen, h->item[i]);
+}
+
+/* A pack's fillers out of their heaps, before its room or members change, and back in after:
+ * every heap operation then meets one element out of order, which it can restore. */
+static void fh_pack_out(FillHeap *h, const Fair *f, const Placed *pl, const int32_t *plen, int32_t k)
+{
+    for (int32_t x = pl->head[k]; x >= 0; x = pl->next[x])
+        if (plen[x] <= h->max_len) fh_remove(h, f, plen, x);
+}
+
+static void fh_pack_in(FillHeap *h, const Fair *f, const Placed *pl, const int32_t *plen, int32_t k)
+{
+    for (int32_t x = pl->head[k]; x >= 0; x = pl->next[x])
+        if (plen[x] <= h->max_len) fh_push(h, f, plen, x);
+}
+
+/* The best swap for the roomiest pack A, which lacks need tokens of room: a in A and a filler b
+ * in another pack B, d = len(a) - len(b) in [1, room(B)] (B gives at most its room, and no B has
+ * more room than A), the largest d for each a in turn, until d reaches need. Returns d (0: none)
+ * and sets *a_out, *b_out. */
+static int32_t best_swap(const Fair *f, const FillHeap *h, const Placed *pl, const int32_t *plen, int32_t A,
+                         int32_t need, int32_t *a_out, int32_t *b_out)
+{
+    int32_t best = 0;
+    for (int32_t a = pl->head[A]; a >= 0 && best < need; a = pl->next[a]) {
+        int32_t d = f->room[A] < plen[a] - 1 ? f->room[A] : plen[a] - 1;
+        for (; d > best && plen[a] - d <= h->max_len; d--) {
+            int32_t b = fh_find(h, f, plen[a] - d, d, A);
+            if (b >= 0) {
+                best = d;
+                *a_out = a;
+                *b_out = b;
+                break;
+            }
+        }
+    }
+    return best;
+}
+
 /* Leftovers (positions left[0..*n_left), longest first) that fit no pack's room: the room they
  * need is there, only scattered. For a leftover x, the roomiest pack A (room r < len(x)) swaps one
- * of its sequences a for a shorter b from a pack B, with len(a) - len(b) between len(x) - r and
- * B's room: room moves from B to A, every M stays, and then A takes x. Those it cannot place stay
- * in left[]. 0, or -1 when out of memory. */
+ * of its sequences a for a shorter filler b from a pack B with room for the difference: room
+ * moves from B to A, every M stays; after at most 8 such rounds A takes x if it can. Those it
+ * cannot place stay in left[]. 0, or -1 when out of memory. */
 static int place_leftovers(Fair *f, const int32_t *plen, int64_t n, int32_t max_len, int32_t *left, int64_t *n_left)
 {
     PackIndex room;
-    Placed pl = {malloc(((size_t)f->P + 1) * sizeof(int32_t)), malloc((size_t)n * sizeof(int32_t)),
-                 malloc(((size_t)max_len + 1) * sizeof(int32_t)), malloc((size_t)n * sizeof(int32_t)), max_len};
+    Placed pl = {malloc(((size_t)f->P + 1) * sizeof(int32_t)), malloc((size_t)n * sizeof(int32_t))};
+    FillHeap h = {calloc((size_t)max_len + 2, sizeof(int64_t)), calloc((size_t)max_len + 1, sizeof(int32_t)),
+                  malloc((size_t)n * sizeof(int32_t)), malloc((size_t)n * sizeof(int32_t)), max_len};
     int ok = index_init(&room, f->L, f->P) == 0;
-    ok = ok && pl.pack_head && pl.pack_next && pl.len_head && pl.len_next;
+    ok = ok && pl.head && pl.next && h.first && h.size && h.item && h.at;
     if (ok) {
-        for (int32_t k = 0; k < f->P; k++) pl.pack_head[k] = -1;
-        for (int32_t l = 0; l <= max_len; l++) pl.len_head[l] = -1;
+        for (int32_t k = 0; k < f->P; k++) pl.head[k] = -1;
         for (int64_t j = n - 1; j >= 0; j--)
-            if (f->pack_of[j] >= 0) placed_add(&pl, f, plen, (int32_t)j);
+            if (f->pack_of[j] >= 0) placed_add(&pl, f, (int32_t)j);
         for (int32_t k = f->P - 1; k >= 0; k--)
             if (f->room[k] > 0) index_insert(&room, k, f->room[k]);
+        /* room in item[] for every filler, placed now or later */
+        for (int64_t j = 0; j < n; j++)
+            if (plen[j] <= max_len) h.first[plen[j] + 1]++;
+        for (int32_t l = 0; l <= max_len; l++) h.first[l + 1] += h.first[l];
+        for (int64_t j = 0; j < n; j++)
+            if (plen[j] <= max_len && f->pack_of[j] >= 0) fh_push(&h, f, plen, (int32_t)j);
         int64_t kept = 0;
         for (int64_t i = 0; i < *n_left; i++) {
             int32_t x = left[i], lx = plen[x], k = index_at_least(&room, lx);
             for (int round = 0; k < 0 && round < 8; round++) {
                 int64_t bt = bit_prev(&room.bt, room.n_buckets - 1);
-                int32_t A = bt >= 0 ? room.head[bt] : -1, a = -1, b = -1, best = 0;
-                int32_t r_top = A >= 0 ? f->room[A] : 0, need = lx - r_top;
-                /* b's pack gives up to its room (<= r_top): len(b) >= len(a) - r_top; the largest
-                 * gain, all of need if it can */
-                for (int32_t q = A >= 0 ? pl.pack_head[A] : -1; q >= 0 && best < need; q = pl.pack_next[q]) {
-                    int32_t lo = plen[q] - r_top > 1 ? plen[q] - r_top : 1, hi = plen[q] - 1;
-                    if (hi > max_len) hi = max_len;
-                    for (int32_t l = lo; l <= hi && plen[q] - l > best; l++)
-                        for (int32_t c = pl.len_head[l]; c >= 0; c = pl.len_next[c]) {
-                            int32_t B = f->pack_of[c];
-                            if (B >= 0 && B != A && f->room[B] >= plen[q] - l) {
-                                a = q;
-                                b = c;
-                                best = plen[q] - l;
-                                break;
-                            }
-                        }
-                }
-                if (b < 0) break;
-                int32_t B = f->pack_of[b], d = plen[a] - plen[b];
+                int32_t A = bt >= 0 ? room.head[bt] : -1, a = -1, b = -1;
+                if (A < 0) break;
+                int32_t d = best_swap(f, &h, &pl, plen, A, lx - f->room[A], &a, &b);
+                if (d <= 0) break;
+                int32_t B = f->pack_of[b];
+                fh_pack_out(&h, f, &pl, plen, A);
+                fh_pack_out(&h, f, &pl, plen, B);
                 placed_unlink(&pl, A, a);
                 placed_unlink(&pl, B, b);
                 f->pack_of[a] = B;
                 f->pack_of[b] = A;
-                pl.pack_next[a] = pl.pack_head[B];
-                pl.pack_head[B] = a;
-                pl.pack_next[b] = pl.pack_head[A];
-                pl.pack_head[A] = b;
+                placed_add(&pl, f, a);
+                placed_add(&pl, f, b);
                 set_room(f, &room, B, f->room[B] - d);
                 set_room(f, &room, A, f->room[A] + d);
+                fh_pack_in(&h, f, &pl, plen, A);
+                fh_pack_in(&h, f, &pl, plen, B);
                 k = index_at_least(&room, lx);
             }
             if (k < 0) {
                 left[kept++] = x;
                 continue;
             }
+            fh_pack_out(&h, f, &pl, plen, k);
             f->pack_of[x] = k;
             f->count[k]++;
             set_room(f, &room, k, f->room[k] - lx);
-            placed_add(&pl, f, plen, x);
+            placed_add(&pl, f, x);
+            fh_pack_in(&h, f, &pl, plen, k);
         }
         *n_left = kept;
     }
     index_free(&room);
-    free(pl.pack_head);
-    free(pl.pack_next);
-    free(pl.len_head);
-    free(pl.len_next);
+    free(pl.head);
+    free(pl.next);
+    free(h.first);
+    free(h.size);
+    free(h.item);
+    free(h.at);
     return ok ? 0 : -1;
 }
 
