@@ -15,7 +15,9 @@
  * 2. P packs: enough for every token at (1 - FAIR_SLACK) fill, at least W (an epoch that fits in
  *    fewer packs than ranks is spread over the ranks), at most one per sample. The cores
  *    go longest first to the pack with the most room (LPT on tokens), which spreads them so that
- *    every pack keeps what room it can for fillers; a core that fits nowhere opens a pack.
+ *    every pack keeps what room it can for fillers; a core that fits nowhere opens a pack. Where
+ *    that opened packs, the cores go by best fit decreasing instead if it needs fewer (few or no
+ *    fillers: nothing to keep room for).
  * 3. Sort the packs by their cores' Σ len² and cut groups of W neighbours: a group is one sync
  *    point (micro-step), its packs of about equal cost once full. With A = 1 a group is a step;
  *    the groups are shuffled, the short one last. With A > 1 each step takes one group from each
@@ -662,6 +664,7 @@ static int fair_epoch(Plan *p, const Sample *s, int64_t n, int e, Fair *f, Balan
     if (P < 1) P = 1;
     f->P = (int32_t)P;
     f->L = L;
+    const int32_t P0 = f->P;
     for (int32_t k = 0; k < f->P; k++) {
         f->room[k] = L;
         f->count[k] = 0;
@@ -688,6 +691,28 @@ static int fair_epoch(Plan *p, const Sample *s, int64_t n, int e, Fair *f, Balan
         f->count[k]++;
         f->sq[k] += (double)l * l;
         heap_down(f, n_heap, 0);
+    }
+    /* LPT spreads the room but fits less tightly than best fit. Where it had to open packs (cores
+     * that tile badly and too few fillers to fill what they leave, e.g. LongAlign-10k alone), the
+     * cores go by best fit decreasing instead when that needs fewer packs. */
+    if (f->P > P0 && n_core > 0) {
+        int32_t n_bins = 0, *bfd_room = left; /* left[] is free until the fillers */
+        if (bins_best_fit(L, core_len, n_core, bfd_room, &n_bins, bin_of) != 0) goto oom;
+        if (n_bins < f->P) {
+            f->P = n_bins > P0 ? n_bins : P0;
+            for (int32_t k = 0; k < f->P; k++) {
+                f->room[k] = L;
+                f->count[k] = 0;
+                f->sq[k] = 0;
+            }
+            for (int64_t j = 0; j < n_core; j++) {
+                int32_t k = bin_of[j], l = core_len[j];
+                f->pack_of[core_items[j]] = k;
+                f->room[k] -= l;
+                f->count[k]++;
+                f->sq[k] += (double)l * l;
+            }
+        }
     }
 
     /* 3. Groups and steps (the cost order uses the cores' Σ len²: every pack ends about full). */
