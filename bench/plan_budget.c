@@ -88,7 +88,8 @@ static const struct { const char *name; Phase phase[MAX_PHASES]; } PLANNERS[] = 
  * pack costs, 2 MB, at 10^6 x 2). Blocks of 32 MiB and more are mapped and unmapped whole. */
 #define HEAP_KEPT_PER_SAMPLE 8
 #define HEAP_KEPT_MAX (INT64_C(32) << 20)
-/* The process itself (code, OpenBLAS and OpenMP buffers, the histogram): a margin. */
+/* What the process allocates beside the samples and plans after the check (OpenBLAS and OpenMP
+ * buffers, the histogram): a margin. What it holds at the check is not in the budget. */
 #define BASE_BYTES (INT64_C(64) << 20)
 
 static int planner_of(const Strategy *s)
@@ -245,6 +246,20 @@ int64_t plan_budget_available(const char **source, char *err, size_t errlen)
 
 static double gib(int64_t bytes) { return (double)bytes / (double)(INT64_C(1) << 30); }
 
+/* What the process holds already (VmRSS): code, and the CUDA and BLAS libraries it loaded, about
+ * 0.2 GiB for a build with CUDA, which no per-sample count covers. 0 if it cannot be read. */
+static int64_t resident_now(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    char line[256];
+    long long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %lld kB", &kb) == 1) break;
+    fclose(f);
+    return (int64_t)kb * 1024;
+}
+
 int plan_budget_check(const Strategy *const *s, const PlanConfig *cfg, int n, int64_t n_samples,
                       double mean_len, int keep_plans, char *err, size_t errlen)
 {
@@ -270,9 +285,13 @@ int plan_budget_check(const Strategy *const *s, const PlanConfig *cfg, int n, in
     char fix[160];
     if (lo >= 1) snprintf(fix, sizeof fix, "plan a sample of it with --samples N (--samples %lld fits)", (long long)lo);
     else snprintf(fix, sizeof fix, "free some memory (not even a small --samples N fits)");
+    /* MemAvailable leaves out what the process holds, so only the growth is compared with it;
+     * the peak it states is the whole process's, as `time -v` or top would show it. */
     snprintf(err, errlen,
-             "%lld samples need about %.1f GiB to plan (about %lld bytes a sample at the peak, %s's planner "
-             "the largest) but %.1f GiB is available (%s): %s, or plan fewer strategies with --strategy",
-             (long long)n_samples, gib(need), (long long)per, largest, gib(avail), source, fix);
+             "%lld samples need about %.1f GiB to plan, a peak of %.1f GiB with what labench holds already "
+             "(about %lld bytes a sample, %s's planner the largest), but %.1f GiB is available (%s): %s, or "
+             "plan fewer strategies with --strategy",
+             (long long)n_samples, gib(need), gib(need + resident_now()), (long long)per, largest, gib(avail),
+             source, fix);
     return -1;
 }

@@ -22,8 +22,8 @@
 int64_t plan_budget_one(const Strategy *s, const PlanConfig *cfg, int64_t n_samples, double mean_len,
                         int64_t *kept);
 
-/* Peak bytes of the whole run: the samples (8 a sample), then the strategies one after
- * another; with keep_plans (training) every finished plan stays, and the training set's copy
+/* Peak bytes the whole run adds to what the process holds before drawing: the samples (8 a
+ * sample), then the strategies one after another; with keep_plans (training) every finished plan stays, and the training set's copy
  * of the samples is added. *largest (may be NULL) names the strategy whose planning peaks. */
 int64_t plan_budget(const Strategy *const *s, const PlanConfig *cfg, int n, int64_t n_samples,
                     double mean_len, int keep_plans, const char **largest);
