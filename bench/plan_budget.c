@@ -2,6 +2,8 @@
  * strategies/ or bench/plan_metrics.c, per sample; tests/test_budget.c measures the real peak. */
 #include "bench/plan_budget.h"
 
+#include "bench/util.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -232,16 +234,10 @@ int64_t plan_budget_available(const char **source, char *err, size_t errlen)
         if (source) *source = "LABENCH_MEMAVAILABLE";
         return v;
     }
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f) return -1;
-    char line[256];
-    long long kb = -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %lld kB", &kb) == 1) break;
-    fclose(f);
-    if (kb < 0) return -1;
+    int64_t bytes = proc_kb_field("/proc/meminfo", "MemAvailable");
+    if (bytes < 0) return -1;
     if (source) *source = "MemAvailable in /proc/meminfo";
-    return (int64_t)kb * 1024;
+    return bytes;
 }
 
 static double gib(int64_t bytes) { return (double)bytes / (double)(INT64_C(1) << 30); }
@@ -250,14 +246,8 @@ static double gib(int64_t bytes) { return (double)bytes / (double)(INT64_C(1) <<
  * 0.2 GiB for a build with CUDA, which no per-sample count covers. 0 if it cannot be read. */
 static int64_t resident_now(void)
 {
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f) return 0;
-    char line[256];
-    long long kb = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %lld kB", &kb) == 1) break;
-    fclose(f);
-    return (int64_t)kb * 1024;
+    int64_t bytes = proc_kb_field("/proc/self/status", "VmRSS");
+    return bytes > 0 ? bytes : 0;
 }
 
 int plan_budget_check(const Strategy *const *s, const PlanConfig *cfg, int n, int64_t n_samples,

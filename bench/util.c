@@ -162,6 +162,19 @@ static int cmp_double(const void *pa, const void *pb)
     return (a > b) - (a < b);
 }
 
+int64_t proc_kb_field(const char *path, const char *key)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[256];
+    long long kb = -1;
+    size_t n = strlen(key);
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, key, n) && line[n] == ':' && sscanf(line + n + 1, " %lld kB", &kb) == 1) break;
+    fclose(f);
+    return kb >= 0 ? (int64_t)kb * 1024 : -1;
+}
+
 double median(const double *x, size_t n)
 {
     double *c = malloc((n ? n : 1) * sizeof *c);

@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/stat.h>
 
 /* Exit status for unusable input (bad file, bad option, no GPU, out of memory). */
@@ -46,6 +47,10 @@ const char *cli_opt_value(int argc, char **argv, int *i, const char *name);
  * Return 0 on success, -1 on junk, overflow or out-of-range. */
 int parse_i64(const char *s, long long min, long long max, long long *out);
 int parse_f64(const char *s, double min, double max, double *out);
+
+/* A "Key:   N kB" line of a /proc file (/proc/meminfo, /proc/self/status): N in bytes, or -1
+ * when the file or the key is not there. */
+int64_t proc_kb_field(const char *path, const char *key);
 
 /* Median of the values that are not NaN (the mean of the middle two for an even count); NAN
  * when there are none. O(n log n): results files hold up to a million steps. */

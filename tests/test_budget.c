@@ -7,20 +7,7 @@
 
 #include "bench/plan_budget.h"
 #include "bench/plan_metrics.h"
-
-/* Resident memory in bytes: VmHWM (the peak since the last reset) or VmRSS from /proc. */
-static int64_t proc_kb(const char *key)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f) return -1;
-    char line[256];
-    long long kb = -1;
-    size_t n = strlen(key);
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, key, n) && sscanf(line + n, ": %lld kB", &kb) == 1) break;
-    fclose(f);
-    return kb;
-}
+#include "bench/util.h"
 
 /* Peak bytes of planning and scoring with s, measured in a fresh child (a clean heap, where
  * these large arrays are mapped and unmapped whole): VmHWM after, less VmRSS before. */
@@ -35,13 +22,13 @@ static int64_t measured_peak(const Strategy *s, const PlanConfig *cfg, const Sam
         int64_t delta = -1;
         FILE *clear = fopen("/proc/self/clear_refs", "w");
         if (clear && fputs("5", clear) >= 0 && fclose(clear) == 0) {   /* "5": reset VmHWM */
-            int64_t before = proc_kb("VmRSS");
+            int64_t before = proc_kb_field("/proc/self/status", "VmRSS");
             Plan p;
             char err[256];
             PlanMetrics m;
             if (plan_make(s, cfg, x, n, &p, err, sizeof err) == 0) {
                 plan_metrics_compute(&p, x, &m);
-                delta = (proc_kb("VmHWM") - before) * 1024;
+                delta = proc_kb_field("/proc/self/status", "VmHWM") - before;
                 plan_free(&p);
             }
         }
