@@ -91,6 +91,24 @@ static void heap_up(Fair *f, int32_t i)
     }
 }
 
+/* Pack k empty, with all of L free. */
+static void pack_open(Fair *f, int32_t k)
+{
+    f->room[k] = f->L;
+    f->count[k] = 0;
+    f->sq[k] = 0;
+    f->want[k] = 0;
+}
+
+/* The core at position at (l tokens) into pack k. */
+static void pack_add_core(Fair *f, int32_t k, int32_t at, int32_t l)
+{
+    f->pack_of[at] = k;
+    f->room[k] -= l;
+    f->count[k]++;
+    f->sq[k] += (double)l * l;
+}
+
 /* A pack's need: the filler length that would spread its room evenly over the fillers it still
  * wants (its whole room once it wants one or none). */
 static double need(const Fair *f, int32_t k)
@@ -666,10 +684,7 @@ static int fair_epoch(Plan *p, const Sample *s, int64_t n, int e, Fair *f, Balan
     f->L = L;
     const int32_t P0 = f->P;
     for (int32_t k = 0; k < f->P; k++) {
-        f->room[k] = L;
-        f->count[k] = 0;
-        f->sq[k] = 0;
-        f->want[k] = 0;
+        pack_open(f, k);
         f->heap[k] = k;
     }
     int32_t n_heap = f->P;
@@ -679,17 +694,11 @@ static int fair_epoch(Plan *p, const Sample *s, int64_t n, int e, Fair *f, Balan
             k = f->heap[0];
         } else {
             k = f->P++;
-            f->room[k] = L;
-            f->count[k] = 0;
-            f->sq[k] = 0;
-            f->want[k] = 0;
+            pack_open(f, k);
             f->heap[n_heap] = k;
             heap_up(f, n_heap++);   /* empty and roomiest: it is the top now */
         }
-        f->pack_of[at] = k;
-        f->room[k] -= l;
-        f->count[k]++;
-        f->sq[k] += (double)l * l;
+        pack_add_core(f, k, at, l);
         heap_down(f, n_heap, 0);
     }
     /* LPT spreads the room but fits less tightly than best fit. Where it had to open packs (cores
@@ -700,18 +709,8 @@ static int fair_epoch(Plan *p, const Sample *s, int64_t n, int e, Fair *f, Balan
         if (bins_best_fit(L, core_len, n_core, bfd_room, &n_bins, bin_of) != 0) goto oom;
         if (n_bins < f->P) {
             f->P = n_bins > P0 ? n_bins : P0;
-            for (int32_t k = 0; k < f->P; k++) {
-                f->room[k] = L;
-                f->count[k] = 0;
-                f->sq[k] = 0;
-            }
-            for (int64_t j = 0; j < n_core; j++) {
-                int32_t k = bin_of[j], l = core_len[j];
-                f->pack_of[core_items[j]] = k;
-                f->room[k] -= l;
-                f->count[k]++;
-                f->sq[k] += (double)l * l;
-            }
+            for (int32_t k = 0; k < f->P; k++) pack_open(f, k);
+            for (int64_t j = 0; j < n_core; j++) pack_add_core(f, bin_of[j], core_items[j], core_len[j]);
         }
     }
 
