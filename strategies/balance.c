@@ -196,16 +196,6 @@ static void kk_sift_down(int32_t *heap, int32_t n, int32_t i, const KkState *st,
     }
 }
 
-static void kk_sift_up(int32_t *heap, int32_t i, const KkState *st, int k)
-{
-    while (i > 0) {
-        int32_t parent = (i - 1) / 2;
-        if (!kk_before(st, k, heap[i], heap[parent])) return;
-        int32_t t = heap[i]; heap[i] = heap[parent]; heap[parent] = t;
-        i = parent;
-    }
-}
-
 int kk_partition_equal(const double *cost, int32_t n, int k, int32_t *part_of)
 {
     if (n <= 0) return 0;
@@ -254,9 +244,8 @@ int kk_partition_equal(const double *cost, int32_t n, int k, int32_t *part_of)
             x->tail[q] = y->tail[o];
         }
         kk_sort(x, k);
-        heap[0] = a;
+        heap[0] = a; /* b's place: the merged state goes down from the top */
         kk_sift_down(heap, n_heap, 0, st, k);
-        kk_sift_up(heap, 0, st, k);
     }
     const KkState *fin = &st[heap[0]];
     for (int q = 0; q < k; q++)

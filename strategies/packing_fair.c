@@ -254,20 +254,19 @@ static void key_heap_up(int32_t *h, int32_t i, const double *key)
 }
 
 /* Fillers the water-filling left (positions left[0..*n_left), longest first), each to the step
- * furthest below its M target that has room for it, into its tightest pack that holds it. Those
- * no step takes stay in left[]. 0, or -1 when out of memory. */
+ * furthest below its M target that has room for it, into its tightest pack that holds it; a step
+ * is A consecutive groups. Those no step takes stay in left[]. 0, or -1 when out of memory. */
 static int top_up_steps(Fair *f, const int32_t *plen, const int32_t *sorted,
-                        const int32_t *group_first, int32_t G, const int32_t *step_of_group, int64_t n,
+                        const int32_t *group_first, int32_t G, int A, int64_t n,
                         int32_t *left, int64_t *n_left)
 {
-    int32_t S = step_of_group[G - 1] + 1;
+    int32_t S = (G - 1) / A + 1;
     int32_t *first = malloc(((size_t)S + 1) * sizeof *first), *heap = malloc((size_t)S * sizeof *heap);
     int32_t *stash = malloc((size_t)S * sizeof *stash);
     double *deficit = malloc((size_t)S * sizeof *deficit);
     int ok = first && heap && stash && deficit;
     if (ok) {
-        for (int32_t g = 0; g < G; g++)
-            if (g == 0 || step_of_group[g] != step_of_group[g - 1]) first[step_of_group[g]] = group_first[g];
+        for (int32_t t = 0; t < S; t++) first[t] = group_first[(int64_t)t * A];
         first[S] = group_first[G];
         for (int32_t t = 0; t < S; t++) {
             int64_t c = 0;
@@ -526,9 +525,9 @@ static int place_leftovers(Fair *f, const int32_t *plen, int64_t n, int32_t max_
 }
 
 /* Groups (sync points) of W packs in emit order: group_first[g] .. group_first[g + 1] of
- * sorted[]. Returns the number of groups; step_of_group[g] is its step. */
+ * sorted[]; group g is in step g / A. Returns the number of groups. */
 static int32_t make_groups(const Plan *p, Fair *f, int e, Keyed *key, int32_t *sorted, int32_t *group_first,
-                           int32_t *step_of_group, int32_t *perm)
+                           int32_t *perm)
 {
     const int W = p->cfg.world_size, A = p->micro_steps;
     for (int32_t k = 0; k < f->P; k++) key[k] = (Keyed){f->sq[k], k};
@@ -557,7 +556,6 @@ static int32_t make_groups(const Plan *p, Fair *f, int e, Keyed *key, int32_t *s
         int32_t src = perm[g], lo = src * W, hi = lo + W < f->P ? lo + W : f->P;
         group_first[g] = at;
         for (int32_t i = lo; i < hi; i++) sorted[at++] = key[i].index;
-        step_of_group[g] = g / A;
     }
     group_first[G] = at;
     return G;
@@ -610,12 +608,12 @@ static int kk_step(Plan *p, int64_t first, double *cost, int32_t *part, double *
     const int W = p->cfg.world_size, A = p->micro_steps;
     const int32_t n = W * A;
     double dealt_max = 0, kk_max = 0;
+    for (int32_t i = 0; i < n; i++) cost[i] = row_cost(&p->cfg.cost, p, &p->rows[first + i]);
     for (int r = 0; r < W; r++) {
         double t = 0;
-        for (int a = 0; a < A; a++) t += row_cost(&p->cfg.cost, p, &p->rows[first + (int64_t)a * W + r]);
+        for (int a = 0; a < A; a++) t += cost[a * W + r];
         if (t > dealt_max) dealt_max = t;
     }
-    for (int32_t i = 0; i < n; i++) cost[i] = row_cost(&p->cfg.cost, p, &p->rows[first + i]);
     if (kk_partition_equal(cost, n, W, part) != 0) return -1;
     for (int r = 0; r < W; r++) rank_sum[r] = 0;
     for (int32_t i = 0; i < n; i++) rank_sum[part[i]] += cost[i];
@@ -645,7 +643,7 @@ static int fair_epoch(Plan *p, const Sample *s, int64_t n, int e, Fair *f, Balan
     int32_t *left = malloc((2 * m + 1) * sizeof *left), *bin_of = malloc(m * sizeof *bin_of);
     int32_t *plen = malloc(m * sizeof *plen);
     uint64_t *keys = malloc(m * sizeof *keys), *tmp = malloc(m * sizeof *tmp);
-    int32_t *first = NULL, *members = NULL, *sorted = NULL, *group_first = NULL, *step_of_group = NULL;
+    int32_t *first = NULL, *members = NULL, *sorted = NULL, *group_first = NULL;
     int32_t *perm = NULL;
     Keyed *pk = NULL;
     int rc = -1;
@@ -718,11 +716,10 @@ static int fair_epoch(Plan *p, const Sample *s, int64_t n, int e, Fair *f, Balan
     size_t cap = (size_t)f->cap + 1;
     sorted = malloc(cap * sizeof *sorted);
     group_first = malloc((cap + 1) * sizeof *group_first);
-    step_of_group = malloc(cap * sizeof *step_of_group);
     perm = malloc(cap * sizeof *perm);
     pk = malloc(cap * sizeof *pk);
-    if (!sorted || !group_first || !step_of_group || !perm || !pk) goto oom;
-    int32_t G = make_groups(p, f, e, pk, sorted, group_first, step_of_group, perm);
+    if (!sorted || !group_first || !perm || !pk) goto oom;
+    int32_t G = make_groups(p, f, e, pk, sorted, group_first, perm);
 
     /* 4. Water-filling of the fillers toward each step's M. */
     set_wants(f, sorted, group_first, G, n);
@@ -731,7 +728,7 @@ static int fair_epoch(Plan *p, const Sample *s, int64_t n, int e, Fair *f, Balan
 
     /* 5. What found no pack: to the steps furthest below their M, then by best fit into any room,
      *    else into new packs (a last group of their own). */
-    if (n_left > 0 && top_up_steps(f, plen, sorted, group_first, G, step_of_group, n, left, &n_left) != 0) goto oom;
+    if (n_left > 0 && top_up_steps(f, plen, sorted, group_first, G, A, n, left, &n_left) != 0) goto oom;
     if (n_left > 0 && place_leftovers(f, plen, n, tau < (1 << 20) ? tau : (1 << 20), left, &n_left) != 0) goto oom;
     if (n_left > 0) {
         int32_t *len = plen_sorted; /* scratch now */
@@ -822,7 +819,6 @@ done:
     free(members);
     free(sorted);
     free(group_first);
-    free(step_of_group);
     free(perm);
     free(pk);
     return rc;
