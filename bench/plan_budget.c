@@ -67,9 +67,9 @@ static const struct { const char *name; Phase phase[MAX_PHASES]; } PLANNERS[] = 
 /* Scoring (plan_metrics_compute) beside the finished plan, per segment: inv_m (a double, 1/M of
  * its step) and, in epoch_spread, each sequence's epoch weight (a double) that glibc's qsort (a
  * merge sort) copies once more; longest10's int32 lengths and their copy (8) are freed before.
- * Per step: step_m and epoch_spread's M (int64 each). */
+ * Per step: step_m (an int64), which epoch_spread reads too. */
 #define METRICS_PER_USE 24
-#define METRICS_PER_STEP 16
+#define METRICS_PER_STEP 8
 /* Kept until the run ends, per strategy: the M of every step (plan_step_series in
  * bench/cmd_train.c, an int64 a step). */
 #define RESULT_PER_STEP 8

@@ -84,22 +84,19 @@ static int cmp_f64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Spread of M over the steps that have a target, and of each sequence's epoch weight: its
- * effective weight times the mean M (1 for all when every sequence counts the same). */
-static void epoch_spread(const Plan *p, PlanMetrics *m)
+/* Spread of M (M[s]: step s's sequences, plan_step_sequences) over the steps that have a target,
+ * and of each sequence's epoch weight: its effective weight times the mean M (1 for all when
+ * every sequence counts the same). */
+static void epoch_spread(const Plan *p, const int64_t *M, PlanMetrics *m)
 {
-    int64_t *M = malloc((p->n_steps > 0 ? (size_t)p->n_steps : 1) * sizeof *M);
     int64_t n = 0;
     for (int64_t s = 0; s < p->n_segs; s++) n += p->segs[s].target > 0;
     double *w = malloc((n > 0 ? (size_t)n : 1) * sizeof *w);
-    if (!M || !w) {
+    if (!w) {
         m->step_seqs_min = m->step_seqs_max = m->step_seqs_mean = m->step_seqs_cv = NAN;
         m->weight_epoch_p1 = m->weight_epoch_p99 = m->weight_epoch_spread = NAN;
-        free(M);
-        free(w);
         return;
     }
-    plan_step_sequences(p, M);
     int64_t steps = 0, total = 0, lo = INT64_MAX, hi = 0;
     for (int s = 0; s < p->n_steps; s++) {
         if (M[s] == 0) continue;
@@ -126,7 +123,6 @@ static void epoch_spread(const Plan *p, PlanMetrics *m)
         m->weight_epoch_p99 = w[i99 < 0 ? 0 : i99];
         m->weight_epoch_spread = m->weight_epoch_p1 > 0 ? m->weight_epoch_p99 / m->weight_epoch_p1 : INFINITY;
     }
-    free(M);
     free(w);
 }
 
@@ -274,7 +270,7 @@ void plan_metrics_compute(const Plan *p, const Sample *samples, PlanMetrics *m)
     m->weight_min = wmin <= wmax ? wmin : 0;
     m->weight_max = wmin <= wmax ? wmax : 0;
     longest10(p, samples, inv_m, m);
-    epoch_spread(p, m);
+    epoch_spread(p, step_m, m);
     free(t);
     free(tok);
     free(inv_m);
