@@ -3,6 +3,7 @@
 #include "bench/plan_budget.h"
 
 #include "bench/util.h"
+#include "strategies/bit_tree.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -107,9 +108,7 @@ int plan_budget_knows(const Strategy *s) { return planner_of(s) >= 0; }
  * head (int32) per bucket and a 64-ary bit tree, about an eighth of a byte per bucket. */
 static int64_t bucket_index_bytes(int32_t L)
 {
-    int shift = 0;
-    while ((L >> shift) >= (1 << 22)) shift++;
-    int64_t buckets = ((int64_t)L >> shift) + 1;
+    int64_t buckets = ((int64_t)L >> bucket_shift(L)) + 1;
     return 4 * buckets + buckets / 8 + 64;
 }
 

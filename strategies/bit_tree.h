@@ -8,6 +8,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Buckets over token counts 0..L: one per token up to 2^22 buckets, wider (2^shift tokens each)
+ * beyond, so an index stays a few MiB whatever L is. */
+#define BUCKETS_MAX (1 << 22)
+static inline int bucket_shift(int64_t L)
+{
+    int shift = 0;
+    while ((L >> shift) >= BUCKETS_MAX) shift++;
+    return shift;
+}
+
 /* Level 0 has one bit per bucket, level k+1 one bit per non-zero word of level k; the top level
  * is a single word. */
 typedef struct {

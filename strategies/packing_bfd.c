@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BFD_MAX_BUCKETS (1 << 22)
 
 void packs_free(Packs *packs)
 {
@@ -26,8 +25,7 @@ void packs_free(Packs *packs)
 
 int bins_best_fit(int32_t L, const int32_t *len, int64_t n, int32_t *free_tokens, int32_t *n_bins, int32_t *bin_of)
 {
-    int shift = 0;
-    while ((L >> shift) >= BFD_MAX_BUCKETS) shift++;
+    const int shift = bucket_shift(L);
     const int64_t n_buckets = ((int64_t)L >> shift) + 1;
     size_t cap = (size_t)*n_bins + (size_t)(n > 0 ? n : 0) + 1;
     int32_t *next = malloc(cap * sizeof *next), *head = malloc((size_t)n_buckets * sizeof *head);

@@ -128,8 +128,7 @@ typedef struct {
 
 static int index_init(PackIndex *x, int32_t L, int32_t n_packs)
 {
-    x->shift = 0;
-    while ((L >> x->shift) >= (1 << 22)) x->shift++;
+    x->shift = bucket_shift(L);
     x->n_buckets = ((int64_t)L >> x->shift) + 1;
     x->head = malloc((size_t)x->n_buckets * sizeof *x->head);
     x->next = malloc(((size_t)n_packs + 1) * sizeof *x->next);
