@@ -132,6 +132,7 @@ static Backend *sim_create(void)
     be->swiglu_backward = sim_swiglu_backward;
     be->add = sim_add;
     be->crossentropy_backward = sim_crossentropy_backward;
+    be->crossentropy_fused = NULL; /* CUDA has no fused loss: its dlogits go through the bf16 backward */
     return be;
 }
 
