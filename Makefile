@@ -133,11 +133,8 @@ check-asan:
 	@ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 LABENCH=$(abspath build-asan/labench) \
 	  sh tests/run_tests.sh $(patsubst $(BUILD)/%,build-asan/%,$(TESTS))
 
+# The GPU tests build by the rule above too (tests/gpu/X.c -> $(BUILD)/tests/gpu/X).
 gpu-tests: $(GPU_TESTS) labench
-
-$(BUILD)/tests/gpu/%: tests/gpu/%.c tests/test_util.h $(BUILD)/liblabench.a
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/liblabench.a -lcmocka $(LDLIBS)
 
 # ---- GPU bundle (issue 12): build here, run on a GPU machine ---------------------------------
 # `make gpu-bundle` builds labench, the GPU tests and the CPU-reference tests that gpu-check runs
