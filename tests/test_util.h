@@ -24,6 +24,18 @@ static inline void test_write_file(char *path, size_t pathlen, const char *text,
     close(fd);
 }
 
+/* f32 values rounded in place to the nearest bf16 value, ties to even (finite inputs): what the
+ * GPU stores, for the tests that simulate or check it. */
+static inline void test_bf16_round(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], sizeof u);
+        u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+        memcpy(&x[i], &u, sizeof u);
+    }
+}
+
 /* Runs a shell command, its stdout and stderr captured into out (NUL-terminated); returns its
  * exit status (-1 if it did not exit). */
 static inline int test_run_capture(const char *cmd, char *out, size_t n)
