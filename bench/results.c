@@ -10,6 +10,7 @@
 
 #include "bench/dp.h"
 #include "bench/util.h"
+#include "kernels/cpu/cpuinfo.h"
 #include "kernels/cpu/openblas.h"
 
 /* machine.blas: the BLAS labench links and the kernels it runs (kernels/cpu/openblas.h) */
@@ -45,21 +46,9 @@ static json_t *jreal(double x) { return isfinite(x) ? json_real(x) : json_null()
 
 void machine_cpu_name(char *buf, size_t n)
 {
-    snprintf(buf, n, "unknown CPU");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "model name", 10) != 0) continue;
-        char *colon = strchr(line, ':');
-        if (!colon) break;
-        colon++;
-        while (*colon == ' ') colon++;
-        colon[strcspn(colon, "\n")] = 0;
-        snprintf(buf, n, "%s", colon);
-        break;
-    }
-    fclose(f);
+    CpuInfo ci;
+    cpu_read_info(&ci);   /* "unknown CPU" when /proc/cpuinfo names none */
+    snprintf(buf, n, "%s", ci.model);
 }
 
 void machine_hostname(char *buf, size_t n)

@@ -335,7 +335,7 @@ static void describe_cpu(Backend *be, CpuImpl *im)
     if (blas.core_isa != ISA_UNKNOWN && blas.core_isa < isa) {
         isa = blas.core_isa;
         snprintf(capped, sizeof capped, "; counted at %s because OpenBLAS runs its %s kernels (%s), not %s ones",
-                 cpu_isa_name(isa), blas.core, cpu_isa_name(blas.core_isa), ci.isa_name);
+                 cpu_isa_name(isa), blas.core, cpu_isa_name(blas.core_isa), cpu_isa_name(ci.isa));
     }
     int flops_per_cycle = cpu_isa_flops_per_cycle(isa) / lanes_div;
 
@@ -345,7 +345,7 @@ static void describe_cpu(Backend *be, CpuImpl *im)
              "nominal: %d cores (%d OpenMP threads / %d threads per core) x %.0f MHz (highest \"cpu MHz\" "
              "in /proc/cpuinfo, the clock when read, not a measured all-core clock) x %d %s FLOP/cycle "
              "(%s in the cpuinfo flags: 2 FMA units x vector lanes x 2%s)",
-             cores, threads, per_core, ci.mhz, flops_per_cycle, dtype_name(be->param_dtype), ci.isa_name, capped);
+             cores, threads, per_core, ci.mhz, flops_per_cycle, dtype_name(be->param_dtype), cpu_isa_name(ci.isa), capped);
     be->peak_flops_source = im->flops_source;
 }
 

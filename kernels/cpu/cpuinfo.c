@@ -91,8 +91,6 @@ static void read_once(CpuInfo *ci)
         if (g) { if (fscanf(g, "%ld", &khz) != 1) khz = 0; fclose(g); }
         ci->mhz = khz / 1000.0;
     }
-    ci->flops_per_cycle = cpu_isa_flops_per_cycle(ci->isa);
-    snprintf(ci->isa_name, sizeof ci->isa_name, "%s", cpu_isa_name(ci->isa));
 }
 
 void cpu_read_info(CpuInfo *ci)

@@ -11,8 +11,6 @@ typedef enum {
 typedef struct {
     char model[96];
     CpuIsa isa;            /* the widest FMA/vector extension found in the flags */
-    char isa_name[16];     /* its name as in the flags: "avx512f", "avx2+fma", ... */
-    int flops_per_cycle;   /* f32 FLOP per cycle per core for that extension */
     int avx512_skylakex;   /* avx512f, cd, bw, dq and vl: what OpenBLAS's SKYLAKEX kernels need */
     double mhz;            /* highest "cpu MHz" listed */
     int siblings, cores;   /* logical and physical CPUs per package, 0 when absent */

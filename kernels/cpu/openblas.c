@@ -72,7 +72,7 @@ void cpu_blas_info(CpuBlasInfo *b)
              "labench: OpenBLAS %s runs its generic %s kernels (%s level) on this CPU, whose flags show %s%s; "
              "OPENBLAS_CORETYPE=%s would select its %s kernels. labench does not set it (some OpenBLAS builds "
              "compute wrong results with a forced core): set it yourself and check, e.g. scripts/check_grad_torch.py",
-             b->version, b->core, cpu_isa_name(b->core_isa), ci.isa_name,
+             b->version, b->core, cpu_isa_name(b->core_isa), cpu_isa_name(ci.isa),
              b->coretype_env[0] ? " (OPENBLAS_CORETYPE is set)" : "", b->suggested_coretype, cpu_isa_name(want));
 }
 
