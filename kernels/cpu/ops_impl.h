@@ -329,7 +329,7 @@ static real row_max(const real *x, int V)
 
 typedef struct {
     int start, end;       /* the tile's tokens [start, end) */
-    int seg_start, seg_end;
+    int seg_start;        /* its segment's first token: causal keys run from there to end */
 } AttnTile;
 
 static AttnTile *attn_tiles(const int32_t *cu_seqlens, int n_segs, int *n_tiles)
@@ -342,7 +342,7 @@ static AttnTile *attn_tiles(const int32_t *cu_seqlens, int n_segs, int *n_tiles)
     int t = 0;
     for (int s = 0; s < n_segs; s++)
         for (int a = cu_seqlens[s]; a < cu_seqlens[s + 1]; a += TILE)
-            tiles[t++] = (AttnTile){ a, imin(a + TILE, cu_seqlens[s + 1]), cu_seqlens[s], cu_seqlens[s + 1] };
+            tiles[t++] = (AttnTile){ a, imin(a + TILE, cu_seqlens[s + 1]), cu_seqlens[s] };
     *n_tiles = count;
     return tiles;
 }
