@@ -55,9 +55,8 @@ int cmd_grad(int argc, char **argv)
         else if ((v = cli_opt_value(argc, argv, &i, "--backend"))) backend = v;
         else if ((v = cli_opt_value(argc, argv, &i, "--dtype"))) dtype = v;
         else if ((v = cli_opt_value(argc, argv, &i, "--repeat"))) {
-            char *end;
-            long r = strtol(v, &end, 10);
-            if (*end || r < 1 || r > 1000) die_input("grad: --repeat must be an integer in [1, 1000], not '%s'", QUOTE(v));
+            long long r;
+            if (parse_i64(v, 1, 1000, &r) != 0) die_input("grad: --repeat must be an integer in [1, 1000], not '%s'", QUOTE(v));
             repeat = (int)r;
         }
         else die_input("grad: unknown option '%s' (see labench grad --help)", a);

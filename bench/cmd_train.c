@@ -239,7 +239,8 @@ static void parse_options(int argc, char **argv, Options *o)
         {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
     const int train_only[] = {O_STEPS, O_BACKEND, O_MODEL, O_LAYERS, O_DTYPE, O_RECOMPUTE, O_LR, O_WD,
                               O_CLIP, O_SAVE, O_LOAD, O_TRACE, O_PROFILE,
-                              O_COMM, O_MEASURE_PCIE, O_TASK, O_VAL_SAMPLES, O_VAL_EVERY, O_SEQUENCES};
+                              O_COMM, O_MEASURE_PCIE, O_TASK, O_VAL_SAMPLES, O_VAL_EVERY, O_SEQUENCES,
+                              O_DP, O_DP_TIMEOUT, O_DP_CHECK, O_DP_SHARE};
     opterr = 0;
     optind = 1;
     int c, li = -1;
@@ -249,9 +250,6 @@ static void parse_options(int argc, char **argv, Options *o)
                 if (c == train_only[i])
                     die_input("--%s is a training option; `labench plan` does not train (use `labench train`)",
                               longopts[li].name);
-        if (!o->train && c >= O_DP && c <= O_DP_SHARE)   /* --dp and its options, also training only */
-            die_input("--%s is a training option; `labench plan` does not train (use `labench train`)",
-                      longopts[li].name);
         switch (c) {
         case O_STRATEGY: o->strategy = optarg; break;
         case O_LEN_DIST: o->len_dist = optarg; break;
