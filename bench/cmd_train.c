@@ -501,16 +501,15 @@ static Backend *open_backend(const Options *o, int gpu, int *used)
     return be;
 }
 
-/* M of every stride-th optimizer step, at most `max` of them, for the M-per-step plot. */
-static int plan_step_series(const Plan *p, int max, int64_t **out, int *stride)
+/* M of every stride-th optimizer step, at most `max` of them, for the M-per-step plot: all[] (the
+ * M of each of n_steps steps) thinned in place and handed to *out. */
+static int plan_step_series(int64_t *all, int n_steps, int max, int64_t **out, int *stride)
 {
     *out = NULL;
-    *stride = p->n_steps > max ? (p->n_steps + max - 1) / max : 1;
-    int64_t *all = malloc((p->n_steps > 0 ? (size_t)p->n_steps : 1) * sizeof *all);
+    *stride = n_steps > max ? (n_steps + max - 1) / max : 1;
     if (!all) return 0;
-    plan_step_sequences(p, all);
     int n = 0;
-    for (int s = 0; s < p->n_steps; s += *stride) all[n++] = all[s];
+    for (int s = 0; s < n_steps; s += *stride) all[n++] = all[s];
     *out = all;
     return n;
 }
@@ -801,8 +800,13 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
         results[i].cfg = cfgs[i];
         plan_metrics_compute(&plans[i], plan_samples, &results[i].plan);
         results[i].plan.plan_seconds = plan_s;
-        results[i].n_weights = plan_seq_weights(&plans[i], 2000, &results[i].weights);
-        results[i].n_step_seqs = plan_step_series(&plans[i], 2000, &results[i].step_seqs, &results[i].step_seqs_stride);
+        int64_t *step_m = malloc((plans[i].n_steps > 0 ? (size_t)plans[i].n_steps : 1) * sizeof *step_m);
+        if (step_m) {
+            plan_step_sequences(&plans[i], step_m);
+            results[i].n_weights = plan_seq_weights(&plans[i], step_m, 2000, &results[i].weights);
+        }
+        results[i].n_step_seqs =
+            plan_step_series(step_m, plans[i].n_steps, 2000, &results[i].step_seqs, &results[i].step_seqs_stride);
         if (val.n > 0 && val_check_disjoint(&val, &plans[i], part.ids, err, sizeof err) != 0)
             die_input("internal error: %s", err);
         progress_end();

@@ -149,15 +149,10 @@ void plan_step_sequences(const Plan *p, int64_t *out)
     }
 }
 
-int plan_seq_weights(const Plan *p, int max, SeqWeight **out)
+int plan_seq_weights(const Plan *p, const int64_t *M, int max, SeqWeight **out)
 {
     *out = NULL;
-    int64_t *M = malloc((p->n_steps > 0 ? (size_t)p->n_steps : 1) * sizeof *M);
-    if (!M || max < 1) {
-        free(M);
-        return 0;
-    }
-    plan_step_sequences(p, M);
+    if (max < 1) return 0;
     int64_t total = 0, steps = 0;
     for (int s = 0; s < p->n_steps; s++) {
         total += M[s];
@@ -180,7 +175,6 @@ int plan_seq_weights(const Plan *p, int max, SeqWeight **out)
                         w[n++] = (SeqWeight){g->len, eff * (double)M[step], eff * mean};
                     }
             }
-    free(M);
     *out = w;
     return w ? n : 0;
 }

@@ -58,9 +58,10 @@ typedef struct {
     int32_t len;
     double step_rel, epoch_rel;
 } SeqWeight;
-/* Up to max sequences with a target, spread evenly over the plan; *out is malloc'ed. Returns the
- * count (0 with *out NULL when out of memory or none). */
-int plan_seq_weights(const Plan *p, int max, SeqWeight **out);
+/* Up to max sequences with a target, spread evenly over the plan; step_m[s] is step s's M
+ * (plan_step_sequences). *out is malloc'ed. Returns the count (0 with *out NULL when out of memory
+ * or none). */
+int plan_seq_weights(const Plan *p, const int64_t *step_m, int max, SeqWeight **out);
 
 /* A synthetic stand-in for LongAlign's mix, for benches and tests that need no file: one sample
  * in 9 is a long document uniform in 8k-64k tokens with a 100-1000 token response, the rest

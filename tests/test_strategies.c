@@ -1162,15 +1162,15 @@ static void test_metrics_steps_differ(void **state)
 
     /* The per-sequence samples of the weights: x M is 1 for all, x mean M is 2 and 2/3. */
     SeqWeight *w;
-    int nw = plan_seq_weights(&p, 100, &w);
+    int64_t M[2];
+    plan_step_sequences(&p, M);
+    int nw = plan_seq_weights(&p, M, 100, &w);
     assert_int_equal(nw, 4);
     assert_int_equal(w[0].len, 10);
     assert_close(w[0].step_rel, 1.0, 0, 1e-6);
     assert_close(w[0].epoch_rel, 2.0, 0, 1e-6);
     assert_close(w[1].epoch_rel, 2.0 / 3, 0, 1e-6);
     free(w);
-    int64_t M[2];
-    plan_step_sequences(&p, M);
     assert_int_equal(M[0], 1);
     assert_int_equal(M[1], 3);
 
