@@ -610,7 +610,7 @@ static void draw_all(const PlotEnv *env, const ResultsFile *rf, const char *stem
 {
     memset(po, 0, N_PLOTS * sizeof *po);
     int train = strcmp(rf->kind, "train") == 0;
-    for (int p = 0; p < N_PLOTS; p++) po[p].wanted = train || p == P_BUBBLE || p == P_WEIGHTS || p == P_STEP_SEQS;
+    for (int p = 0; p < N_PLOTS; p++) po[p].wanted = train || p == P_BUBBLE || p == P_WEIGHTS;
     if (!env->enabled) return;
     PlotJob j = {.env = env, .rf = rf, .stem = stem};
     subtitle(rf, j.sub, sizeof j.sub);
@@ -806,21 +806,21 @@ static void md_eq2(FILE *f, const ResultsFile *rf)
             fputs("**: n/a (no epoch metrics in this file)\n", f);
             continue;
         }
-        int per_step = fabs(p->weight_min - 1) <= 0.01 && fabs(p->weight_max - 1) <= 0.01;
+        const int unfair = plan_metrics_unfair(p);
         double off = p->weight_share_longest10 - p->weight_share_longest10_uniform;
-        fprintf(f, "**: %s", plan_metrics_fair(p) ? "yes" : "no");
-        if (!plan_metrics_fair(p)) {
+        fprintf(f, "**: %s", unfair ? "no" : "yes");
+        if (unfair) {
             const char *sep = " (";
-            if (!per_step) {
+            if (unfair & PLAN_UNFAIR_WEIGHTS) {
                 fprintf(f, "%sweights inside a step range %s-%s x 1/M, not Eq. 2's 1/M", sep, f_fix(p->weight_min, 2, "").s,
                         f_fix(p->weight_max, 2, "").s);
                 sep = "; ";
             }
-            if (fabs(off) > PLAN_FAIR_SHARE_TOLERANCE) {
+            if (unfair & PLAN_UNFAIR_SHARE) {
                 fprintf(f, "%sthe longest 10%% %s", sep, off > 0 ? "over-weighted" : "under-weighted");
                 sep = "; ";
             }
-            if (p->step_seqs_cv > PLAN_FAIR_STEP_SEQS_CV) fprintf(f, "%sM varies from step to step", sep);
+            if (unfair & PLAN_UNFAIR_STEP_M) fprintf(f, "%sM varies from step to step", sep);
             fputs(")", f);
         }
         fprintf(f, ". The longest 10%% carry %s of the weight (uniform: %s, %+.1f points); M per step %s-%s (CV %.2f); "

@@ -126,12 +126,17 @@ static void epoch_spread(const Plan *p, const int64_t *M, PlanMetrics *m)
     free(w);
 }
 
-int plan_metrics_fair(const PlanMetrics *m)
+int plan_metrics_unfair(const PlanMetrics *m)
 {
-    return fabs(m->weight_min - 1) <= 0.01 && fabs(m->weight_max - 1) <= 0.01 &&
-           fabs(m->weight_share_longest10 - m->weight_share_longest10_uniform) <= PLAN_FAIR_SHARE_TOLERANCE &&
-           m->step_seqs_cv <= PLAN_FAIR_STEP_SEQS_CV;
+    int bits = 0;
+    if (!(fabs(m->weight_min - 1) <= 0.01 && fabs(m->weight_max - 1) <= 0.01)) bits |= PLAN_UNFAIR_WEIGHTS;
+    if (!(fabs(m->weight_share_longest10 - m->weight_share_longest10_uniform) <= PLAN_FAIR_SHARE_TOLERANCE))
+        bits |= PLAN_UNFAIR_SHARE;
+    if (!(m->step_seqs_cv <= PLAN_FAIR_STEP_SEQS_CV)) bits |= PLAN_UNFAIR_STEP_M;
+    return bits;
 }
+
+int plan_metrics_fair(const PlanMetrics *m) { return plan_metrics_unfair(m) == 0; }
 
 void plan_step_sequences(const Plan *p, int64_t *out)
 {

@@ -41,6 +41,10 @@ typedef struct {
  * sequences hold their uniform share within +-1 point, and M varies by at most 15% (CV) across
  * steps. */
 int plan_metrics_fair(const PlanMetrics *m);
+/* Which of the three fails, as bits (0: fair): the weights inside a step, the longest 10%'s
+ * share, M's CV. */
+enum { PLAN_UNFAIR_WEIGHTS = 1, PLAN_UNFAIR_SHARE = 2, PLAN_UNFAIR_STEP_M = 4 };
+int plan_metrics_unfair(const PlanMetrics *m);
 #define PLAN_FAIR_SHARE_TOLERANCE 0.01
 #define PLAN_FAIR_STEP_SEQS_CV 0.15
 
