@@ -99,19 +99,8 @@ int grad_batch_load(const char *path, int vocab, GradBatch *b, char *err, size_t
 {
     memset(b, 0, sizeof *b);
     const char *name = input_name(path);
-    char *text;
-    size_t len;
-    if (read_input_file(path, GRAD_BATCH_MAX_BYTES, &text, &len, err, errlen) != 0) return -1;
-    json_error_t jerr;
-    json_t *root = json_loadb(text, len, 0, &jerr);
-    free(text);
-    if (!root) {
-        if (jerr.line > 0)
-            snprintf(err, errlen, "%s:%d: not valid JSON: %s", name, jerr.line, jerr.text);
-        else
-            snprintf(err, errlen, "%s: not valid JSON: %s", name, jerr.text);
-        return -1;
-    }
+    json_t *root = read_json_file(path, GRAD_BATCH_MAX_BYTES, err, errlen);
+    if (!root) return -1;
     int rc = fill(name, root, vocab, b, err, errlen);
     json_decref(root);
     if (rc != 0) grad_batch_free(b);

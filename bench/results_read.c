@@ -559,19 +559,8 @@ int results_read(const char *path, ResultsFile *rf, char *err, size_t errlen)
     memset(rf, 0, sizeof *rf);
     const char *name = input_name(path);
     snprintf(rf->path, sizeof rf->path, "%s", name);
-    char *text;
-    size_t len;
-    if (read_input_file(path, RESULTS_MAX_BYTES, &text, &len, err, errlen) != 0) return -1;
-    json_error_t jerr;
-    rf->root = json_loadb(text, len, 0, &jerr);
-    free(text);
-    if (!rf->root) {
-        if (jerr.line > 0)
-            snprintf(err, errlen, "%s:%d: not valid JSON: %s", name, jerr.line, jerr.text);
-        else
-            snprintf(err, errlen, "%s: not valid JSON: %s", name, jerr.text);
-        return -1;
-    }
+    rf->root = read_json_file(path, RESULTS_MAX_BYTES, err, errlen);
+    if (!rf->root) return -1;
     Reader rd = {.file = name, .err = err, .errlen = errlen};
     const json_t *root = rf->root;
     char ex[EXCERPT_SIZE];

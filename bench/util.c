@@ -279,6 +279,23 @@ static int wait_readable(int fd, const char *name, size_t got, int *announced)
     }
 }
 
+json_t *read_json_file(const char *path, size_t max_bytes, char *err, size_t errlen)
+{
+    char *text;
+    size_t len;
+    if (read_input_file(path, max_bytes, &text, &len, err, errlen) != 0) return NULL;
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, 0, &jerr);
+    free(text);
+    if (!root) {
+        if (jerr.line > 0)
+            snprintf(err, errlen, "%s:%d: not valid JSON: %s", input_name(path), jerr.line, jerr.text);
+        else
+            snprintf(err, errlen, "%s: not valid JSON: %s", input_name(path), jerr.text);
+    }
+    return root;
+}
+
 int read_input_file(const char *path, size_t max_bytes, char **data, size_t *len, char *err, size_t errlen)
 {
     *data = NULL;

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+#include <jansson.h>
+
 /* Exit status for unusable input (bad file, bad option, no GPU, out of memory). */
 #define EXIT_BAD_INPUT 2
 
@@ -76,6 +78,10 @@ const char *input_name(const char *path);
 /* Reads all of path into a NUL-terminated malloc'ed buffer (*data, *len bytes without the NUL).
  * 0, or -1 with "PATH: why" in err (cannot open, not a file, over max_bytes, read error). */
 int read_input_file(const char *path, size_t max_bytes, char **data, size_t *len, char *err, size_t errlen);
+
+/* read_input_file, then the text parsed as JSON: the root (the caller's to json_decref), or NULL
+ * with the read error or "NAME:LINE: not valid JSON: why" in err (NAME: input_name(path)). */
+json_t *read_json_file(const char *path, size_t max_bytes, char *err, size_t errlen);
 
 /* Opens path for a reader that seeks: only a regular file will do (a FIFO is refused, not
  * waited on). Returns a blocking fd and fills *st, or -1 with err. */
