@@ -99,7 +99,7 @@ static int real_value(const char *name, const char *v, double min, double max, d
                       size_t errlen)
 {
     if (parse_f64(v, min, max, out) == 0) return 1;
-    snprintf(err, errlen, "--%s must be a number from %g to %g (got '%s')", name, min, max, QUOTE(v ? v : ""));
+    snprintf(err, errlen, "--%s must be a number from %g to %g (got '%s')", name, min, max, QUOTE(v));
     return -1;
 }
 
@@ -108,7 +108,7 @@ int comm_option(CommOptions *o, const char *name, const char *v, char *err, size
     if (strcmp(name, "comm") == 0) {
         CommKind k;
         if (comm_parse(v, &k) != 0) {
-            snprintf(err, errlen, "--comm must be none, ddp, zero3 or zero3-offload (got '%s')", QUOTE(v ? v : ""));
+            snprintf(err, errlen, "--comm must be none, ddp, zero3 or zero3-offload (got '%s')", QUOTE(v));
             return -1;
         }
         o->comm = v;
@@ -117,7 +117,7 @@ int comm_option(CommOptions *o, const char *name, const char *v, char *err, size
     if (strcmp(name, "system") == 0) {
         CommConfig tmp;
         if (comm_system_defaults(v, &tmp) != 0) {
-            snprintf(err, errlen, "--system must be a100, a800 or h100 (got '%s')", QUOTE(v ? v : ""));
+            snprintf(err, errlen, "--system must be a100, a800 or h100 (got '%s')", QUOTE(v));
             return -1;
         }
         o->system = v;
@@ -130,12 +130,12 @@ int comm_option(CommOptions *o, const char *name, const char *v, char *err, size
     if (strcmp(name, "comm-latency-us") == 0) return real_value(name, v, 0, 1e6, &o->latency_us, err, errlen);
     if (strcmp(name, "comm-efficiency") == 0) {
         if (parse_f64(v, 0, 1, &o->efficiency) == 0 && o->efficiency > 0) return 1;
-        snprintf(err, errlen, "--comm-efficiency must be a number in (0, 1] (got '%s')", QUOTE(v ? v : ""));
+        snprintf(err, errlen, "--comm-efficiency must be a number in (0, 1] (got '%s')", QUOTE(v));
         return -1;
     }
     if (strcmp(name, "gpus-per-node") == 0) {
         if (parse_i64(v, 1, 1 << 20, &o->gpus_per_node) == 0) return 1;
-        snprintf(err, errlen, "--gpus-per-node must be an integer from 1 to %d (got '%s')", 1 << 20, QUOTE(v ? v : ""));
+        snprintf(err, errlen, "--gpus-per-node must be an integer from 1 to %d (got '%s')", 1 << 20, QUOTE(v));
         return -1;
     }
     return 0;

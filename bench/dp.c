@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "bench/batch.h"
+#include "bench/results.h"
 #include "bench/util.h"
 #include "profile/nccl.h"
 #include "profile/nvtx.h"
@@ -162,7 +163,7 @@ typedef struct {
     int zero3, host_shards;       /* host_shards: zero3-offload on a GPU */
     int n_units;
     size_t *lo, *cnt, *shard, *off;
-    size_t shard_total, stage_elems, max_shard;
+    size_t shard_total;
     void *stage;                  /* on be: W x the largest shard */
     Backend *opt_be;              /* holds the shards and runs their AdamW: be, or the host */
     void *sp, *sg, *sm, *sv;      /* shard parameters, gradients, AdamW moments */
@@ -292,20 +293,20 @@ static void zero3_setup(Rank *R)
     R->shard = calloc(nu, sizeof *R->shard);
     R->off = calloc(nu, sizeof *R->off);
     if (!R->lo || !R->cnt || !R->shard || !R->off) dp_fail("out of host memory for the ZeRO-3 units");
+    size_t max_shard = 0;
     for (int u = 0; u < R->n_units; u++) {
         model_unit_range(m, u, &R->lo[u], &R->cnt[u]);
         R->shard[u] = (R->cnt[u] + (size_t)W - 1) / (size_t)W;
         R->off[u] = R->shard_total;
         R->shard_total += R->shard[u];
-        if (R->shard[u] > R->max_shard) R->max_shard = R->shard[u];
+        if (R->shard[u] > max_shard) max_shard = R->shard[u];
     }
-    R->stage_elems = R->max_shard * (size_t)W;
-    R->stage = R->be->alloc(R->be, R->stage_elems * R->ps);
+    R->stage = R->be->alloc(R->be, max_shard * (size_t)W * R->ps);
     if (R->host_shards) {
         char e[256];
         R->opt_be = backend_cpu_create(R->pdt, e, sizeof e);
         if (!R->opt_be) dp_fail(e);
-        R->dshard = R->be->alloc(R->be, R->max_shard * R->ps);
+        R->dshard = R->be->alloc(R->be, max_shard * R->ps);
     } else {
         R->opt_be = R->be;
     }
@@ -516,9 +517,9 @@ static void inject_fault(const Rank *R, int step)
 /* ---- what one rank sends to rank 0 ---- */
 
 typedef struct {
-    int32_t rank, n_steps, micro_steps, pad;
+    int32_t n_steps, micro_steps;
     int64_t n_events, sequences_seen;
-    double peak_bytes, elapsed_s, val_s;
+    double peak_bytes;
     uint64_t final_checksum;
 } PackHeader;
 
@@ -526,7 +527,7 @@ typedef struct {
     PackHeader h;
     MbRecord *recs;          /* [step][micro] */
     DpSpan *micro, *step;
-    double *opt_s, *wall_s, *gnorm;
+    double *opt_s, *wall_s;
     uint64_t *checks;
     DpEvent *events;
 } Pack;
@@ -534,7 +535,7 @@ typedef struct {
 static size_t pack_size(int n_steps, int A, int64_t n_events)
 {
     size_t ns = (size_t)n_steps, nm = ns * (size_t)A;
-    return sizeof(PackHeader) + nm * (sizeof(MbRecord) + sizeof(DpSpan)) + ns * (sizeof(DpSpan) + 3 * sizeof(double) +
+    return sizeof(PackHeader) + nm * (sizeof(MbRecord) + sizeof(DpSpan)) + ns * (sizeof(DpSpan) + 2 * sizeof(double) +
            sizeof(uint64_t)) + (size_t)n_events * sizeof(DpEvent);
 }
 
@@ -549,7 +550,6 @@ static void pack_view(Pack *p, char *buf)
     p->step = (DpSpan *)c, c += ns * sizeof(DpSpan);
     p->opt_s = (double *)c, c += ns * sizeof(double);
     p->wall_s = (double *)c, c += ns * sizeof(double);
-    p->gnorm = (double *)c, c += ns * sizeof(double);
     p->checks = (uint64_t *)c, c += ns * sizeof(uint64_t);
     p->events = (DpEvent *)c;
 }
@@ -563,8 +563,9 @@ static double pct_diff(double simulated, double measured)
 }
 
 static void assemble(RunResult *out, const Plan *plan, const RunConfig *rc, const DpRunConfig *dc, Backend *be,
-                     char *all, const size_t *lens, int check)
+                     char *all, const size_t *lens)
 {
+    const int check = dc->check;
     const int W = plan->cfg.world_size, A = plan->micro_steps, n_steps = out->n_steps;
     Pack *pk = calloc((size_t)W, sizeof *pk);
     DpReal *d = calloc(1, sizeof *d);
@@ -836,8 +837,7 @@ void dp_run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const DpRun
     char *buf = calloc(1, bytes);
     if (!buf) dp_fail("out of host memory packing the records");
     Pack p;
-    PackHeader hd = {me, n_steps, A, 0, R.n_ev, out->sequences_seen, (double)out->peak_bytes, out->elapsed_s,
-                     out->val_s, all_sums[me]};
+    PackHeader hd = {n_steps, A, R.n_ev, out->sequences_seen, (double)out->peak_bytes, all_sums[me]};
     memcpy(buf, &hd, sizeof hd);
     pack_view(&p, buf);
     memcpy(p.recs, out->recs, (size_t)n_steps * A * sizeof *p.recs);
@@ -845,14 +845,13 @@ void dp_run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const DpRun
     memcpy(p.step, step_spans, (size_t)n_steps * sizeof *p.step);
     memcpy(p.opt_s, opt_s, (size_t)n_steps * sizeof *p.opt_s);
     memcpy(p.wall_s, wall_s, (size_t)n_steps * sizeof *p.wall_s);
-    memcpy(p.gnorm, out->grad_norm, (size_t)n_steps * sizeof *p.gnorm);
     memcpy(p.checks, checks, (size_t)n_steps * sizeof *p.checks);
     if (R.n_ev) memcpy(p.events, R.ev, (size_t)R.n_ev * sizeof *p.events);
     size_t *lens = calloc((size_t)W, sizeof *lens);
     if (!lens) dp_fail("out of host memory");
     char *all = dp_gather_bytes(buf, bytes, lens);
     if (me == 0) {
-        assemble(out, plan, rc, dc, be, all, lens, dc->check);
+        assemble(out, plan, rc, dc, be, all, lens);
         if (rc->trace) {
             run_trace(rc->trace, plan->strategy, out, W, plan->cfg.sync, A, out->dp->modelled, 0);
             dp_trace(rc->trace, plan->strategy, out);
@@ -892,19 +891,18 @@ void dp_real_free(DpReal *d)
     free(d);
 }
 
-static json_t *jnum(double x) { return isfinite(x) ? json_real(x) : json_null(); }
 
 static json_t *metrics_json(const RunMetrics *m)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "dp_wall_seconds", jnum(m->dp_wall_s));
-    json_object_set_new(o, "bubble_seconds", jnum(m->bubble_s));
-    json_object_set_new(o, "dp_bubble_fraction", jnum(m->dp_bubble));
-    json_object_set_new(o, "comm_seconds", jnum(m->comm_s));
-    json_object_set_new(o, "optimizer_seconds", jnum(m->optimizer_s));
-    json_object_set_new(o, "effective_tokens_per_s", jnum(m->effective_tps));
-    json_object_set_new(o, "computed_tokens_per_s", jnum(m->computed_tps));
-    json_object_set_new(o, "mfu", jnum(m->mfu));
+    json_object_set_new(o, "dp_wall_seconds", results_real(m->dp_wall_s));
+    json_object_set_new(o, "bubble_seconds", results_real(m->bubble_s));
+    json_object_set_new(o, "dp_bubble_fraction", results_real(m->dp_bubble));
+    json_object_set_new(o, "comm_seconds", results_real(m->comm_s));
+    json_object_set_new(o, "optimizer_seconds", results_real(m->optimizer_s));
+    json_object_set_new(o, "effective_tokens_per_s", results_real(m->effective_tps));
+    json_object_set_new(o, "computed_tokens_per_s", results_real(m->computed_tps));
+    json_object_set_new(o, "mfu", results_real(m->mfu));
     return o;
 }
 
@@ -920,7 +918,7 @@ static json_t *per_rank_rows(const double *x, int n_steps, int W)
     json_t *a = json_array();
     for (int s = 0; s < n_steps; s++) {
         json_t *row = json_array();
-        for (int r = 0; r < W; r++) json_array_append_new(row, jnum(x[(size_t)s * W + r]));
+        for (int r = 0; r < W; r++) json_array_append_new(row, results_real(x[(size_t)s * W + r]));
         json_array_append_new(a, row);
     }
     return a;
@@ -933,7 +931,7 @@ json_t *dp_real_json(const DpReal *d)
     json_object_set_new(o, "ranks", json_integer(W));
     json_object_set_new(o, "pattern", json_string(comm_kind_name(d->pattern)));
     json_object_set_new(o, "transport", json_string(d->transport));
-    json_object_set_new(o, "timeout_seconds", jnum(d->timeout_s));
+    json_object_set_new(o, "timeout_seconds", results_real(d->timeout_s));
     json_object_set_new(o, "element_bytes", json_integer(d->elem_bytes));
     json_t *hosts = json_array(), *devs = json_array();
     for (int r = 0; r < d->ranks.size; r++) {
@@ -947,14 +945,15 @@ json_t *dp_real_json(const DpReal *d)
     json_object_set_new(sim, "comm_model", comm_to_json(&d->modelled_cfg, &d->modelled_cost));
     json_object_set_new(o, "simulated", sim);
     json_t *diff = json_object();
-    json_object_set_new(diff, "dp_wall_seconds", jnum(pct_diff(d->simulated.dp_wall_s, d->measured.dp_wall_s)));
-    json_object_set_new(diff, "dp_bubble_fraction", jnum(pct_diff(d->simulated.dp_bubble, d->measured.dp_bubble)));
-    json_object_set_new(diff, "comm_seconds", jnum(pct_diff(d->simulated.comm_s, d->measured.comm_s)));
+    json_object_set_new(diff, "dp_wall_seconds", results_real(pct_diff(d->simulated.dp_wall_s, d->measured.dp_wall_s)));
+    json_object_set_new(diff, "dp_bubble_fraction",
+                        results_real(pct_diff(d->simulated.dp_bubble, d->measured.dp_bubble)));
+    json_object_set_new(diff, "comm_seconds", results_real(pct_diff(d->simulated.comm_s, d->measured.comm_s)));
     json_object_set_new(diff, "effective_tokens_per_s",
-                        jnum(pct_diff(d->simulated.effective_tps, d->measured.effective_tps)));
+                        results_real(pct_diff(d->simulated.effective_tps, d->measured.effective_tps)));
     json_object_set_new(o, "difference_percent", diff);
-    json_object_set_new(o, "comm_bytes_per_rank", jnum(d->comm_bytes_per_rank));
-    json_object_set_new(o, "collectives_per_rank", jnum(d->collectives_per_rank));
+    json_object_set_new(o, "comm_bytes_per_rank", results_real(d->comm_bytes_per_rank));
+    json_object_set_new(o, "collectives_per_rank", results_real(d->collectives_per_rank));
     json_object_set_new(o, "weights_identical", json_boolean(d->identical));
     json_object_set_new(o, "final_param_checksum", hex64(d->final_checksum));
     if (d->step_checksums) {

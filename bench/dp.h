@@ -52,15 +52,13 @@ int dp_launcher_size(char *launcher, size_t n);
  * die_input and any exit with an error status reach every rank (dp_fail). timeout_s bounds every
  * wait at a sync point. 0, or -1 with err (built without MPI: how to get it). */
 int dp_world_init(DpWorld *w, double timeout_s, char *err, size_t errlen);
-int dp_world_active(void);
 /* A last sync point, then MPI_Finalize. */
 void dp_world_finalize(void);
 
-/* The arrival barrier before a collective. Returns the seconds this rank waited for the others.
- * When a rank failed, every rank prints its message and exits 2; when a rank has not arrived
+/* The arrival barrier before a collective (its caller times the wait: dp.c's sync_here). When a rank failed, every rank prints its message and exits 2; when a rank has not arrived
  * within the timeout, every rank that can prints which one and where, and the job ends with
  * status 2. `what` names the sync point in those messages. Never returns in either case. */
-double dp_sync(const char *what);
+void dp_sync(const char *what);
 /* This rank cannot go on: prints msg, tells every rank (at their next sync point), exits 2. */
 void dp_fail(const char *msg) __attribute__((noreturn));
 

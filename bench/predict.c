@@ -660,7 +660,6 @@ static const Prediction *find_pred(const Prediction *p, int n, const char *name)
     return NULL;
 }
 
-static json_t *jnum(double x) { return isfinite(x) ? json_real(x) : json_null(); }
 
 static void print_fits(const Source *src, const PredictOptions *o)
 {
@@ -762,21 +761,21 @@ static json_t *pred_json(const Prediction *p, const Prediction *all, int n)
     json_object_set_new(o, "computed_tokens", json_integer(d->computed_tokens));
     json_object_set_new(o, "max_micro_batch_tokens", json_integer(d->max_mb_tokens));
     json_object_set_new(o, "extrapolated", json_boolean(p->extrapolated));
-    json_object_set_new(o, "sync_max_seconds", jnum(d->max_sum_s));
-    json_object_set_new(o, "bubble_seconds", jnum(d->bubble_s));
-    json_object_set_new(o, "optimizer_seconds", jnum(d->optimizer_s));
+    json_object_set_new(o, "sync_max_seconds", results_real(d->max_sum_s));
+    json_object_set_new(o, "bubble_seconds", results_real(d->bubble_s));
+    json_object_set_new(o, "optimizer_seconds", results_real(d->optimizer_s));
     json_t *c = json_object();
-    json_object_set_new(c, "dp_wall_seconds", jnum(d->compute_wall_s));
-    json_object_set_new(c, "dp_bubble_fraction", jnum(d->bubble));
-    json_object_set_new(c, "effective_tokens_per_s", jnum(d->eff_tps));
-    json_object_set_new(c, "speedup_vs_naive", jnum(speedup(all, n, p->src->name, 0)));
+    json_object_set_new(c, "dp_wall_seconds", results_real(d->compute_wall_s));
+    json_object_set_new(c, "dp_bubble_fraction", results_real(d->bubble));
+    json_object_set_new(c, "effective_tokens_per_s", results_real(d->eff_tps));
+    json_object_set_new(c, "speedup_vs_naive", results_real(speedup(all, n, p->src->name, 0)));
     json_object_set_new(o, "compute_only", c);
     json_t *w = json_object();
-    json_object_set_new(w, "comm_seconds", jnum(d->comm_s));
-    json_object_set_new(w, "dp_wall_seconds", jnum(d->comm_wall_s));
-    json_object_set_new(w, "dp_bubble_fraction", jnum(d->bubble_comm));
-    json_object_set_new(w, "effective_tokens_per_s", jnum(d->eff_tps_comm));
-    json_object_set_new(w, "speedup_vs_naive", jnum(speedup(all, n, p->src->name, 1)));
+    json_object_set_new(w, "comm_seconds", results_real(d->comm_s));
+    json_object_set_new(w, "dp_wall_seconds", results_real(d->comm_wall_s));
+    json_object_set_new(w, "dp_bubble_fraction", results_real(d->bubble_comm));
+    json_object_set_new(w, "effective_tokens_per_s", results_real(d->eff_tps_comm));
+    json_object_set_new(w, "speedup_vs_naive", results_real(speedup(all, n, p->src->name, 1)));
     json_object_set_new(o, "with_comm", w);
     return o;
 }
@@ -787,23 +786,23 @@ static json_t *fit_json(const SrcStrategy *s, int pooled)
     json_t *o = json_object();
     json_object_set_new(o, "strategy", json_string(s->name));
     json_object_set_new(o, "pooled", json_boolean(pooled));
-    json_object_set_new(o, "per_computed_token_seconds", jnum(f->per_token));
-    json_object_set_new(o, "per_seq_len_sq_seconds", jnum(f->per_token_sq));
-    json_object_set_new(o, "per_segment_seconds", jnum(f->per_segment));
-    json_object_set_new(o, "intercept_seconds", jnum(f->intercept));
+    json_object_set_new(o, "per_computed_token_seconds", results_real(f->per_token));
+    json_object_set_new(o, "per_seq_len_sq_seconds", results_real(f->per_token_sq));
+    json_object_set_new(o, "per_segment_seconds", results_real(f->per_segment));
+    json_object_set_new(o, "intercept_seconds", results_real(f->intercept));
     json_t *dropped = json_array();
     for (int j = 0; j < N_TERMS; j++)
         if (f->dropped >> j & 1) json_array_append_new(dropped, json_string(TERM_NAMES[j]));
     json_object_set_new(o, "terms_at_zero", dropped);
     json_object_set_new(o, "n_fit", json_integer(f->n_fit));
     json_object_set_new(o, "n_holdout", json_integer(f->n_holdout));
-    json_object_set_new(o, "fit_r2", jnum(f->fit_r2));
-    json_object_set_new(o, "holdout_r2", jnum(f->holdout_r2));
-    json_object_set_new(o, "holdout_mape", jnum(f->holdout_mape));
-    json_object_set_new(o, "holdout_wape", jnum(f->holdout_wape));
-    json_object_set_new(o, "optimizer_step_seconds_median", jnum(s->optimizer_s));
-    json_object_set_new(o, "replay_measured_sync_max_seconds", jnum(s->replay_measured_s));
-    json_object_set_new(o, "replay_fitted_sync_max_seconds", jnum(s->replay_predicted_s));
+    json_object_set_new(o, "fit_r2", results_real(f->fit_r2));
+    json_object_set_new(o, "holdout_r2", results_real(f->holdout_r2));
+    json_object_set_new(o, "holdout_mape", results_real(f->holdout_mape));
+    json_object_set_new(o, "holdout_wape", results_real(f->holdout_wape));
+    json_object_set_new(o, "optimizer_step_seconds_median", results_real(s->optimizer_s));
+    json_object_set_new(o, "replay_measured_sync_max_seconds", results_real(s->replay_measured_s));
+    json_object_set_new(o, "replay_fitted_sync_max_seconds", results_real(s->replay_predicted_s));
     return o;
 }
 
@@ -1032,10 +1031,10 @@ int cmd_predict(int argc, char **argv)
     json_object_set_new(root, "longalign_figure5", fig5);
     json_object_set_new(root, "figure5_predicted",
                         json_pack("{s:i, s:o, s:o, s:o, s:o}", "world_size", fig5_pred.world_size,
-                                  "packing_speedup_compute_only", jnum(fig5_pred.packing[0]),
-                                  "sorted_speedup_compute_only", jnum(fig5_pred.sorted[0]),
-                                  "packing_speedup_with_comm", jnum(fig5_pred.packing[1]),
-                                  "sorted_speedup_with_comm", jnum(fig5_pred.sorted[1])));
+                                  "packing_speedup_compute_only", results_real(fig5_pred.packing[0]),
+                                  "sorted_speedup_compute_only", results_real(fig5_pred.sorted[0]),
+                                  "packing_speedup_with_comm", results_real(fig5_pred.packing[1]),
+                                  "sorted_speedup_with_comm", results_real(fig5_pred.sorted[1])));
 
     AtomicFile af;
     int status = 0;

@@ -42,10 +42,9 @@ void md_dp_real(FILE *f, const ResultsFile *rf)
 {
     const json_t *arr = json_object_get(rf->root, "strategies");
     size_t i;
-    const json_t *s;
-    int any = 0;
-    json_array_foreach(arr, i, s) any |= dp_real_of(s) != NULL;
-    if (!any) return;
+    const json_t *s, *d0 = NULL;   /* the first strategy that ran on real ranks */
+    json_array_foreach(arr, i, s) if (!d0) d0 = dp_real_of(s);
+    if (!d0) return;
     fputs("### Real ranks against the simulation\n\n"
           "Each strategy ran on real ranks (`--dp real`). *Simulated* applies DESIGN.md's arithmetic to the "
           "compute each rank measured in this run, with the modelled communication of the bytes its "
@@ -68,8 +67,6 @@ void md_dp_real(FILE *f, const ResultsFile *rf)
         trio(f, d, "effective_tokens_per_s", "%.0f", 1);
         fprintf(f, "%s |\n", json_is_true(json_object_get(d, "weights_identical")) ? "yes" : "**no**");
     }
-    const json_t *d0 = NULL;
-    json_array_foreach(arr, i, s) if (!d0) d0 = dp_real_of(s);
     const json_t *tr = json_object_get(d0, "transport");
     fprintf(f, "\nCollectives: %s. On a CPU the modelled communication uses the `--system` link figures of "
                "GPUs, so its difference says how far those are from this machine, not how good the formulas "

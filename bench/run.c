@@ -134,7 +134,8 @@ int run_evaluate(Model *m, const RunConfig *rc, const Task *task, int step, int6
     return 0;
 }
 
-int run_n_steps(const Plan *plan, const RunConfig *rc)
+/* Optimizer steps a run of this plan takes (rc->steps, rc->sequences, or the whole plan). */
+static int run_n_steps(const Plan *plan, const RunConfig *rc)
 {
     return rc->sequences > 0                            ? steps_for_sequences(plan, rc->sequences)
            : rc->steps > 0 && rc->steps < plan->n_steps ? rc->steps

@@ -83,8 +83,6 @@ void run_result_free(RunResult *r);
 
 /* ---- the parts run_plan and the real data-parallel runner (bench/dp.c) share ---- */
 
-/* Optimizer steps a run of this plan takes (rc->steps, rc->sequences, or the whole plan). */
-int run_n_steps(const Plan *plan, const RunConfig *rc);
 /* Sizes and creates the model (seeded or rc->init_params) and the batch buffer, and allocates
  * out's per-step arrays and n_recs_per_step records per step. 0, or -1 with err (nothing left
  * allocated). */
