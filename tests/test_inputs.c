@@ -10,21 +10,14 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 
+#include "bench/util.h"
 #include "model/safetensors.h"
 
 static const char *labench(void)
 {
     const char *p = getenv("LABENCH");
     return p ? p : "./labench";
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* Starts `sh -c "<env> exec labench ARGS"` with stdout and stderr into outpath. */
@@ -61,7 +54,7 @@ static void slurp(const char *path, char *out, size_t n)
 /* Waits up to `seconds` for needle to appear in the file; 1 when it did. */
 static int wait_for_text(const char *path, const char *needle, double seconds, char *out, size_t n)
 {
-    for (double t0 = now_s(); now_s() - t0 < seconds;) {
+    for (double t0 = wall_seconds(); wall_seconds() - t0 < seconds;) {
         slurp(path, out, n);
         if (strstr(out, needle)) return 1;
         usleep(20000);
@@ -73,7 +66,7 @@ static int wait_for_text(const char *path, const char *needle, double seconds, c
 static int wait_exit(pid_t pid, double seconds)
 {
     int st;
-    for (double t0 = now_s(); now_s() - t0 < seconds; usleep(20000))
+    for (double t0 = wall_seconds(); wall_seconds() - t0 < seconds; usleep(20000))
         if (waitpid(pid, &st, WNOHANG) == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     kill(pid, SIGKILL);
     waitpid(pid, &st, 0);
@@ -185,35 +178,20 @@ static void test_pipes_read(void **state)
 {
     (void)state;
     char cmd[1024], out[16384];
-    snprintf(cmd, sizeof cmd, "printf '100\\n200 50\\n300\\n' | %s plan --strategy sorted --lengths - 2>&1", labench());
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t k = fread(out, 1, sizeof out - 1, p);
-    out[k] = 0;
-    int st = pclose(p);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || !strstr(out, "sorted")) {
+    snprintf(cmd, sizeof cmd, "printf '100\\n200 50\\n300\\n' | %s plan --strategy sorted --lengths -", labench());
+    if (test_run_capture(cmd, out, sizeof out) != 0 || !strstr(out, "sorted")) {
         print_error("%s\n%s\n", cmd, out);
         fail();
     }
     if (access("/bin/bash", X_OK) != 0) return;   /* <(...) is bash's */
-    snprintf(cmd, sizeof cmd, "/bin/bash -c \"%s plan --strategy sorted --len-dist <(printf '100 7\\n' ) 2>&1\"", labench());
-    p = popen(cmd, "r");
-    assert_non_null(p);
-    k = fread(out, 1, sizeof out - 1, p);
-    out[k] = 0;
-    st = pclose(p);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || !strstr(out, "sorted")) {
+    snprintf(cmd, sizeof cmd, "/bin/bash -c \"%s plan --strategy sorted --len-dist <(printf '100 7\\n' )\"", labench());
+    if (test_run_capture(cmd, out, sizeof out) != 0 || !strstr(out, "sorted")) {
         print_error("%s\n%s\n", cmd, out);
         fail();
     }
     /* An error in a pipe names it: stdin by that word. */
-    snprintf(cmd, sizeof cmd, "printf '100\\nabc\\n' | %s plan --lengths - 2>&1", labench());
-    p = popen(cmd, "r");
-    assert_non_null(p);
-    k = fread(out, 1, sizeof out - 1, p);
-    out[k] = 0;
-    st = pclose(p);
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    snprintf(cmd, sizeof cmd, "printf '100\\nabc\\n' | %s plan --lengths -", labench());
+    assert_int_equal(2, test_run_capture(cmd, out, sizeof out));
     assert_non_null(strstr(out, "stdin:2: bad length 'abc'"));
 }
 
@@ -229,9 +207,9 @@ static void test_devices_refused_at_once(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char out[4096];
-        double t0 = now_s();
+        double t0 = wall_seconds();
         int rc = run_with(NULL, cases[i][0], 20, out, sizeof out);
-        double took = now_s() - t0;
+        double took = wall_seconds() - t0;
         if (rc != 2 || !strstr(out, cases[i][1]) || took > 5) {
             print_error("labench %s: exit %d after %.1f s, output:\n%s\n", cases[i][0], rc, took, out);
             fail();
