@@ -4,8 +4,8 @@
 # verification from it (gpu-bundle/run.sh; needs a GPU), `make fuzz` the libFuzzer harnesses of
 # tests/fuzz/.
 #
-# Source conventions: every .c under bench/ strategies/ model/ kernels/ profile/ is part of the
-# library, except bench/main.c (the CLI) and two suffixes that follow the CUDA switch:
+# Source conventions: every .c under bench/*/ strategies/ model/ kernels/ profile/ common/ is part of
+# the library, except bench/cli/main.c (the entry point) and two suffixes that follow the CUDA switch:
 #   *_cuda.c   compiled only when nvcc is found (may include CUDA headers);
 #   *_nocuda.c compiled only when it is not (stubs that say why).
 #   *_mpi.c    compiled only when MPI is found (may include mpi.h);
@@ -38,7 +38,7 @@ ifeq ($(NOCUDA),1)
 NVCC :=
 endif
 
-LIB_C    := $(filter-out bench/main.c, $(wildcard bench/*.c strategies/*.c model/*.c kernels/*.c kernels/cpu/*.c profile/*.c))
+LIB_C    := $(filter-out bench/cli/main.c, $(wildcard bench/*/*.c strategies/*.c model/*.c kernels/*.c kernels/cpu/*.c profile/*.c common/*.c))
 ifneq ($(NVCC),)
 LIB_C    := $(filter-out %_nocuda.c, $(LIB_C))
 LIB_CU   := $(wildcard kernels/cuda/*.cu)
@@ -57,10 +57,10 @@ LIB_C    := $(filter-out %_cuda.c, $(LIB_C))
 LIB_CU   :=
 endif
 
-# MPI for real data parallelism (--dp real, bench/dp_mpi.c): found like nvcc, through Open MPI's
+# MPI for real data parallelism (--dp real, bench/comm/world_mpi.c): found like nvcc, through Open MPI's
 # pkg-config file or its compiler wrapper (mpicc --showme). NOMPI=1 builds without it; that
 # labench runs everything but --dp real, which then says how to get it. NCCL is never linked:
-# profile/nccl_cuda.c loads libnccl.so.2 at run time, and uses nccl.h for its types when found.
+# bench/comm/nccl_cuda.c loads libnccl.so.2 at run time, and uses nccl.h for its types when found.
 ifeq ($(NOMPI),1)
 MPI_LIBS :=
 else
@@ -96,14 +96,14 @@ endif
 labench: $(BUILD)/labench
 	@ln -sf $(BUILD)/labench labench
 
-$(BUILD)/labench: $(BUILD)/bench/main.o $(BUILD)/liblabench.a
+$(BUILD)/labench: $(BUILD)/bench/cli/main.o $(BUILD)/liblabench.a
 	$(CC) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/liblabench.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/%.o: %.c $(wildcard */*.h) $(wildcard kernels/*/*.h)
+$(BUILD)/%.o: %.c $(wildcard */*.h) $(wildcard bench/*/*.h) $(wildcard kernels/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "strategies/rng.h"
+#include "common/rng.h"
 
 /* Named range around a phase of the step, for profilers (no-op when the runner set none). */
 #define RANGE_PUSH(be, name) do { if ((be)->range_push) (be)->range_push(name); } while (0)

@@ -38,7 +38,7 @@ typedef struct {
 
 /* Parameter units, in layout order: 0 the embedding, 1..layers the layers, layers + 1 the final
  * norm with the LM head. A runner that shards the parameters across data-parallel ranks (ZeRO-3,
- * bench/dp.c) gathers a unit before its forward and again before its backward, and scatters its
+ * bench/run/dp.c) gathers a unit before its forward and again before its backward, and scatters its
  * gradient once complete: model_forward_backward calls Model.unit_hook at those points when set. */
 typedef enum { UNIT_BEFORE_FORWARD, UNIT_BEFORE_BACKWARD, UNIT_GRAD_DONE } UnitEvent;
 typedef void (*UnitHook)(void *ctx, int unit, UnitEvent ev);

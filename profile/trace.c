@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench/util.h"
+#include "common/util.h"
 
 typedef struct {
     char *name;

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "strategies/rng.h"
+#include "common/rng.h"
 
 /* One training sample: `len` tokens, of which the last `target` are loss targets (the response).
  * target <= len - 1: a target token is predicted from the position before it. */

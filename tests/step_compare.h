@@ -20,7 +20,7 @@
 
 #include "kernels/backend.h"
 #include "model/model.h"
-#include "strategies/rng.h"
+#include "common/rng.h"
 
 /* the bounds of the step comparison */
 #define STEP_GRAD_TOL_F32 1e-3   /* same math, another summation order and other GEMM kernels */

@@ -1,13 +1,13 @@
-/* The memory estimate `labench plan` checks before drawing (bench/plan_budget.c): an upper bound
+/* The memory estimate `labench plan` checks before drawing (bench/analysis/plan_budget.c): an upper bound
  * of every registered strategy's measured peak, and not a loose one; MemAvailable and its
  * override; and the refusal, with the --samples N that fits. */
 #include "tests/test_util.h"
 
 #include <sys/wait.h>
 
-#include "bench/plan_budget.h"
-#include "bench/plan_metrics.h"
-#include "bench/util.h"
+#include "bench/analysis/plan_budget.h"
+#include "bench/analysis/plan_metrics.h"
+#include "common/util.h"
 
 /* Peak bytes of planning and scoring with s, measured in a fresh child (a clean heap, where
  * these large arrays are mapped and unmapped whole): VmHWM after, less VmRSS before. */
@@ -67,7 +67,7 @@ static void test_estimate_bounds_measured_peak(void **state)
     for (int epochs = 1; epochs <= 2; epochs++)
         for (int i = 0; i < N_STRATEGIES; i++) {
             const Strategy *s = STRATEGIES[i];
-            if (!plan_budget_knows(s)) fail_msg("bench/plan_budget.c has no scratch size for strategy '%s'", s->name);
+            if (!plan_budget_knows(s)) fail_msg("bench/analysis/plan_budget.c has no scratch size for strategy '%s'", s->name);
             PlanConfig cfg = plan_config_default(s);
             cfg.epochs = epochs;
             int64_t est = plan_budget_one(s, &cfg, n, mean, NULL);

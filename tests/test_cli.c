@@ -6,12 +6,12 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "bench/comm.h"
-#include "bench/run.h"
-#include "bench/util.h"
+#include "bench/comm/comm_model.h"
+#include "bench/run/run.h"
+#include "common/util.h"
 #include "kernels/cpu/cpuinfo.h"
 #include "model/safetensors.h"
-#include "strategies/rng.h"
+#include "common/rng.h"
 #include "strategies/strategy.h"
 
 static const char *labench(void)

@@ -2,7 +2,7 @@
  * each system, the options, and what the results say is modelled and what measured. */
 #include "tests/test_util.h"
 
-#include "bench/comm.h"
+#include "bench/comm/comm_model.h"
 #include "model/config.h"
 
 static CommConfig system_cfg(const char *system, CommKind kind)

@@ -8,8 +8,8 @@
 #include <jansson.h>
 #include <time.h>
 
-#include "bench/dp.h"
-#include "bench/metrics.h"
+#include "bench/run/dp.h"
+#include "bench/analysis/run_metrics.h"
 #include "model/safetensors.h"
 
 static const char *labench(void)

@@ -2,8 +2,8 @@
  * shipped distributions. Run from the repository root (make test does). */
 #include "tests/test_hist_util.h"
 
-#include "bench/hist.h"
-#include "bench/sample.h"
+#include "bench/input/hist.h"
+#include "bench/input/sample.h"
 
 #define ERRLEN 2048
 

@@ -8,9 +8,9 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
-#include "bench/hist.h"
-#include "bench/sample.h"
-#include "strategies/rng.h"
+#include "bench/input/hist.h"
+#include "bench/input/sample.h"
+#include "common/rng.h"
 
 #define ERRLEN 2048
 

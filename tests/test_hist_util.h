@@ -4,7 +4,7 @@
 
 #include "tests/test_util.h"
 
-#include "bench/hist.h"
+#include "bench/input/hist.h"
 
 static inline void assert_same_hist(const Hist *a, const Hist *b)
 {

@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "bench/hist.h"
+#include "bench/input/hist.h"
 
 static char PYTHON[256], TOKENIZER[1024];
 

@@ -2,12 +2,12 @@
  * packed == unpacked, LongAlign Eq. 2 for packing-lw, training that learns. */
 #include "tests/test_util.h"
 
-#include "bench/batch.h"
-#include "bench/data.h"
-#include "bench/task.h"
+#include "bench/run/batch.h"
+#include "bench/input/markov.h"
+#include "bench/input/task.h"
 #include "kernels/backend.h"
 #include "model/model.h"
-#include "strategies/rng.h"
+#include "common/rng.h"
 #include "strategies/strategy.h"
 
 /* A model small enough for finite differences over every parameter tensor. */

@@ -7,12 +7,12 @@
 #include <fcntl.h>
 #include <sys/wait.h>
 
-#include "bench/comm.h"
-#include "bench/hist.h"
-#include "bench/plan_metrics.h"
-#include "bench/predict.h"
-#include "bench/results.h"
-#include "bench/sample.h"
+#include "bench/comm/comm_model.h"
+#include "bench/input/hist.h"
+#include "bench/analysis/plan_metrics.h"
+#include "bench/analysis/predict.h"
+#include "bench/results/results.h"
+#include "bench/input/sample.h"
 #include "strategies/strategy.h"
 
 /* The time model the synthetic timings come from (the numbers). */

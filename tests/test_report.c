@@ -18,7 +18,7 @@
 
 #include <jansson.h>
 
-#include "bench/report.h"
+#include "bench/results/report.h"
 
 #define BASE "tests/fixtures/results-base.json"
 #define FASTER "tests/fixtures/results-faster.json"

@@ -1,4 +1,4 @@
-/* The one reader of the results schema (bench/results_read.c), used by report, compare and
+/* The one reader of the results schema (bench/results/results_read.c), used by report, compare and
  * predict: every integer is range-checked before it is converted, micro-batch rows are checked
  * against their strategy's plan config, the first error stops the reading and names the file
  * and the JSON path, and fields it does not know are ignored. Run from the repository root. */
@@ -9,10 +9,10 @@
 
 #include <jansson.h>
 
-#include "bench/predict.h"
-#include "bench/report.h"
-#include "bench/results.h"
-#include "bench/results_read.h"
+#include "bench/analysis/predict.h"
+#include "bench/results/report.h"
+#include "bench/results/results.h"
+#include "bench/results/results_read.h"
 
 #define BASE "tests/fixtures/results-base.json"
 

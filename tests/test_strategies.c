@@ -2,9 +2,9 @@
  * LongAlign Eq. 2, determinism, config checks, and metrics on a hand-computed plan. */
 #include "tests/test_util.h"
 
-#include "bench/hist.h"
-#include "bench/plan_metrics.h"
-#include "bench/sample.h"
+#include "bench/input/hist.h"
+#include "bench/analysis/plan_metrics.h"
+#include "bench/input/sample.h"
 #include "strategies/bit_tree.h"
 #include "strategies/strategy.h"
 

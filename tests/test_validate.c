@@ -1,4 +1,4 @@
-/* Validation (bench/validate.h) and tasks (bench/task.h): the held-out set is disjoint from
+/* Validation (bench/run/val_loss.h) and tasks (bench/input/task.h): the held-out set is disjoint from
  * training by sample identity, bucket losses equal a sequence-by-sequence evaluation, the
  * sequences-seen rule, the curves JSON, and what packing's and packing-lw's loss weights do
  * (LongAlign Eq. 3 and Eq. 4) to the gradients. */
@@ -7,13 +7,13 @@
 #include <jansson.h>
 #include <omp.h>
 
-#include "bench/batch.h"
-#include "bench/data.h"
-#include "bench/task.h"
-#include "bench/validate.h"
+#include "bench/run/batch.h"
+#include "bench/input/markov.h"
+#include "bench/input/task.h"
+#include "bench/run/val_loss.h"
 #include "kernels/backend.h"
 #include "model/model.h"
-#include "strategies/rng.h"
+#include "common/rng.h"
 #include "strategies/strategy.h"
 
 /* A small length mix shaped like LongAlign's: mostly short chat whose response is most of it, and

@@ -6,7 +6,7 @@
 
 #include <math.h>
 
-#include "bench/grad_batch.h"
+#include "bench/input/grad_batch.h"
 
 #define VOCAB 32
 

@@ -3,7 +3,7 @@
  * back as the same distribution. */
 #include "tests/fuzz/fuzz_common.h"
 
-#include "bench/hist.h"
+#include "bench/input/hist.h"
 
 static void check_bins(const Hist *h)
 {

@@ -7,7 +7,7 @@
 
 #include <math.h>
 
-#include "bench/report.h"
+#include "bench/results/report.h"
 
 static void check_read(const ResultsFile *rf)
 {

@@ -1,0 +1,96 @@
+/* `labench predict`: fit each strategy's per-micro-batch time to the batch's shape from a
+ * measured run, then predict other cluster sizes and length distributions without running them,
+ * compute only and with the communication model side by side (docs/communication.md). */
+#ifndef LABENCH_PREDICT_H
+#define LABENCH_PREDICT_H
+
+#include <stdint.h>
+
+#include "bench/comm/comm_model.h"
+#include "model/config.h"
+#include "strategies/strategy.h"
+
+/* The shape of one micro-batch, as the runner records it (bench/run/batch.c). */
+typedef struct {
+    int32_t rows, segments;          /* rows = 0: the rank idles */
+    int64_t real_tokens, computed_tokens;
+    double sum_seq_len_sq;           /* sum over attention segments of len^2 (pads extend the last) */
+} MbShape;
+
+/* t = per_token * computed_tokens + per_token_sq * sum_seq_len_sq + per_segment * segments
+ *     + intercept, in seconds, every coefficient >= 0. */
+typedef struct {
+    double per_token, per_token_sq, per_segment, intercept;
+    int64_t n_fit, n_holdout;        /* busy micro-batches fitted / held back */
+    double fit_r2;                   /* on the fitted ones */
+    double holdout_mape;             /* mean |pred - t| / t on the held-back ones (NaN: none) */
+    double holdout_wape;             /* sum |pred - t| / sum t on them: the error in total time */
+    double holdout_r2;               /* 1 - SSE/SST on the held-back ones (NaN: none, or SST = 0) */
+    int64_t max_tokens;              /* largest computed_tokens fitted */
+    double max_sum_sq;               /* largest sum_seq_len_sq fitted */
+    int dropped;                     /* bit mask of terms forced to 0 (1 token, 2 sq, 4 intercept,
+                                        8 segment): the data left them unidentified or negative */
+} TimeFit;
+
+/* Least squares over the busy records (rows > 0) with non-negative coefficients, holding back
+ * every holdout_every-th busy record (0: none) to measure the error. 0, or -1 with err (fewer
+ * than 5 records to fit, or nothing solvable). */
+int time_fit(const MbShape *x, const double *seconds, int64_t n, int holdout_every, TimeFit *f, char *err,
+             size_t errlen);
+double time_fit_eval(const TimeFit *f, const MbShape *s);   /* 0 for an idle rank */
+
+/* Shape of one planned micro-batch, computed the way bench/run/batch.c builds it. */
+void predict_mb_shape(const Plan *p, const MicroBatch *mb, MbShape *out);
+
+/* Data-parallel wall time of a run, compute only and with communication.
+ * Sync points: (step, micro-step) under --sync micro, steps under --sync step; only those where
+ * some rank has work count. Communication: comm->per_micro_step_s per micro-step with work plus
+ * comm->per_step_s per step with work (the same total under either sync model).
+ *   compute_wall = sum over sync points of max_r t_r + optimizer_per_step x steps
+ *   comm_wall    = sum over sync points of max_r t_r + communication
+ *                  + optimizer_per_step x steps, unless comm->optimizer_on_host
+ *   bubble       = sum over sync points of sum_r (max - t_r) / (W x wall)  (for each wall) */
+typedef struct {
+    int64_t steps, micro_steps, sync_points;   /* with work */
+    int64_t micro_batches, real_tokens, computed_tokens;
+    int64_t max_mb_tokens;
+    double max_mb_sum_sq;
+    double max_sum_s;        /* sum over sync points of max_r t_r */
+    double bubble_s;         /* sum over sync points of sum_r (max - t_r) */
+    double optimizer_s;      /* GPU optimizer time in the compute-only wall */
+    double comm_s;           /* communication total */
+    double compute_wall_s, comm_wall_s;
+    double bubble, bubble_comm;
+    double eff_tps, eff_tps_comm;   /* real tokens / wall */
+} DpPrediction;
+
+/* shapes and t: n_steps * micro_steps * W entries in plan order ((step * A + micro) * W + rank).
+ * comm may be NULL (no communication). */
+void predict_dp(const MbShape *shapes, const double *t, int n_steps, int micro_steps, int W, SyncModel sync,
+                double optimizer_per_step_s, const CommCost *comm, DpPrediction *out);
+
+/* Times every micro-batch of the plan with the fit and fills out. 0, or -1 when out of memory. */
+int predict_plan(const Plan *p, const TimeFit *f, double optimizer_per_step_s, const CommCost *comm,
+                 DpPrediction *out);
+
+/* LongAlign (arXiv 2401.18058) Figure 5: training hours on 8x A800 with DeepSpeed ZeRO-3 + CPU
+ * offload, for naive batching, packing (with loss weighting) and sorted batching. */
+typedef struct {
+    const char *model;
+    double naive_h, packing_h, sorted_h;
+} LongAlignHours;
+extern const LongAlignHours LONGALIGN_FIG5[];
+extern const int N_LONGALIGN_FIG5;
+
+/* The measured cost model of a `labench train` results file, for the planners (`labench plan
+ * --cost-from`, `labench train --cost-from`): the fit above, pooled over the file's strategies
+ * (every 5th micro-batch held back), as per_token = a, per_token_sq = b, per_segment = c and
+ * per_row = d (one row per micro-batch in packs), in seconds. *fit and *model (may be NULL) get
+ * the fit and the file's model. Exits 2 with the file named when it has no usable run. */
+void predict_cost_from_results(const char *path, CostModel *cost, TimeFit *fit, ModelConfig *model);
+
+/* `labench predict --from RESULTS.json [...]`; argv[0] is "predict". Exit status: 0, or 2 on
+ * unusable input. */
+int cmd_predict(int argc, char **argv);
+
+#endif
