@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "common/util.h"
+#include "common/host.h"
+#include "common/parse.h"
 
 static struct {
     int active;
@@ -17,10 +18,12 @@ static struct {
     atomic_int stop;
     atomic_llong done, total;
     char what[256];
+    char detail[96];
+    pthread_mutex_t detail_lock;
     double t0, after;
     int width;        /* characters of the last line, to blank it out */
     int printed;      /* the line has been shown (only the thread writes it before the join) */
-} P;
+} P = {.detail_lock = PTHREAD_MUTEX_INITIALIZER};
 
 static double progress_delay(void)
 {
@@ -32,7 +35,7 @@ static double progress_delay(void)
 
 static void show(const char *tail)
 {
-    char line[400];
+    char line[600];
     int n = snprintf(line, sizeof line, "  %s: %s", P.what, tail);
     if (n < 0) return;
     if (n >= (int)sizeof line) n = (int)sizeof line - 1;
@@ -42,13 +45,28 @@ static void show(const char *tail)
     P.printed = 1;
 }
 
+double progress_eta(double elapsed, int64_t done, int64_t total)
+{
+    if (done <= 0 || total <= 0 || elapsed < 1.0) return -1;
+    if (done >= total) return 0;
+    return elapsed * (double)(total - done) / (double)done;
+}
+
 static void show_running(void)
 {
-    char tail[96];
+    char tail[256], left[48] = "", detail[96];
     double t = wall_seconds() - P.t0;
     long long d = atomic_load(&P.done), tot = atomic_load(&P.total);
-    if (tot > 0) snprintf(tail, sizeof tail, "%.0f%% after %.0f s", 100.0 * (double)d / (double)tot, t);
-    else snprintf(tail, sizeof tail, "%.0f s", t);
+    double eta = progress_eta(t, d, tot);
+    if (eta >= 0) snprintf(left, sizeof left, ", about %.0f s left", eta);
+    pthread_mutex_lock(&P.detail_lock);
+    snprintf(detail, sizeof detail, "%s", P.detail);
+    pthread_mutex_unlock(&P.detail_lock);
+    if (tot > 0)
+        snprintf(tail, sizeof tail, "%.0f%% after %.0f s%s%s%s", 100.0 * (double)d / (double)tot, t, left,
+                 detail[0] ? "; " : "", detail);
+    else
+        snprintf(tail, sizeof tail, "%.0f s%s%s", t, detail[0] ? "; " : "", detail);
     show(tail);
 }
 
@@ -80,6 +98,7 @@ void progress_begin(int enabled, const char *fmt, ...)
     P.after = progress_delay();
     P.width = 0;
     P.printed = 0;
+    P.detail[0] = 0;
     atomic_store(&P.stop, 0);
     atomic_store(&P.done, 0);
     atomic_store(&P.total, 0);
@@ -91,6 +110,17 @@ void progress_update(int64_t done, int64_t total)
 {
     atomic_store(&P.total, (long long)total);
     atomic_store(&P.done, (long long)done);
+}
+
+void progress_detail(const char *fmt, ...)
+{
+    if (!P.active) return;
+    va_list ap;
+    va_start(ap, fmt);
+    pthread_mutex_lock(&P.detail_lock);
+    vsnprintf(P.detail, sizeof P.detail, fmt, ap);
+    pthread_mutex_unlock(&P.detail_lock);
+    va_end(ap);
 }
 
 static void stop_ticker(void)

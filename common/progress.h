@@ -1,10 +1,12 @@
-/* Progress of the phases before training (drawing samples, planning, scoring a plan), which take
- * seconds to minutes on histograms of 10^8 samples.
+/* The one progress line of every long phase: drawing samples, planning, scoring a plan, training
+ * a strategy (simulated or real ranks). They take seconds to hours.
  *
  * When enabled, a phase that runs longer than PROGRESS_AFTER_S seconds gets a line on stderr,
- * rewritten twice a second by a background thread: what it is doing, the share done where the
- * phase reports one, and the time so far; when it ends the line says how long it took. Phases
- * shorter than that print nothing. LABENCH_PROGRESS_AFTER=S sets the delay (0: every phase at
+ * rewritten twice a second by a background thread: what it is doing, the share done and the
+ * estimated time left where the phase reports its progress, the time so far, and a detail the
+ * phase may set (a loss); when it ends the line says how long it took. Phases shorter than that
+ * print nothing. A planner, a pure function, reports through progress_update alone: two atomic
+ * stores, and nothing at all when no phase is shown. LABENCH_PROGRESS_AFTER=S sets the delay (0: every phase at
  * once; the tests use it to see the lines without waiting). Same convention as training's
  * progress: on stderr, by default when stderr is a terminal, --progress / --no-progress. */
 #ifndef LABENCH_PROGRESS_H
@@ -20,6 +22,13 @@ void progress_begin(int enabled, const char *fmt, ...) __attribute__((format(pri
 /* The share of the phase done: done out of total. Cheap (two atomic stores): call it from a
  * loop every few thousand items. */
 void progress_update(int64_t done, int64_t total);
+
+/* A short detail shown after the share done, e.g. "step 3/8, loss 5.4713" (replaces the last). */
+void progress_detail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The estimate of the time left, in seconds, after `elapsed` seconds with done of total done;
+ * negative when there is no estimate yet (nothing done, or under a second of work seen). */
+double progress_eta(double elapsed, int64_t done, int64_t total);
 
 /* Ends the phase; its line, if it got one, ends with the time the phase took. */
 void progress_end(void);

@@ -34,9 +34,13 @@ typedef struct {
     float lr, beta1, beta2, eps, weight_decay;
 } AdamWConfig;
 
+/* Which backend this is: code branches on the kind, never on the name. */
+typedef enum { BACKEND_CPU = 0, BACKEND_CUDA = 1 } BackendKind;
+
 typedef struct Backend Backend;
 struct Backend {
-    const char *name;            /* "cpu", "cuda" */
+    BackendKind kind;
+    const char *name;            /* "cpu", "cuda": for messages and results */
     DType param_dtype;
     DType act_dtype;
     char device_name[128];       /* CPU model or GPU name */

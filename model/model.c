@@ -220,12 +220,12 @@ void model_get_grads(const Model *m, float *host)
     m->be->download_f32(m->be, host, m->grads, m->be->param_dtype, m->n_params);
 }
 
-void model_init_params(Model *m, uint64_t seed)
+int model_init_params(Model *m, uint64_t seed, char *err, size_t errlen)
 {
     float *p = malloc(m->n_params * sizeof *p);
     if (!p) {
-        fprintf(stderr, "labench: out of host memory initializing %zu parameters\n", m->n_params);
-        exit(2);
+        snprintf(err, errlen, "out of host memory initializing %zu parameters", m->n_params);
+        return -1;
     }
     Rng r = rng_seed(seed, 0x1417);
     const double std = 0.02, out_std = 0.02 / sqrt(2.0 * m->cfg.layers);
@@ -243,6 +243,7 @@ void model_init_params(Model *m, uint64_t seed)
     m->be->zero(m->be, m->adam_m, m->n_params * dtype_size(m->be->param_dtype));
     m->be->zero(m->be, m->adam_v, m->n_params * dtype_size(m->be->param_dtype));
     model_zero_grads(m);
+    return 0;
 }
 
 void model_zero_grads(Model *m)

@@ -89,7 +89,7 @@ size_t model_bytes_needed(const ModelConfig *cfg, DType param_dtype, DType act_d
 
 /* Seeded initialization: N(0, 0.02) matrices (output projections scaled by 1/sqrt(2*layers)),
  * ones for norms. The same on every backend: drawn on the host in f32, then uploaded. */
-void model_init_params(Model *m, uint64_t seed);
+int model_init_params(Model *m, uint64_t seed, char *err, size_t errlen);   /* 0, or -1 with err */
 void model_set_params(Model *m, const float *host);   /* n_params floats */
 void model_get_params(const Model *m, float *host);
 void model_get_grads(const Model *m, float *host);

@@ -17,7 +17,10 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include "common/util.h"
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "common/input_file.h"
+#include "common/parse.h"
 
 /* Tensor data is written and read as the host's floats. */
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__

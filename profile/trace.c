@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/util.h"
+#include "common/atomic_file.h"
 
 typedef struct {
     char *name;

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/progress.h"
+
 PlanConfig plan_config_default(const Strategy *s)
 {
     PlanConfig c;
@@ -213,6 +215,8 @@ void plan_add_row(Plan *p, const Sample *samples, const int32_t *idx, int32_t k,
     r->tokens = tokens;
     r->padded_len = padded_len > 0 ? padded_len : tokens;
     r->capacity = capacity > 0 ? capacity : p->cfg.max_tokens;
+    /* The sequences placed so far, every 2^16, for the progress line (two atomic stores). */
+    if (p->n_segs >> 16 != (p->n_segs - k) >> 16) progress_update(p->n_segs, p->n_samples * p->cfg.epochs);
 }
 
 int plan_deal(Plan *p, int64_t first_row, int rows_per_mb, char *err, size_t errlen)

@@ -1,7 +1,8 @@
 /* labench strategies: the interface every batching strategy implements, and the plan it makes.
  *
  * A strategy is a pure planner: (samples, config, seed) -> plan. It reads no clock, touches no
- * GPU and does no I/O, so the same inputs give the same plan on every machine.
+ * GPU and does no I/O, so the same inputs give the same plan on every machine. (The rows it adds
+ * are counted for the progress line, common/progress.h: two atomic stores, nothing the plan reads.)
  *
  * Plan shape: optimizer steps x micro-steps x ranks, each cell one micro-batch (possibly empty
  * in the last step of an epoch); a micro-batch is rows; a row is consecutive segments (one

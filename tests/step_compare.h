@@ -148,7 +148,7 @@ static inline double step_compare(Backend *test, int round_params, const char *p
     /* seeded init through a CPU model, so both sides start from identical weights */
     Model init;
     assert_int_equal(0, model_create(&init, &c, cpu, 1, 0, err, sizeof err));
-    model_init_params(&init, 7);
+    assert_int_equal(0, model_init_params(&init, 7, NULL, 0));
     model_get_params(&init, p);
     model_free(&init);
     memcpy(pt, p, l.n_params * sizeof *p);

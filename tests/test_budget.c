@@ -7,7 +7,7 @@
 
 #include "bench/analysis/plan_budget.h"
 #include "bench/analysis/plan_metrics.h"
-#include "common/util.h"
+#include "common/host.h"
 
 /* Peak bytes of planning and scoring with s, measured in a fresh child (a clean heap, where
  * these large arrays are mapped and unmapped whole): VmHWM after, less VmRSS before. */

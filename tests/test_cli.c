@@ -8,7 +8,7 @@
 
 #include "bench/comm/comm_model.h"
 #include "bench/run/run.h"
-#include "common/util.h"
+#include "common/host.h"
 #include "kernels/cpu/cpuinfo.h"
 #include "model/safetensors.h"
 #include "common/rng.h"

@@ -232,10 +232,10 @@ static void test_dp_figures_add_up(void **state)
     /* one record per (step, micro-step, rank), in plan order; then the simulation from them */
     json_t *mbs = json_object_get(run, "micro_batches_detail");
     assert_int_equal(3 * 3 * 2, (int)json_array_size(mbs));
-    MbRecord recs[18];
+    MbRow recs[18];
     memset(recs, 0, sizeof recs);
     json_array_foreach(mbs, i, s) {
-        MbRecord *r = &recs[i];
+        MbRow *r = &recs[i];
         r->step = (int)json_integer_value(json_array_get(s, 0));
         r->micro = (int)json_integer_value(json_array_get(s, 1));
         r->rank = (int)json_integer_value(json_array_get(s, 2));

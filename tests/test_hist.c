@@ -2,6 +2,7 @@
  * shipped distributions. Run from the repository root (make test does). */
 #include "tests/test_hist_util.h"
 
+#include "bench/cli/cli.h"
 #include "bench/input/hist.h"
 #include "bench/input/sample.h"
 
@@ -392,7 +393,7 @@ static int run_cmd(const char *a0, const char *a1, const char *a2, const char *a
     char *argv[] = { (char *)a0, (char *)a1, (char *)a2, (char *)a3, (char *)a4, (char *)a5, NULL };
     int argc = 0;
     while (argv[argc]) argc++;
-    return cmd_hist(argc, argv);
+    return cmd_hist(argc, argv, "labench hist");
 }
 
 static void test_cmd_hist_lossless_and_binned(void **state)

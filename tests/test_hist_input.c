@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
+#include "bench/cli/cli.h"
 #include "bench/input/hist.h"
 #include "bench/input/sample.h"
 #include "common/rng.h"
@@ -73,7 +74,7 @@ static int run_hist(const char *in, const char *out, const char *width)
     fflush(stderr);
     int saved = dup(2), nul = open("/dev/null", O_WRONLY);
     dup2(nul, 2);
-    int rc = cmd_hist(width ? 6 : 4, argv);
+    int rc = cmd_hist(width ? 6 : 4, argv, "labench hist");
     dup2(saved, 2);
     close(saved);
     close(nul);

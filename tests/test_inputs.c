@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "common/util.h"
+#include "common/host.h"
 #include "model/safetensors.h"
 
 static const char *labench(void)

@@ -61,7 +61,7 @@ static void test_model_gradient_fd(void **state)
     Model m;
     char err[512];
     assert_int_equal(0, model_create(&m, &c, be, 64, 0, err, sizeof err));
-    model_init_params(&m, 3);
+    assert_int_equal(0, model_init_params(&m, 3, NULL, 0));
     /* larger weights than the 0.02 init so every path carries signal */
     double *p = (double *)m.params;
     Rng r = rng_seed(5, 1);
@@ -116,7 +116,7 @@ static void test_packed_equals_unpacked(void **state)
     Model m;
     char err[512];
     assert_int_equal(0, model_create(&m, &c, be, 256, 0, err, sizeof err));
-    model_init_params(&m, 11);
+    assert_int_equal(0, model_init_params(&m, 11, NULL, 0));
     const int lens[] = {40, 1, 90};
     HostBatch packed;
     host_batch(&packed, lens, 3, c.vocab, 21, 0.01f);
@@ -160,7 +160,7 @@ static void test_optional_fused_crossentropy(void **state)
     Model m;
     char err[512];
     assert_int_equal(0, model_create(&m, &c, be, 128, 0, err, sizeof err));
-    model_init_params(&m, 5);
+    assert_int_equal(0, model_init_params(&m, 5, NULL, 0));
     const int lens[] = {70, 3, 55};
     HostBatch hb;
     host_batch(&hb, lens, 3, c.vocab, 9, 0.02f);
@@ -210,7 +210,7 @@ static void test_packing_lw_equals_eq2(void **state)
     assert_int_equal(0, task_create(&task, "markov", c.vocab, 1, 1, err, sizeof err));
     Model m;
     assert_int_equal(0, model_create(&m, &c, be, 400, 0, err, sizeof err));
-    model_init_params(&m, 2);
+    assert_int_equal(0, model_init_params(&m, 2, NULL, 0));
     BatchBuf bb;
     assert_int_equal(0, batch_buf_init(&bb, 400));
 
@@ -283,7 +283,7 @@ static void test_training_learns(void **state)
     char err[512];
     const int L = 128, B = 8;
     assert_int_equal(0, model_create(&m, &c, be, L * B, 0, err, sizeof err));
-    model_init_params(&m, 1);
+    assert_int_equal(0, model_init_params(&m, 1, NULL, 0));
     int32_t *tok = malloc(sizeof(int32_t) * L * B), *tgt = malloc(sizeof(int32_t) * L * B),
             *pos = malloc(sizeof(int32_t) * L * B), cu[B + 1];
     float *w = malloc(sizeof(float) * L * B);

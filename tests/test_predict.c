@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <sys/wait.h>
 
+#include "bench/cli/cli.h"
+#include "bench/results/measured.h"
 #include "bench/comm/comm_model.h"
 #include "bench/input/hist.h"
 #include "bench/analysis/plan_metrics.h"
@@ -21,15 +23,19 @@
 #define C_SEG 1e-4
 #define D_MB 5e-3
 
-static double true_time(const MbShape *s)
+/* A micro-batch row with only the shape the fit reads. */
+#define SHAPE(r, g, real, comp, sq) \
+    {.rows = (r), .segments = (g), .real_tokens = (real), .computed_tokens = (comp), .sum_seq_len_sq = (sq)}
+
+static double true_time(const MbRow *s)
 {
     return A_TOK * (double)s->computed_tokens + B_SQ * s->sum_seq_len_sq + C_SEG * s->segments + D_MB;
 }
 
 /* Micro-batches of 1..30 segments, each 16..8192 tokens: shapes like packs and padded batches. */
-static MbShape *random_shapes(int64_t n, uint64_t seed)
+static MbRow *random_shapes(int64_t n, uint64_t seed)
 {
-    MbShape *x = calloc((size_t)n, sizeof *x);
+    MbRow *x = calloc((size_t)n, sizeof *x);
     assert_non_null(x);
     Rng r = rng_seed(seed, 5);
     for (int64_t i = 0; i < n; i++) {
@@ -50,7 +56,7 @@ static void test_fit_recovers_coefficients(void **state)
 {
     (void)state;
     const int64_t n = 3000;
-    MbShape *x = random_shapes(n, 11);
+    MbRow *x = random_shapes(n, 11);
     double *y = malloc(sizeof *y * (size_t)n);
     assert_non_null(y);
     Rng r = rng_seed(12, 6);
@@ -97,7 +103,7 @@ static void test_fit_non_negative_and_degenerate(void **state)
 {
     (void)state;
     const int64_t n = 500;
-    MbShape *x = random_shapes(n, 21);
+    MbRow *x = random_shapes(n, 21);
     double *y = malloc(sizeof *y * (size_t)n);
     assert_non_null(y);
     TimeFit f;
@@ -139,7 +145,8 @@ static void test_fit_non_negative_and_degenerate(void **state)
 static void test_dp_by_hand(void **state)
 {
     (void)state;
-    MbShape x[4] = {{1, 1, 10, 10, 100}, {1, 1, 30, 30, 900}, {1, 1, 40, 40, 1600}, {1, 1, 10, 10, 100}};
+    MbRow x[4] = {SHAPE(1, 1, 10, 10, 100), SHAPE(1, 1, 30, 30, 900), SHAPE(1, 1, 40, 40, 1600),
+                  SHAPE(1, 1, 10, 10, 100)};
     double t[4] = {1, 3, 4, 1};
     CommCost c = {0};
     c.per_micro_step_s = 0.5;
@@ -179,7 +186,7 @@ static void test_dp_by_hand(void **state)
     assert_close(d.comm_wall_s, d.compute_wall_s, 0, 1e-12);
 
     /* A micro-step where every rank idles is no sync point and pays no communication. */
-    MbShape y[4] = {{1, 1, 10, 10, 100}, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}};
+    MbRow y[4] = {SHAPE(1, 1, 10, 10, 100), SHAPE(0, 0, 0, 0, 0), SHAPE(0, 0, 0, 0, 0), SHAPE(0, 0, 0, 0, 0)};
     double u[4] = {2, 0, 0, 0};
     c.optimizer_on_host = 0;
     predict_dp(y, u, 1, 2, 2, SYNC_MICRO, 0, &c, &d);
@@ -203,7 +210,7 @@ static void test_shape_of_padded_batch(void **state)
     Plan p;
     char err[256];
     assert_int_equal(0, plan_make(naive, &cfg, s, 2, &p, err, sizeof err));
-    MbShape x;
+    MbRow x;
     predict_mb_shape(&p, plan_mb(&p, 0, 0, 0), &x);
     assert_int_equal(2, x.rows);
     assert_int_equal(2, x.segments);
@@ -343,12 +350,12 @@ static void write_source(const char *path, const char *kind, int with_runs, doub
         r->optimizer_s = calloc((size_t)p.n_steps, sizeof(double));
         r->grad_norm = calloc((size_t)p.n_steps, sizeof(double));
         assert_non_null(r->recs);
-        MbShape *shapes = calloc((size_t)r->n_recs, sizeof *shapes);
+        MbRow *shapes = calloc((size_t)r->n_recs, sizeof *shapes);
         double *t = calloc((size_t)r->n_recs, sizeof *t);
         assert_non_null(shapes);
         assert_non_null(t);
         for (int64_t k = 0; k < r->n_recs; k++) {
-            MbRecord *x = &r->recs[k];
+            MbRow *x = &r->recs[k];
             x->step = (int32_t)(k / (p.micro_steps * SRC_W));
             x->micro = (int32_t)(k / SRC_W % p.micro_steps);
             x->rank = (int32_t)(k % SRC_W);
@@ -429,7 +436,7 @@ static int predict_in_child(int argc, char **argv, char *msg, size_t n)
         if (fd < 0 || nul < 0) _exit(99);
         dup2(fd, 2);
         dup2(nul, 1);
-        _exit(cmd_predict(argc, argv));
+        _exit(cmd_predict(argc, argv, "labench predict"));
     }
     int st = 0;
     assert_int_equal(pid, waitpid(pid, &st, 0));
@@ -536,7 +543,8 @@ static void test_cost_from_results(void **state)
     CostModel c;
     TimeFit fit;
     ModelConfig m;
-    predict_cost_from_results(src, &c, &fit, &m);
+    char why[512];
+    assert_int_equal(0, measured_cost_model(src, &c, &fit, &m, why, sizeof why));
     assert_close(c.per_token, A_TOK, 0, 1e-5);
     assert_close(c.per_token_sq, B_SQ, 0, 1e-5);
     assert_close(c.per_segment, C_SEG, 0, 1e-4);

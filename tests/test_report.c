@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 
+#include "bench/cli/cli.h"
 #include "bench/results/report.h"
 
 #define BASE "tests/fixtures/results-base.json"
@@ -422,7 +423,7 @@ static void expect_bad(const char *dir, const char *name, void (*edit)(json_t *)
 {
     char path[600], err[1024], out[600], *md = NULL;
     edited_fixture(path, sizeof path, dir, name, edit);
-    assert_int_equal(2, report_one(path, dir, REPORT_MD, 1, &md, err, sizeof err));
+    assert_int_equal(-1, report_one(path, dir, REPORT_MD, 1, &md, err, sizeof err));
     assert_null(md);
     assert_contains(err, path);
     assert_contains(err, message);
@@ -441,14 +442,14 @@ static void test_report_bad_input(void **state)
     expect_bad(dir, "device.json", drop_device, "machine.device is missing");
     expect_bad(dir, "sync.json", bad_sync, "strategies[2] (packing): plan_config.sync is \"often\"");
 
-    assert_int_equal(2, report_one("tests/fixtures/no-such-file.json", dir, REPORT_MD, 1, &md, err, sizeof err));
+    assert_int_equal(-1, report_one("tests/fixtures/no-such-file.json", dir, REPORT_MD, 1, &md, err, sizeof err));
     assert_contains(err, "tests/fixtures/no-such-file.json");
 
     snprintf(path, sizeof path, "%s/broken.json", dir);
     FILE *f = fopen(path, "w");
     fputs("{\"schema\": \"labench-results\",\n \"schema_version\": 1,,\n}\n", f);
     fclose(f);
-    assert_int_equal(2, report_one(path, dir, REPORT_MD, 1, &md, err, sizeof err));
+    assert_int_equal(-1, report_one(path, dir, REPORT_MD, 1, &md, err, sizeof err));
     assert_contains(err, "broken.json:2: not valid JSON");
     remove_tree(dir);
 }
@@ -631,7 +632,7 @@ static void test_cmd_report(void **state)
     make_tmpdir(dir, sizeof dir);
     snprintf(out, sizeof out, "%s/r.csv", dir);
     char *argv[] = {"report", BASE, "-o", out, "--format=csv", NULL};
-    assert_int_equal(0, cmd_report(5, argv));
+    assert_int_equal(0, cmd_report(5, argv, "labench report"));
     assert_int_equal(0, access(out, R_OK));
     remove_tree(dir);
 }

@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "bench/cli/cli.h"
 #include "bench/analysis/predict.h"
 #include "bench/results/report.h"
 #include "bench/results/results.h"
@@ -73,12 +74,12 @@ static void test_reads_rows_in_plan_order(void **state)
         assert_int_equal(2, W);
         assert_int_equal((int64_t)s->run->steps * A * W, s->run->n_mbs);
         for (int64_t k = 0; k < s->run->n_mbs; k++) {
-            const RepMicroBatch *m = &s->run->mbs[k];
+            const MbRow *m = &s->run->mbs[k];
             assert_int_equal(k, ((int64_t)m->step * A + m->micro) * W + m->rank);
         }
     }
     /* naive, step 0, micro 1, rank 1: 1 row, 2 sequences, 450 real of 500 computed, 0.25 s */
-    const RepMicroBatch *m = &rf.strategies[0].run->mbs[(0 * 2 + 1) * 2 + 1];
+    const MbRow *m = &rf.strategies[0].run->mbs[(0 * 2 + 1) * 2 + 1];
     assert_int_equal(1, m->rows);
     assert_int_equal(2, m->segments);
     assert_int_equal(450, m->real_tokens);
@@ -284,7 +285,7 @@ static int predict_in_child(char **argv, int argc, char *msg, size_t n)
         int nul = open("/dev/null", O_WRONLY);
         dup2(fd, 2);
         dup2(nul, 1);
-        _exit(cmd_predict(argc, argv));
+        _exit(cmd_predict(argc, argv, "labench predict"));
     }
     int st = 0;
     assert_int_equal(pid, waitpid(pid, &st, 0));
@@ -333,7 +334,7 @@ static void test_report_refuses_huge_micro(void **state)
     snprintf(out, sizeof out, "%s.md", path);
     ReportOptions opt = {.out_path = out, .no_plots = 1};
     const char *inputs[1] = {path};
-    assert_int_equal(2, report_generate(inputs, 1, &opt, err, sizeof err));
+    assert_int_equal(-1, report_generate(inputs, 1, &opt, err, sizeof err));
     assert_non_null(strstr(err, "(micro) = 2000000000 is outside 0..1"));
     assert_int_equal(-1, access(out, F_OK));
     unlink(path);
@@ -363,7 +364,7 @@ static void test_written_run_reads_back(void **state)
     r.grad_norm = calloc(steps, sizeof(double));
     assert_non_null(r.recs);
     for (int64_t k = 0; k < r.n_recs; k++) {
-        MbRecord *x = &r.recs[k];
+        MbRow *x = &r.recs[k];
         x->step = (int32_t)(k / (A * W));
         x->micro = (int32_t)(k / W % A);
         x->rank = (int32_t)(k % W);

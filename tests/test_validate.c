@@ -290,7 +290,7 @@ static void test_val_eval_matches_direct(void **state)
     Model m;
     /* room for a few sequences per row, so the evaluation packs several rows */
     assert_int_equal(0, model_create(&m, &c, be, 700, 0, err, sizeof err));
-    model_init_params(&m, 8);
+    assert_int_equal(0, model_init_params(&m, 8, NULL, 0));
     /* larger weights than the init, so that sequences' losses differ visibly */
     float *p = malloc(m.n_params * sizeof *p);
     model_get_params(&m, p);
@@ -539,7 +539,7 @@ static void test_eq3_eq4_unequal_targets(void **state)
     Backend *be = cpu();
     Model m;
     assert_int_equal(0, model_create(&m, &c, be, 100, 0, err, sizeof err));
-    model_init_params(&m, 3);
+    assert_int_equal(0, model_init_params(&m, 3, NULL, 0));
     float *gp = malloc(m.n_params * sizeof *gp), *gl = malloc(m.n_params * sizeof *gl);
     plan_gradient(&m, &pk, task, gp);
     plan_gradient(&m, &lw, task, gl);
@@ -627,7 +627,7 @@ static void test_equal_targets_same_gradients(void **state)
     Backend *be = cpu();
     Model m;
     assert_int_equal(0, model_create(&m, &c, be, 100, 0, err, sizeof err));
-    model_init_params(&m, 4);
+    assert_int_equal(0, model_init_params(&m, 4, NULL, 0));
     float *gp = malloc(m.n_params * sizeof *gp), *gl = malloc(m.n_params * sizeof *gl);
     plan_gradient(&m, &pk, task, gp);
     plan_gradient(&m, &lw, task, gl);
@@ -739,7 +739,7 @@ static Learnt train_and_validate(const char *strategy, uint64_t seed, int doc_lo
     Backend *be = cpu();
     Model m;
     assert_int_equal(0, model_create(&m, &c, be, L, 0, err, sizeof err));
-    model_init_params(&m, seed);
+    assert_int_equal(0, model_init_params(&m, seed, NULL, 0));
     BatchBuf bb;
     assert_int_equal(0, batch_buf_init(&bb, L));
     bb.sample_ids = tr.ids;

@@ -2,7 +2,7 @@
  * strategies/ or bench/analysis/plan_metrics.c, per sample; tests/test_budget.c measures the real peak. */
 #include "bench/analysis/plan_budget.h"
 
-#include "common/util.h"
+#include "common/host.h"
 #include "strategies/bit_tree.h"
 
 #include <ctype.h>

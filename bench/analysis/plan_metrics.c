@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/analysis/sync_point.h"
+#include "common/progress.h"
+
 typedef struct {
     double idle, wall, imbalance, max_tokens;
     int64_t n_points;
@@ -14,17 +17,14 @@ typedef struct {
  * never syncs and is not counted. */
 static void close_sync_point(const double *t, const double *tok, int W, SyncTotals *s)
 {
-    double max_t = 0, sum_t = 0, max_tok = 0, sum_tok = 0;
+    double max_tok = 0, sum_tok = 0;
     for (int r = 0; r < W; r++) {
-        if (t[r] > max_t) max_t = t[r];
         if (tok[r] > max_tok) max_tok = tok[r];
-        sum_t += t[r];
         sum_tok += tok[r];
     }
     if (sum_tok == 0) return;
-    s->wall += max_t;
+    s->wall += sync_point_close(t, W, &s->idle);
     s->max_tokens += max_tok;
-    s->idle += W * max_t - sum_t;
     s->imbalance += max_tok * W / sum_tok - 1.0;
     s->n_points++;
 }
@@ -220,6 +220,7 @@ void plan_metrics_compute(const Plan *p, const Sample *samples, PlanMetrics *m)
     double wmin = INFINITY, wmax = -INFINITY, full_real = 0, full_capacity = 0;
     plan_step_sequences(p, step_m);
     for (int step = 0; step < p->n_steps; step++) {
+        if ((step & 1023) == 0) progress_update(step, p->n_steps);
         const int64_t M = step_m[step];
         int is_full = 1;
         for (int mi = 0; mi < A; mi++)
@@ -260,10 +261,10 @@ void plan_metrics_compute(const Plan *p, const Sample *samples, PlanMetrics *m)
     if (full_capacity > 0) {
         m->full_step_efficiency = full_real / full_capacity;
         m->full_step_utilisation = full_real / (W * full.max_tokens);
-        m->full_step_bubble = full.idle / (W * full.wall);
+        m->full_step_bubble = dp_bubble_fraction(full.idle, W, full.wall);
     }
     m->predicted_wall = st.wall;
-    m->predicted_bubble = st.wall > 0 ? st.idle / (W * st.wall) : 0;
+    m->predicted_bubble = dp_bubble_fraction(st.idle, W, st.wall);
     m->token_imbalance = st.n_points > 0 ? st.imbalance / (double)st.n_points : 0;
     m->rank_utilisation = st.max_tokens > 0 ? (double)m->real_tokens / (W * st.max_tokens) : 0;
     m->weight_min = wmin <= wmax ? wmin : 0;

@@ -73,9 +73,5 @@ int plan_seq_weights(const Plan *p, const int64_t *step_m, int max, SeqWeight **
  * Seeded; out has room for n. */
 void plan_synthetic_mix(Sample *out, int64_t n, uint64_t seed);
 
-/* `labench bench-plan [--samples N] [--len-dist F] [--seed S]` (bench/cli/cmd_bench_plan.c): times
- * plan_make for every strategy at its default config. argv[0] is the command name. Returns the
- * exit status (0, or 2 on bad input). */
-int cmd_bench_plan(int argc, char **argv);
 
 #endif

@@ -1,21 +1,18 @@
-/* `labench predict`: fit each strategy's per-micro-batch time to the batch's shape from a
- * measured run, then predict other cluster sizes and length distributions without running them,
- * compute only and with the communication model side by side (docs/communication.md). */
+/* The prediction of `labench predict` (and the planners' --cost-from): fit each strategy's
+ * per-micro-batch time to the batch's shape from a measured run, then predict other cluster sizes
+ * and length distributions without running them, compute only and with the communication model
+ * side by side (docs/communication.md). Reading the run is bench/results/measured.c's; the
+ * command is bench/cli/cmd_predict.c. */
 #ifndef LABENCH_PREDICT_H
 #define LABENCH_PREDICT_H
 
 #include <stdint.h>
 
+#include "bench/analysis/run_metrics.h"
 #include "bench/comm/comm_model.h"
 #include "model/config.h"
 #include "strategies/strategy.h"
 
-/* The shape of one micro-batch, as the runner records it (bench/run/batch.c). */
-typedef struct {
-    int32_t rows, segments;          /* rows = 0: the rank idles */
-    int64_t real_tokens, computed_tokens;
-    double sum_seq_len_sq;           /* sum over attention segments of len^2 (pads extend the last) */
-} MbShape;
 
 /* t = per_token * computed_tokens + per_token_sq * sum_seq_len_sq + per_segment * segments
  *     + intercept, in seconds, every coefficient >= 0. */
@@ -35,12 +32,15 @@ typedef struct {
 /* Least squares over the busy records (rows > 0) with non-negative coefficients, holding back
  * every holdout_every-th busy record (0: none) to measure the error. 0, or -1 with err (fewer
  * than 5 records to fit, or nothing solvable). */
-int time_fit(const MbShape *x, const double *seconds, int64_t n, int holdout_every, TimeFit *f, char *err,
+int time_fit(const MbRow *x, const double *seconds, int64_t n, int holdout_every, TimeFit *f, char *err,
              size_t errlen);
-double time_fit_eval(const TimeFit *f, const MbShape *s);   /* 0 for an idle rank */
+double time_fit_eval(const TimeFit *f, const MbRow *s);   /* 0 for an idle rank */
+/* The fit's terms in the order of TimeFit's dropped bits: "per_computed_token", ... */
+#define TIME_FIT_TERMS 4
+const char *time_fit_term_name(int term);
 
 /* Shape of one planned micro-batch, computed the way bench/run/batch.c builds it. */
-void predict_mb_shape(const Plan *p, const MicroBatch *mb, MbShape *out);
+void predict_mb_shape(const Plan *p, const MicroBatch *mb, MbRow *out);
 
 /* Data-parallel wall time of a run, compute only and with communication.
  * Sync points: (step, micro-step) under --sync micro, steps under --sync step; only those where
@@ -66,7 +66,7 @@ typedef struct {
 
 /* shapes and t: n_steps * micro_steps * W entries in plan order ((step * A + micro) * W + rank).
  * comm may be NULL (no communication). */
-void predict_dp(const MbShape *shapes, const double *t, int n_steps, int micro_steps, int W, SyncModel sync,
+void predict_dp(const MbRow *shapes, const double *t, int n_steps, int micro_steps, int W, SyncModel sync,
                 double optimizer_per_step_s, const CommCost *comm, DpPrediction *out);
 
 /* Times every micro-batch of the plan with the fit and fills out. 0, or -1 when out of memory. */
@@ -82,15 +82,56 @@ typedef struct {
 extern const LongAlignHours LONGALIGN_FIG5[];
 extern const int N_LONGALIGN_FIG5;
 
-/* The measured cost model of a `labench train` results file, for the planners (`labench plan
- * --cost-from`, `labench train --cost-from`): the fit above, pooled over the file's strategies
- * (every 5th micro-batch held back), as per_token = a, per_token_sq = b, per_segment = c and
- * per_row = d (one row per micro-batch in packs), in seconds. *fit and *model (may be NULL) get
- * the fit and the file's model. Exits 2 with the file named when it has no usable run. */
-void predict_cost_from_results(const char *path, CostModel *cost, TimeFit *fit, ModelConfig *model);
+/* One strategy's measured run (from a results file: bench/results/measured.c). */
+typedef struct {
+    char name[32];
+    const Strategy *strategy;
+    PlanConfig cfg;
+    int n_steps;                 /* steps recorded */
+    MbRow *shapes;             /* n_steps * A * W, plan order */
+    double *secs;
+    double optimizer_s;          /* median measured optimizer step */
+    TimeFit fit;
+    int fitted;
+    char not_fitted[256];        /* why not, when fitted is 0 */
+    double replay_measured_s, replay_predicted_s;   /* sum over sync points of max_r t_r */
+} MeasuredStrategy;
 
-/* `labench predict --from RESULTS.json [...]`; argv[0] is "predict". Exit status: 0, or 2 on
- * unusable input. */
-int cmd_predict(int argc, char **argv);
+typedef struct {
+    const char *path;
+    ModelConfig model;
+    double n_params;
+    char len_dist[1024];
+    int64_t samples;
+    double len_scale;
+    uint64_t seed;
+    char device[256], commit[64];
+    MeasuredStrategy *strats;
+    int n;
+} Measured;
+
+/* Fits every strategy (pooled: one fit over all of them, shared), and replays each fitted
+ * strategy's own micro-batches (replay_*). A strategy with too few micro-batches stays unfitted
+ * with the reason in not_fitted. 0, or -1 with err: nothing could be fitted, or out of memory. */
+int measured_fit(Measured *m, int holdout_every, int pooled, char *err, size_t errlen);
+void measured_free(Measured *m);
+
+/* One prediction: a strategy at a world size. */
+typedef struct {
+    const MeasuredStrategy *src;
+    PlanConfig cfg;
+    DpPrediction dp;
+    int extrapolated;            /* beyond 1.5x the largest measured micro-batch */
+} Prediction;
+
+/* Effective tokens/s of strategy `name` over naive's among p[0..n) (with_comm: with the
+ * communication model), NAN when either is missing. */
+double prediction_speedup(const Prediction *p, int n, const char *name, int with_comm);
+
+/* Predicted speed-ups over naive beside LongAlign's: [0] compute only, [1] with communication. */
+typedef struct {
+    int world_size;
+    double packing[2], sorted[2];
+} Fig5Prediction;
 
 #endif

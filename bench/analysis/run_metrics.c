@@ -3,6 +3,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/analysis/sync_point.h"
+
+const char *const MB_COLUMN_NAMES[MB_N_COLUMNS] = {
+    "step", "micro", "rank", "rows", "sequences", "segments", "real_tokens", "computed_tokens", "sum_seq_len_sq",
+    "seconds", "loss"};
+
 /* Per-rank compute of every sync point: [sync point][rank]. A sync point is (step, micro) under
  * --sync micro and a step under --sync step (ranks then add up their micro-batches). */
 typedef struct {
@@ -11,7 +17,7 @@ typedef struct {
     int spp;   /* sync points per step */
 } SyncTimes;
 
-static int sync_times(const MbRecord *recs, int64_t n, int W, SyncModel sync, int micro_steps, int n_steps,
+static int sync_times(const MbRow *recs, int64_t n, int W, SyncModel sync, int micro_steps, int n_steps,
                       SyncTimes *st)
 {
     st->spp = sync == SYNC_MICRO ? (micro_steps > 0 ? micro_steps : 1) : 1;
@@ -19,7 +25,7 @@ static int sync_times(const MbRecord *recs, int64_t n, int W, SyncModel sync, in
     st->t = calloc((size_t)(st->n_sp > 0 ? st->n_sp : 1) * (size_t)W, sizeof *st->t);
     if (!st->t) return -1;
     for (int64_t i = 0; i < n; i++) {
-        const MbRecord *r = &recs[i];
+        const MbRow *r = &recs[i];
         if (r->step < 0 || r->step >= n_steps || r->rank < 0 || r->rank >= W) continue;
         int64_t sp = (int64_t)r->step * st->spp + (sync == SYNC_MICRO ? r->micro : 0);
         st->t[sp * W + r->rank] += r->seconds;
@@ -29,14 +35,14 @@ static int sync_times(const MbRecord *recs, int64_t n, int W, SyncModel sync, in
 
 /* Micro-steps of each step in which some rank has work (an epoch's last step may stop early):
  * busy[step], n_steps entries. 0, or -1 when out of memory. */
-static int busy_micro_steps(const MbRecord *recs, int64_t n, int micro_steps, int n_steps, int *busy)
+static int busy_micro_steps(const MbRow *recs, int64_t n, int micro_steps, int n_steps, int *busy)
 {
     const int A = micro_steps > 0 ? micro_steps : 1;
     unsigned char *seen = calloc((size_t)(n_steps > 0 ? n_steps : 1) * (size_t)A, 1);
     if (!seen) return -1;
     for (int s = 0; s < n_steps; s++) busy[s] = 0;
     for (int64_t i = 0; i < n; i++) {
-        const MbRecord *r = &recs[i];
+        const MbRow *r = &recs[i];
         if (r->rows <= 0 || r->step < 0 || r->step >= n_steps || r->micro < 0 || r->micro >= A) continue;
         unsigned char *f = &seen[(size_t)r->step * A + r->micro];
         if (!*f) busy[r->step]++;
@@ -49,10 +55,7 @@ static int busy_micro_steps(const MbRecord *recs, int64_t n, int micro_steps, in
 /* Communication of one step with `busy` micro-steps with work (docs/communication.md). */
 static double step_comm(CommTimes comm, int busy) { return busy > 0 ? comm.micro_s * busy + comm.step_s : 0.0; }
 
-/* The optimizer time that counts in the DP wall. */
-static double wall_optimizer(CommTimes comm, double optimizer_s) { return comm.optimizer_on_host ? 0.0 : optimizer_s; }
-
-void run_step_walls(const MbRecord *recs, int64_t n, int W, SyncModel sync, int micro_steps,
+void run_step_walls(const MbRow *recs, int64_t n, int W, SyncModel sync, int micro_steps,
                     const double *step_optimizer_s, int n_steps, CommTimes comm, double *out)
 {
     SyncTimes st;
@@ -62,26 +65,22 @@ void run_step_walls(const MbRecord *recs, int64_t n, int W, SyncModel sync, int 
         return;
     }
     for (int s = 0; s < n_steps; s++)
-        out[s] = wall_optimizer(comm, step_optimizer_s ? step_optimizer_s[s] : 0) + step_comm(comm, busy[s]);
+        out[s] = dp_wall_seconds(0, step_comm(comm, busy[s]), step_optimizer_s ? step_optimizer_s[s] : 0,
+                                 comm.optimizer_on_host);
     free(busy);
     if (sync_times(recs, n, W, sync, micro_steps, n_steps, &st) != 0) return;
-    for (int64_t sp = 0; sp < st.n_sp; sp++) {
-        double mx = 0;
-        for (int r = 0; r < W; r++)
-            if (st.t[sp * W + r] > mx) mx = st.t[sp * W + r];
-        out[sp / st.spp] += mx;
-    }
+    for (int64_t sp = 0; sp < st.n_sp; sp++) out[sp / st.spp] += sync_point_close(&st.t[sp * W], W, NULL);
     free(st.t);
 }
 
-void run_metrics_compute(const MbRecord *recs, int64_t n, int W, SyncModel sync, int micro_steps,
+void run_metrics_compute(const MbRow *recs, int64_t n, int W, SyncModel sync, int micro_steps,
                          const double *step_optimizer_s, int n_steps, CommTimes comm, double peak_flops,
                          RunMetrics *m)
 {
     memset(m, 0, sizeof *m);
     m->steps = n_steps;
     for (int64_t i = 0; i < n; i++) {
-        const MbRecord *r = &recs[i];
+        const MbRow *r = &recs[i];
         if (r->rows > 0) m->micro_batches++;
         m->sequences += r->sequences;
         m->real_tokens += r->real_tokens;
@@ -95,16 +94,7 @@ void run_metrics_compute(const MbRecord *recs, int64_t n, int W, SyncModel sync,
     SyncTimes st;
     if (sync_times(recs, n, W, sync, micro_steps, n_steps, &st) != 0) return;
     double sum_max = 0;
-    for (int64_t sp = 0; sp < st.n_sp; sp++) {
-        double mx = 0, sum = 0;
-        for (int r = 0; r < W; r++) {
-            double t = st.t[sp * W + r];
-            sum += t;
-            if (t > mx) mx = t;
-        }
-        sum_max += mx;
-        m->bubble_s += W * mx - sum;
-    }
+    for (int64_t sp = 0; sp < st.n_sp; sp++) sum_max += sync_point_close(&st.t[sp * W], W, &m->bubble_s);
     free(st.t);
     m->sync_points = st.n_sp;
     int *busy = calloc((size_t)(n_steps > 0 ? n_steps : 1), sizeof *busy);
@@ -114,14 +104,12 @@ void run_metrics_compute(const MbRecord *recs, int64_t n, int W, SyncModel sync,
     }
     for (int s = 0; s < n_steps; s++) m->comm_s += step_comm(comm, busy[s]);
     free(busy);
-    m->compute_wall_s = sum_max + m->optimizer_s;
-    m->dp_wall_s = sum_max + m->comm_s + wall_optimizer(comm, m->optimizer_s);
-    if (m->compute_wall_s > 0) {
-        m->dp_bubble_compute = m->bubble_s / (W * m->compute_wall_s);
-        m->effective_tps_compute = (double)m->real_tokens / m->compute_wall_s;
-    }
+    m->compute_wall_s = dp_wall_seconds(sum_max, 0, m->optimizer_s, 0);
+    m->dp_wall_s = dp_wall_seconds(sum_max, m->comm_s, m->optimizer_s, comm.optimizer_on_host);
+    m->dp_bubble_compute = dp_bubble_fraction(m->bubble_s, W, m->compute_wall_s);
+    m->dp_bubble = dp_bubble_fraction(m->bubble_s, W, m->dp_wall_s);
+    if (m->compute_wall_s > 0) m->effective_tps_compute = (double)m->real_tokens / m->compute_wall_s;
     if (m->dp_wall_s > 0) {
-        m->dp_bubble = m->bubble_s / (W * m->dp_wall_s);
         m->effective_tps = (double)m->real_tokens / m->dp_wall_s;
         m->computed_tps = (double)m->computed_tokens / m->dp_wall_s;
         /* W simulated devices share the FLOPs: the cluster peak is W x the device peak. */

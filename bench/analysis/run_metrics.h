@@ -8,16 +8,26 @@
 
 #include "strategies/strategy.h"
 
-/* One executed micro-batch (or an idle rank: rows = 0, seconds = 0). */
+/* One micro-batch of one rank, the one row every stage shares: the runner records it, the
+ * results file holds it (run.micro_batches_detail), the fit and the prediction read its shape, the
+ * report redraws the timeline from it. An idle rank has rows = 0 and seconds = 0. */
 typedef struct {
     int32_t step, micro, rank;
     int32_t rows, sequences, segments;
     int64_t real_tokens, computed_tokens, target_tokens;
-    double sum_seq_len_sq;   /* sum over attention segments of len^2 */
+    double sum_seq_len_sq;   /* sum over attention segments of len^2 (pads extend the last) */
     double seconds;          /* this rank's measured compute for the micro-batch */
     double loss;             /* its weighted loss contribution */
     double flops;            /* model FLOPs for its real tokens */
-} MbRecord;
+} MbRow;
+
+/* The columns of run.micro_batches_detail, in the order labench writes them (the names in
+ * run.micro_batch_columns; a reader finds each by its name). */
+enum {
+    MB_STEP, MB_MICRO, MB_RANK, MB_ROWS, MB_SEQUENCES, MB_SEGMENTS, MB_REAL_TOKENS, MB_COMPUTED_TOKENS,
+    MB_SUM_SEQ_LEN_SQ, MB_SECONDS, MB_LOSS, MB_N_COLUMNS
+};
+extern const char *const MB_COLUMN_NAMES[MB_N_COLUMNS];
 
 typedef struct {
     int steps;
@@ -53,12 +63,12 @@ typedef struct {
 
 /* recs: n records of a plan run, any order; micro_steps per step. step_optimizer_s: per step
  * (n_steps), may be NULL. */
-void run_metrics_compute(const MbRecord *recs, int64_t n, int world_size, SyncModel sync, int micro_steps,
+void run_metrics_compute(const MbRow *recs, int64_t n, int world_size, SyncModel sync, int micro_steps,
                          const double *step_optimizer_s, int n_steps, CommTimes comm, double peak_flops,
                          RunMetrics *out);
 
 /* DP wall time of each optimizer step (n_steps values into out), same rules. */
-void run_step_walls(const MbRecord *recs, int64_t n, int world_size, SyncModel sync, int micro_steps,
+void run_step_walls(const MbRow *recs, int64_t n, int world_size, SyncModel sync, int micro_steps,
                     const double *step_optimizer_s, int n_steps, CommTimes comm, double *out);
 
 #endif

@@ -6,7 +6,9 @@
 #include "bench/analysis/plan_metrics.h"
 #include "common/progress.h"
 #include "bench/input/sample.h"
-#include "common/util.h"
+#include "common/error.h"
+#include "common/host.h"
+#include "common/parse.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +29,7 @@ static void usage(FILE *f)
           f);
 }
 
-int cmd_bench_plan(int argc, char **argv)
+int cmd_bench_plan(int argc, char **argv, const char *command_line)
 {
     long long n = 1000000, seed = 1;
     const char *dist = NULL, *spec = NULL;

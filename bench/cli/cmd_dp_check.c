@@ -7,7 +7,8 @@
 #include <string.h>
 
 #include "bench/run/dp.h"
-#include "common/util.h"
+#include "bench/cli/cli.h"
+#include "common/parse.h"
 #include "bench/comm/nccl.h"
 
 static void usage(FILE *f)
@@ -79,7 +80,7 @@ static int mpi_check(double timeout_s)
     return bad ? 1 : 0;
 }
 
-int cmd_dp_check(int argc, char **argv)
+int cmd_dp_check(int argc, char **argv, const char *command_line)
 {
     const char *backend = "cuda";
     long long gpus = 0, mib = 64;

@@ -7,7 +7,9 @@
 
 #include "bench/cli/cli.h"
 #include "bench/input/grad_batch.h"
-#include "common/util.h"
+#include "common/error.h"
+#include "common/parse.h"
+#include "common/stats.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/openblas.h"
 #include "model/model.h"
@@ -36,7 +38,7 @@ static void usage(FILE *f)
           f);
 }
 
-int cmd_grad(int argc, char **argv)
+int cmd_grad(int argc, char **argv, const char *command_line)
 {
     const char *model_path = NULL, *batch_path = NULL, *out_path = NULL, *backend = "cpu", *dtype = "fp32";
     int repeat = 0;

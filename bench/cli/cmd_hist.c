@@ -5,7 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/util.h"
+#include "bench/cli/cli.h"
+#include "common/atomic_file.h"
+#include "common/input_file.h"
+#include "common/parse.h"
 
 static void hist_help(FILE *f)
 {
@@ -85,7 +88,7 @@ static int bin_lengths(const Hist *in, int64_t w, Hist *out)
     return 0;
 }
 
-int cmd_hist(int argc, char **argv)
+int cmd_hist(int argc, char **argv, const char *command_line)
 {
     const char *in_path = NULL, *out_path = NULL;
     long long width = 0;

@@ -1,14 +1,46 @@
-/* labench: benchmark batching strategies for long-context LLM fine-tuning. */
+/* labench: benchmark batching strategies for long-context LLM fine-tuning. One table of commands:
+ * main dispatches through it and prints the usage from it. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "bench/cli/cli.h"
-#include "bench/run/dp.h"
-#include "bench/input/hist.h"
-#include "bench/analysis/plan_metrics.h"
-#include "bench/analysis/predict.h"
-#include "bench/results/report.h"
+#include "common/host.h"
+
+typedef struct {
+    const char *name;
+    const char *args;      /* shown after the name in the usage */
+    const char *summary;   /* what it does; a "\n" continues on the next line of the usage */
+    CommandFn run;
+} Command;
+
+/* In the order `labench help` lists them. The first is the default command. */
+static const Command COMMANDS[] = {
+    {"train", "(default)", "train every strategy's plan, measure tokens/s, bubbles, memory", cmd_train},
+    {"plan", "", "plan only (no model): padding, packing, predicted bubble, weights", cmd_plan},
+    {"report", "R.json...", "REPORT.md (tables, LongAlign's ratios, gnuplot plots) from results", cmd_report},
+    {"compare", "B.json C.json", "deltas per strategy; exit 1 on a regression (nightly CI gate)", cmd_compare},
+    {"predict", "R.json",
+     "fit per-micro-batch time from a run; predict other cluster\n"
+     "sizes and length distributions, with and without communication",
+     cmd_predict},
+    {"hist", "FILE", "turn a plain list of lengths into a .hist distribution", cmd_hist},
+    {"dp-check", "", "check the collectives of --dp real (NCCL on GPUs, MPI on CPUs) on known data", cmd_dp_check},
+    {"grad", "", "one forward/backward on given weights and batch: check against PyTorch", cmd_grad},
+    {"bench-plan", "", "time the planners on 1,000,000 samples (--samples N for more)", cmd_bench_plan},
+};
+#define N_COMMANDS ((int)(sizeof COMMANDS / sizeof COMMANDS[0]))
+
+/* "  NAME ARGS" padded to 20 columns (3 spaces after a longer one), then the summary. */
+static void usage_line(FILE *f, const char *head, const char *summary)
+{
+    int n = fprintf(f, "  %s", head);
+    fprintf(f, "%*s", n < 20 ? 20 - n : 3, "");
+    for (const char *s = summary; *s; s++) {
+        fputc(*s, f);
+        if (*s == '\n') fprintf(f, "%20s", "");
+    }
+    fputc('\n', f);
+}
 
 static void usage(FILE *f)
 {
@@ -18,19 +50,15 @@ static void usage(FILE *f)
           "naive, sorted, packing, packing with loss weighting; and ours) costs and buys on a\n"
           "real transformer training step, on your length distribution and your GPU.\n"
           "\n"
-          "Commands:\n"
-          "  train (default)   train every strategy's plan, measure tokens/s, bubbles, memory\n"
-          "  plan              plan only (no model): padding, packing, predicted bubble, weights\n"
-          "  report R.json...  REPORT.md (tables, LongAlign's ratios, gnuplot plots) from results\n"
-          "  compare B.json C.json   deltas per strategy; exit 1 on a regression (nightly CI gate)\n"
-          "  predict R.json    fit per-micro-batch time from a run; predict other cluster\n"
-          "                    sizes and length distributions, with and without communication\n"
-          "  hist FILE         turn a plain list of lengths into a .hist distribution\n"
-          "  dp-check          check the collectives of --dp real (NCCL on GPUs, MPI on CPUs) on known data\n"
-          "  grad              one forward/backward on given weights and batch: check against PyTorch\n"
-          "  bench-plan        time the planners on 1,000,000 samples (--samples N for more)\n"
-          "  help              this text\n"
-          "\n"
+          "Commands:\n",
+          f);
+    for (int i = 0; i < N_COMMANDS; i++) {
+        char head[64];
+        snprintf(head, sizeof head, "%s%s%s", COMMANDS[i].name, COMMANDS[i].args[0] ? " " : "", COMMANDS[i].args);
+        usage_line(f, head, COMMANDS[i].summary);
+    }
+    usage_line(f, "help", "this text");
+    fputs("\n"
           "Start here:\n"
           "  labench --strategy all --len-dist data/longalign-mix.hist\n"
           "  labench plan --strategy all --len-dist data/longalign-mix.hist\n"
@@ -42,37 +70,21 @@ static void usage(FILE *f)
           f);
 }
 
-/* The command line as typed, for the results file. */
-static void join_args(int argc, char **argv, char *buf, size_t n)
-{
-    buf[0] = 0;
-    for (int i = 0; i < argc; i++) {
-        if (i) strncat(buf, " ", n - strlen(buf) - 1);
-        strncat(buf, argv[i], n - strlen(buf) - 1);
-    }
-}
-
 int main(int argc, char **argv)
 {
     static char command_line[8192];
-    join_args(argc, argv, command_line, sizeof command_line);
+    command_line_join(argc, argv, command_line, sizeof command_line);
     const char *cmd = argc > 1 ? argv[1] : "";
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage(stdout);
         return 0;
     }
-    if (strcmp(cmd, "plan") == 0) return cmd_plan(argc - 1, argv + 1, command_line);
-    if (strcmp(cmd, "train") == 0) return cmd_train(argc - 1, argv + 1, command_line);
-    if (strcmp(cmd, "hist") == 0) return cmd_hist(argc - 1, argv + 1);
-    if (strcmp(cmd, "report") == 0) return cmd_report(argc - 1, argv + 1);
-    if (strcmp(cmd, "compare") == 0) return cmd_compare(argc - 1, argv + 1);
-    if (strcmp(cmd, "grad") == 0) return cmd_grad(argc - 1, argv + 1);
-    if (strcmp(cmd, "bench-plan") == 0) return cmd_bench_plan(argc - 1, argv + 1);
-    if (strcmp(cmd, "predict") == 0) return cmd_predict(argc - 1, argv + 1);
-    if (strcmp(cmd, "dp-check") == 0) return cmd_dp_check(argc - 1, argv + 1);
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (strcmp(cmd, COMMANDS[i].name) == 0) return COMMANDS[i].run(argc - 1, argv + 1, command_line);
     if (cmd[0] && cmd[0] != '-') {
         fprintf(stderr, "labench: unknown command '%s' (see labench help)\n", cmd);
-        return 2;
+        return EXIT_BAD_INPUT;
     }
-    return cmd_train(argc, argv, command_line);
+    /* No command: the default, with every argument its option (argv[0] stands for its name). */
+    return COMMANDS[0].run(argc, argv, command_line);
 }

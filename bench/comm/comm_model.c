@@ -5,7 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "common/util.h"
+#include "common/error.h"
+#include "common/parse.h"
 
 const char *const COMM_KINDS[] = {"none", "ddp", "zero3", "zero3-offload", NULL};
 const char *const COMM_SYSTEMS[] = {"a100", "a800", "h100", NULL};

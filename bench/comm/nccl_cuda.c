@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/util.h"
+#include "common/host.h"
 #include "bench/comm/nccl.h"
 
 #if LABENCH_HAVE_NCCL_H

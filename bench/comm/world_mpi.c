@@ -13,9 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bench/run/dp.h"
-#include "bench/results/results.h"
-#include "common/util.h"
+#include "bench/comm/world.h"
+#include "common/host.h"
+#include "common/progress.h"
 
 #define TAG_UP 7101     /* rank -> rank 0: arrived (or failed) at a sync point */
 #define TAG_DOWN 7102   /* rank 0 -> rank: the verdict */
@@ -91,13 +91,13 @@ static void end_job(int clean)
     if (!clean) {
         struct timespec ts = {0, 300 * 1000 * 1000};   /* let the others print theirs */
         nanosleep(&ts, NULL);
-        MPI_Abort(MPI_COMM_WORLD, EXIT_BAD_INPUT);
+        MPI_Abort(MPI_COMM_WORLD, DP_EXIT_STATUS);
         abort();   /* MPI_Abort does not return */
     }
     g.finalized = 1;
     MPI_Finalize();
-    if (g.exiting) _exit(EXIT_BAD_INPUT);   /* inside an exit handler: exit() again is undefined */
-    exit(EXIT_BAD_INPUT);
+    if (g.exiting) _exit(DP_EXIT_STATUS);   /* inside an exit handler: exit() again is undefined */
+    exit(DP_EXIT_STATUS);
 }
 
 static void obey(const Msg *v) __attribute__((noreturn));
@@ -205,16 +205,15 @@ void dp_sync(const char *what) { sync_or_fail(what, NULL); }
 
 void dp_fail(const char *msg)
 {
+    progress_abort();   /* a progress line in the making ends before the message */
     fprintf(stderr, "labench: rank %d: %s\n", g.rank, msg);
     fflush(stderr);
-    if (!dp_world_active()) exit(EXIT_BAD_INPUT);
+    if (!dp_world_active()) exit(DP_EXIT_STATUS);
     sync_or_fail("after an error", msg);
     /* rank 0 ends the job inside root_sync; another rank returns only if rank 0 said "go"
      * to a sync point that crossed this one, which cannot happen: end it anyway */
     end_job(0);
 }
-
-static void die_hook(const char *msg) { dp_fail(msg); }
 
 /* Any other exit with an error status (an internal error, CUDA_CHECK) still tells every rank. */
 static void on_exit_handler(int status, void *arg)
@@ -260,7 +259,7 @@ int dp_world_init(DpWorld *w, double timeout_s, char *err, size_t errlen)
     MPI_Comm_free(&local);
     w->rank = g.rank;
     w->size = g.size;
-    machine_hostname(w->host, sizeof w->host);
+    host_name(w->host, sizeof w->host);
     char lib[MPI_MAX_LIBRARY_VERSION_STRING];
     int len = 0;
     MPI_Get_library_version(lib, &len);
@@ -274,10 +273,9 @@ int dp_world_init(DpWorld *w, double timeout_s, char *err, size_t errlen)
     g.arrived = calloc((size_t)g.size, 1);
     if (!g.in || !g.req || !g.idx || !g.done || !g.arrived) {
         snprintf(err, errlen, "out of host memory for %d ranks", g.size);
-        MPI_Abort(MPI_COMM_WORLD, EXIT_BAD_INPUT);
+        MPI_Abort(MPI_COMM_WORLD, DP_EXIT_STATUS);
     }
     g.active = 1;
-    die_set_hook(die_hook);
     on_exit(on_exit_handler, NULL);
     return 0;
 }
@@ -287,7 +285,6 @@ void dp_world_finalize(void)
     if (!dp_world_active()) return;
     dp_sync("end of the run");
     g.finalized = 1;
-    die_set_hook(NULL);
     MPI_Comm_free(&g.comm);
     MPI_Finalize();
     free(g.in);
@@ -343,7 +340,7 @@ void *dp_gather_bytes(const void *send, size_t bytes, size_t *lens)
             lens[r] = (size_t)counts[r];
         }
         all = malloc(total ? total : 1);
-        if (!all || total > 0x7fffffffu) MPI_Abort(MPI_COMM_WORLD, EXIT_BAD_INPUT);
+        if (!all || total > 0x7fffffffu) MPI_Abort(MPI_COMM_WORLD, DP_EXIT_STATUS);
     }
     MPI_Gatherv(send, n, MPI_BYTE, all, counts, displs, MPI_BYTE, 0, g.comm);
     free(counts);

@@ -3,8 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "bench/run/dp.h"
-#include "common/util.h"
+#include "bench/comm/world.h"
 
 int dp_mpi_compiled(void) { return 0; }
 
@@ -37,7 +36,7 @@ void dp_sync(const char *what)
 void dp_fail(const char *msg)
 {
     fprintf(stderr, "labench: %s\n", msg);
-    exit(EXIT_BAD_INPUT);
+    exit(DP_EXIT_STATUS);
 }
 
 void dp_allgather_bytes(const void *send, size_t bytes, void *recv)

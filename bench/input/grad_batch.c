@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/util.h"
+#include "common/error.h"
+#include "common/input_file.h"
 
 void grad_batch_free(GradBatch *b)
 {

@@ -7,7 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/util.h"
+#include "common/error.h"
+#include "common/input_file.h"
 
 /* Files are read whole; a length distribution (or a lengths list of millions of samples) is far
  * below this, and the cap keeps line numbers within int. */

@@ -60,10 +60,5 @@ int hist_zero_note(const Hist *h, char *buf, size_t buflen);
 /* Formats a target spec the way .hist spells it ("" for TGT_DEFAULT) into buf. */
 void hist_target_str(const TargetSpec *t, char *buf, size_t buflen);
 
-/* `labench hist FILE [-o OUT.hist] [--bin-width W]` (bench/cli/cmd_hist.c): turns a lengths list
- * into a .hist. argv is laid out like main's, starting at the command name: argv[0] = "hist",
- * argv[1..] its arguments. Returns the exit status: 0, or 2 on bad input (message printed to
- * stderr as "labench: FILE:LINE: ..."). */
-int cmd_hist(int argc, char **argv);
 
 #endif

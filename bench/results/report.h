@@ -35,7 +35,7 @@ int results_dp_real(const ResultsFile *rf);
 /* REPORT.md's "Real ranks against the simulation" section; nothing for simulated runs. */
 void md_dp_real(FILE *f, const ResultsFile *rf);
 
-/* ---- labench report (bench/cli/cmd_report.c) ---- */
+/* ---- labench report (bench/results/report.c) ---- */
 
 typedef enum { REPORT_MD = 0, REPORT_CSV = 1 } ReportFormat;
 
@@ -47,18 +47,17 @@ typedef struct {
     int no_plots;                /* 1: render without plots, and say so */
 } ReportOptions;
 
-/* Writes the report of n results files. 0, or EXIT_BAD_INPUT (2) with err (unreadable or invalid
+/* Writes the report of n results files. 0, or -1 with err (unreadable or invalid
  * results, unwritable output). A missing gnuplot is not an error: the report says why it has no
  * images. */
 int report_generate(const char *const *inputs, int n_inputs, const ReportOptions *opt, char *err, size_t errlen);
 
-/* `labench report RESULTS.json... -o REPORT.md [--plots-dir DIR] [--format md|csv]`; argv[0] is
- * "report". Returns the exit status. */
-int cmd_report(int argc, char **argv);
 
 /* ---- labench compare (bench/results/compare.c) ---- */
 
 #define COMPARE_DEFAULT_TOLERANCE 0.05
+/* compare_files' status for unusable input (the CLI's exit status 2). */
+#define COMPARE_UNUSABLE 2
 
 /* "5%" or "0.05" -> 0.05. 0, or -1 when it is neither a percentage nor a fraction below 1. */
 int parse_tolerance(const char *s, double *out);
@@ -70,7 +69,5 @@ int parse_tolerance(const char *s, double *out);
 int compare_files(const char *baseline, const char *current, double tolerance, FILE *out, char *err,
                   size_t errlen);
 
-/* `labench compare BASELINE.json CURRENT.json [--tolerance 5%]`; argv[0] is "compare". */
-int cmd_compare(int argc, char **argv);
 
 #endif

@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include "bench/run/dp.h"
-#include "common/util.h"
+#include "common/atomic_file.h"
+#include "common/host.h"
+#include "common/json_out.h"
 #include "kernels/cpu/cpuinfo.h"
 #include "kernels/cpu/openblas.h"
 
@@ -41,44 +43,12 @@ static json_t *openmp_json(void)
                      policy ? json_string(policy) : json_null(), "gomp_spincount", spin ? json_string(spin) : json_null());
 }
 
-json_t *results_real(double x) { return isfinite(x) ? json_real(x) : json_null(); }
 
 void machine_cpu_name(char *buf, size_t n)
 {
     CpuInfo ci;
     cpu_read_info(&ci);   /* "unknown CPU" when /proc/cpuinfo names none */
     snprintf(buf, n, "%s", ci.model);
-}
-
-void machine_hostname(char *buf, size_t n)
-{
-    if (gethostname(buf, n) != 0) snprintf(buf, n, "unknown");
-    buf[n - 1] = 0;
-}
-
-void source_commit(char *buf, size_t n)
-{
-    snprintf(buf, n, "unknown");
-    FILE *p = popen("git rev-parse --short=12 HEAD 2>/dev/null && "
-                    "(git diff --quiet HEAD -- . ':!REPORT.md' ':!plots' 2>/dev/null || echo dirty)", "r");
-    if (!p) return;
-    char line[128], out[160] = "";
-    while (fgets(line, sizeof line, p)) {
-        line[strcspn(line, "\n")] = 0;
-        if (!out[0])
-            snprintf(out, sizeof out, "%s", line);
-        else if (strcmp(line, "dirty") == 0)
-            strncat(out, "-dirty", sizeof out - strlen(out) - 1);
-    }
-    if (pclose(p) == 0 && out[0]) snprintf(buf, n, "%s", out);
-}
-
-void utc_now_iso(char *buf, size_t n)
-{
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 static json_t *plan_config_json(const PlanConfig *c)
@@ -106,30 +76,30 @@ static json_t *plan_metrics_json(const PlanMetrics *m)
     json_object_set_new(o, "real_tokens", json_integer(m->real_tokens));
     json_object_set_new(o, "computed_tokens", json_integer(m->computed_tokens));
     json_object_set_new(o, "target_tokens", json_integer(m->target_tokens));
-    json_object_set_new(o, "padding_ratio", results_real(m->padding_ratio));
-    json_object_set_new(o, "packing_efficiency", results_real(m->packing_efficiency));
-    json_object_set_new(o, "token_imbalance", results_real(m->token_imbalance));
-    json_object_set_new(o, "predicted_bubble", results_real(m->predicted_bubble));
-    json_object_set_new(o, "predicted_wall_cost", results_real(m->predicted_wall));
-    json_object_set_new(o, "weight_min", results_real(m->weight_min));
-    json_object_set_new(o, "weight_max", results_real(m->weight_max));
-    json_object_set_new(o, "weight_share_longest10", results_real(m->weight_share_longest10));
-    json_object_set_new(o, "weight_share_longest10_ideal", results_real(m->weight_share_longest10_ideal));
-    json_object_set_new(o, "weight_share_longest10_per_step_ideal", results_real(m->weight_share_longest10_ideal));
-    json_object_set_new(o, "weight_share_longest10_uniform", results_real(m->weight_share_longest10_uniform));
-    json_object_set_new(o, "step_sequences_min", results_real(m->step_seqs_min));
-    json_object_set_new(o, "step_sequences_max", results_real(m->step_seqs_max));
-    json_object_set_new(o, "step_sequences_mean", results_real(m->step_seqs_mean));
-    json_object_set_new(o, "step_sequences_cv", results_real(m->step_seqs_cv));
-    json_object_set_new(o, "weight_epoch_p1", results_real(m->weight_epoch_p1));
-    json_object_set_new(o, "weight_epoch_p99", results_real(m->weight_epoch_p99));
-    json_object_set_new(o, "weight_epoch_spread", results_real(m->weight_epoch_spread));
-    json_object_set_new(o, "rank_utilisation", results_real(m->rank_utilisation));
+    json_object_set_new(o, "padding_ratio", json_real_or_null(m->padding_ratio));
+    json_object_set_new(o, "packing_efficiency", json_real_or_null(m->packing_efficiency));
+    json_object_set_new(o, "token_imbalance", json_real_or_null(m->token_imbalance));
+    json_object_set_new(o, "predicted_bubble", json_real_or_null(m->predicted_bubble));
+    json_object_set_new(o, "predicted_wall_cost", json_real_or_null(m->predicted_wall));
+    json_object_set_new(o, "weight_min", json_real_or_null(m->weight_min));
+    json_object_set_new(o, "weight_max", json_real_or_null(m->weight_max));
+    json_object_set_new(o, "weight_share_longest10", json_real_or_null(m->weight_share_longest10));
+    json_object_set_new(o, "weight_share_longest10_ideal", json_real_or_null(m->weight_share_longest10_ideal));
+    json_object_set_new(o, "weight_share_longest10_per_step_ideal", json_real_or_null(m->weight_share_longest10_ideal));
+    json_object_set_new(o, "weight_share_longest10_uniform", json_real_or_null(m->weight_share_longest10_uniform));
+    json_object_set_new(o, "step_sequences_min", json_real_or_null(m->step_seqs_min));
+    json_object_set_new(o, "step_sequences_max", json_real_or_null(m->step_seqs_max));
+    json_object_set_new(o, "step_sequences_mean", json_real_or_null(m->step_seqs_mean));
+    json_object_set_new(o, "step_sequences_cv", json_real_or_null(m->step_seqs_cv));
+    json_object_set_new(o, "weight_epoch_p1", json_real_or_null(m->weight_epoch_p1));
+    json_object_set_new(o, "weight_epoch_p99", json_real_or_null(m->weight_epoch_p99));
+    json_object_set_new(o, "weight_epoch_spread", json_real_or_null(m->weight_epoch_spread));
+    json_object_set_new(o, "rank_utilisation", json_real_or_null(m->rank_utilisation));
     json_object_set_new(o, "eq2_over_epoch", json_boolean(plan_metrics_fair(m)));
-    json_object_set_new(o, "full_step_packing_efficiency", results_real(m->full_step_efficiency));
-    json_object_set_new(o, "full_step_rank_utilisation", results_real(m->full_step_utilisation));
-    json_object_set_new(o, "full_step_predicted_bubble", results_real(m->full_step_bubble));
-    json_object_set_new(o, "plan_seconds", results_real(m->plan_seconds));
+    json_object_set_new(o, "full_step_packing_efficiency", json_real_or_null(m->full_step_efficiency));
+    json_object_set_new(o, "full_step_rank_utilisation", json_real_or_null(m->full_step_utilisation));
+    json_object_set_new(o, "full_step_predicted_bubble", json_real_or_null(m->full_step_bubble));
+    json_object_set_new(o, "plan_seconds", json_real_or_null(m->plan_seconds));
     return o;
 }
 
@@ -140,14 +110,14 @@ static json_t *weights_json(const StrategyResult *s, int epoch)
     json_t *a = json_array();
     for (int i = 0; i < s->n_weights; i++)
         json_array_append_new(a, json_pack("[i,o]", (int)s->weights[i].len,
-                                           results_real(epoch ? s->weights[i].epoch_rel : s->weights[i].step_rel)));
+                                           json_real_or_null(epoch ? s->weights[i].epoch_rel : s->weights[i].step_rel)));
     return a;
 }
 
 static json_t *doubles_json(const double *x, int n)
 {
     json_t *a = json_array();
-    for (int i = 0; i < n; i++) json_array_append_new(a, results_real(x[i]));
+    for (int i = 0; i < n; i++) json_array_append_new(a, json_real_or_null(x[i]));
     return a;
 }
 
@@ -162,41 +132,41 @@ static json_t *run_json(const RunResult *r)
     json_object_set_new(o, "real_tokens", json_integer(m->real_tokens));
     json_object_set_new(o, "computed_tokens", json_integer(m->computed_tokens));
     json_object_set_new(o, "target_tokens", json_integer(m->target_tokens));
-    json_object_set_new(o, "compute_seconds", results_real(m->compute_s));
-    json_object_set_new(o, "optimizer_seconds", results_real(m->optimizer_s));
-    json_object_set_new(o, "validation_seconds", results_real(r->val_s));
-    json_object_set_new(o, "comm_seconds", results_real(m->comm_s));
-    json_object_set_new(o, "dp_wall_seconds", results_real(m->dp_wall_s));
-    json_object_set_new(o, "bubble_seconds", results_real(m->bubble_s));
-    json_object_set_new(o, "dp_bubble_fraction", results_real(m->dp_bubble));
-    json_object_set_new(o, "effective_tokens_per_s", results_real(m->effective_tps));
-    json_object_set_new(o, "computed_tokens_per_s", results_real(m->computed_tps));
-    json_object_set_new(o, "padding_ratio", results_real(m->padding_ratio));
-    json_object_set_new(o, "model_flops", results_real(m->model_flops));
-    json_object_set_new(o, "mfu", results_real(m->mfu));
+    json_object_set_new(o, "compute_seconds", json_real_or_null(m->compute_s));
+    json_object_set_new(o, "optimizer_seconds", json_real_or_null(m->optimizer_s));
+    json_object_set_new(o, "validation_seconds", json_real_or_null(r->val_s));
+    json_object_set_new(o, "comm_seconds", json_real_or_null(m->comm_s));
+    json_object_set_new(o, "dp_wall_seconds", json_real_or_null(m->dp_wall_s));
+    json_object_set_new(o, "bubble_seconds", json_real_or_null(m->bubble_s));
+    json_object_set_new(o, "dp_bubble_fraction", json_real_or_null(m->dp_bubble));
+    json_object_set_new(o, "effective_tokens_per_s", json_real_or_null(m->effective_tps));
+    json_object_set_new(o, "computed_tokens_per_s", json_real_or_null(m->computed_tps));
+    json_object_set_new(o, "padding_ratio", json_real_or_null(m->padding_ratio));
+    json_object_set_new(o, "model_flops", json_real_or_null(m->model_flops));
+    json_object_set_new(o, "mfu", json_real_or_null(m->mfu));
     json_object_set_new(o, "peak_memory_bytes", json_integer((json_int_t)r->peak_bytes));
     json_object_set_new(o, "activation_bytes", json_integer((json_int_t)r->act_bytes));
     json_object_set_new(o, "max_micro_batch_tokens", json_integer(r->max_mb_tokens));
-    json_object_set_new(o, "elapsed_seconds", results_real(r->elapsed_s));
+    json_object_set_new(o, "elapsed_seconds", json_real_or_null(r->elapsed_s));
     json_object_set_new(o, "timing_source", json_string(r->timing_source));
-    json_object_set_new(o, "compute_wall_seconds", results_real(m->compute_wall_s));
-    json_object_set_new(o, "dp_bubble_fraction_compute_only", results_real(m->dp_bubble_compute));
-    json_object_set_new(o, "effective_tokens_per_s_compute_only", results_real(m->effective_tps_compute));
-    json_object_set_new(o, "matmul_share", r->matmul_share >= 0 ? results_real(r->matmul_share) : json_null());
-    json_object_set_new(o, "attention_share", r->attention_share >= 0 ? results_real(r->attention_share) : json_null());
+    json_object_set_new(o, "compute_wall_seconds", json_real_or_null(m->compute_wall_s));
+    json_object_set_new(o, "dp_bubble_fraction_compute_only", json_real_or_null(m->dp_bubble_compute));
+    json_object_set_new(o, "effective_tokens_per_s_compute_only", json_real_or_null(m->effective_tps_compute));
+    json_object_set_new(o, "matmul_share", r->matmul_share >= 0 ? json_real_or_null(r->matmul_share) : json_null());
+    json_object_set_new(o, "attention_share", r->attention_share >= 0 ? json_real_or_null(r->attention_share) : json_null());
     const GpuIdle *g = &r->gpu;
     if (g->available && g->window_s > 0) {
-        json_object_set_new(o, "gpu_idle_fraction", results_real(1.0 - g->busy_s / g->window_s));
+        json_object_set_new(o, "gpu_idle_fraction", json_real_or_null(1.0 - g->busy_s / g->window_s));
         json_t *gi = json_object();
-        json_object_set_new(gi, "window_seconds", results_real(g->window_s));
-        json_object_set_new(gi, "busy_seconds", results_real(g->busy_s));
-        json_object_set_new(gi, "host_wait_seconds", results_real(g->host_wait_s));
-        json_object_set_new(gi, "kernel_gap_seconds", results_real(g->kernel_gap_s));
-        json_object_set_new(gi, "other_seconds", results_real(g->other_s));
+        json_object_set_new(gi, "window_seconds", json_real_or_null(g->window_s));
+        json_object_set_new(gi, "busy_seconds", json_real_or_null(g->busy_s));
+        json_object_set_new(gi, "host_wait_seconds", json_real_or_null(g->host_wait_s));
+        json_object_set_new(gi, "kernel_gap_seconds", json_real_or_null(g->kernel_gap_s));
+        json_object_set_new(gi, "other_seconds", json_real_or_null(g->other_s));
         json_t *top = json_array();
         for (int i = 0; i < g->n_top; i++)
             json_array_append_new(top, json_pack("{s:s, s:o, s:I}", "name", g->top_name[i], "seconds",
-                                                 results_real(g->top_s[i]), "count", (json_int_t)g->top_count[i]));
+                                                 json_real_or_null(g->top_s[i]), "count", (json_int_t)g->top_count[i]));
         json_object_set_new(gi, "top_kernels", top);
         const ProfStats *ps = &g->stats;
         json_object_set_new(gi, "cupti", json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "kernels",
@@ -212,25 +182,24 @@ static json_t *run_json(const RunResult *r)
     } else {
         json_object_set_new(o, "gpu_idle_fraction", json_null());
     }
-    json_object_set_new(o, "final_loss", results_real(r->n_steps > 0 ? r->loss_curve[r->n_steps - 1] : 0.0));
+    json_object_set_new(o, "final_loss", json_real_or_null(r->n_steps > 0 ? r->loss_curve[r->n_steps - 1] : 0.0));
     json_object_set_new(o, "loss_curve", doubles_json(r->loss_curve, r->n_steps));
     json_object_set_new(o, "step_wall_seconds", doubles_json(r->step_wall_s, r->n_steps));
     json_object_set_new(o, "optimizer_step_seconds", doubles_json(r->optimizer_s, r->n_steps));
     json_object_set_new(o, "grad_norm", doubles_json(r->grad_norm, r->n_steps));
     /* One array per micro-batch, column names in micro_batch_columns: compact, and enough to
      * redraw the DP timeline or fit a cost model (labench predict). */
-    json_object_set_new(o, "micro_batch_columns",
-                        json_pack("[s,s,s,s,s,s,s,s,s,s,s]", "step", "micro", "rank", "rows", "sequences",
-                                  "segments", "real_tokens", "computed_tokens", "sum_seq_len_sq", "seconds",
-                                  "loss"));
+    json_t *cols = json_array();
+    for (int c = 0; c < MB_N_COLUMNS; c++) json_array_append_new(cols, json_string(MB_COLUMN_NAMES[c]));
+    json_object_set_new(o, "micro_batch_columns", cols);
     json_t *mbs = json_array();
     for (int64_t i = 0; i < r->n_recs; i++) {
-        const MbRecord *x = &r->recs[i];
+        const MbRow *x = &r->recs[i];
         /* jreal: a diverged micro-batch's NaN loss is null; json_pack's "f" would drop the row. */
         json_array_append_new(mbs, json_pack("[i,i,i,i,i,i,I,I,o,o,o]", x->step, x->micro, x->rank, x->rows,
                                              x->sequences, x->segments, (json_int_t)x->real_tokens,
-                                             (json_int_t)x->computed_tokens, results_real(x->sum_seq_len_sq),
-                                             results_real(x->seconds), results_real(x->loss)));
+                                             (json_int_t)x->computed_tokens, json_real_or_null(x->sum_seq_len_sq),
+                                             json_real_or_null(x->seconds), json_real_or_null(x->loss)));
     }
     json_object_set_new(o, "micro_batches_detail", mbs);
     if (r->dp) json_object_set_new(o, "dp_real", dp_real_json(r->dp));
@@ -241,7 +210,7 @@ json_t *results_to_json(const ResultsDoc *d)
 {
     char cpu[256], host[256], commit[160], now[64];
     machine_cpu_name(cpu, sizeof cpu);
-    machine_hostname(host, sizeof host);
+    host_name(host, sizeof host);
     source_commit(commit, sizeof commit);
     utc_now_iso(now, sizeof now);
 
@@ -261,7 +230,7 @@ json_t *results_to_json(const ResultsDoc *d)
     json_object_set_new(machine, "device", d->device ? json_string(d->device) : json_null());
     json_object_set_new(machine, "gpu", d->backend && strcmp(d->backend, "cuda") == 0 ? json_string(d->device)
                                                                                       : json_null());
-    json_object_set_new(machine, "peak_flops", results_real(d->peak_flops));
+    json_object_set_new(machine, "peak_flops", json_real_or_null(d->peak_flops));
     json_object_set_new(machine, "peak_flops_source",
                         d->peak_flops_source ? json_string(d->peak_flops_source) : json_null());
     json_object_set_new(machine, "blas", blas_json());
@@ -271,7 +240,7 @@ json_t *results_to_json(const ResultsDoc *d)
     json_t *cfg = json_object();
     json_object_set_new(cfg, "len_dist", json_string(d->len_dist ? d->len_dist : ""));
     json_object_set_new(cfg, "samples", json_integer(d->samples));
-    json_object_set_new(cfg, "len_scale", results_real(d->len_scale));
+    json_object_set_new(cfg, "len_scale", json_real_or_null(d->len_scale));
     json_object_set_new(cfg, "seed", json_integer((json_int_t)d->seed));
     if (d->task) {
         json_object_set_new(cfg, "task", json_string(d->task));
@@ -289,8 +258,8 @@ json_t *results_to_json(const ResultsDoc *d)
         json_object_set_new(cfg, "steps", json_integer(d->steps));
         json_object_set_new(cfg, "recompute", json_boolean(d->recompute));
         json_object_set_new(cfg, "comm", json_string(d->comm ? d->comm : "none"));
-        json_object_set_new(cfg, "comm_per_micro_step_seconds", results_real(d->comm_times.micro_s));
-        json_object_set_new(cfg, "comm_per_step_seconds", results_real(d->comm_times.step_s));
+        json_object_set_new(cfg, "comm_per_micro_step_seconds", json_real_or_null(d->comm_times.micro_s));
+        json_object_set_new(cfg, "comm_per_step_seconds", json_real_or_null(d->comm_times.step_s));
         json_object_set_new(cfg, "comm_source", json_string(d->comm_source ? d->comm_source : "none"));
         if (d->comm_detail) json_object_set(cfg, "comm_model", d->comm_detail);
         json_object_set_new(cfg, "profile", json_string(d->profile ? d->profile : "off"));
@@ -302,7 +271,7 @@ json_t *results_to_json(const ResultsDoc *d)
         json_object_set_new(prof, "level", json_string(d->profile ? d->profile : "off"));
         json_object_set_new(prof, "cupti", json_string(d->cupti_status ? d->cupti_status : "not used"));
         json_object_set_new(prof, "cupti_overhead",
-                            d->cupti_overhead_set ? results_real(d->cupti_overhead) : json_null());
+                            d->cupti_overhead_set ? json_real_or_null(d->cupti_overhead) : json_null());
         json_object_set_new(prof, "trace", d->trace_path ? json_string(d->trace_path) : json_null());
         json_object_set_new(root, "profile", prof);
     }

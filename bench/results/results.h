@@ -60,15 +60,9 @@ typedef struct {
 } ResultsDoc;
 
 json_t *results_to_json(const ResultsDoc *doc);
-/* x as a JSON number; JSON has no NaN or infinity, so such a value is written as null ("not
- * available"). For every writer of results fields. */
-json_t *results_real(double x);
 /* Writes atomically (temp name, then rename). 0, or -1 with err. */
 int results_write(const char *path, const ResultsDoc *doc, char *err, size_t errlen);
-/* Host facts for the "machine" object and for REPORT.md headers. */
+/* The CPU's model name, for the "machine" object and for REPORT.md headers. */
 void machine_cpu_name(char *buf, size_t n);
-void machine_hostname(char *buf, size_t n);
-void source_commit(char *buf, size_t n);   /* git commit of the working directory, or "unknown" */
-void utc_now_iso(char *buf, size_t n);
 
 #endif

@@ -11,7 +11,8 @@
 #include "bench/results/results.h"
 #include "bench/run/run.h"
 #include "bench/input/sample.h"
-#include "common/util.h"
+#include "common/error.h"
+#include "common/input_file.h"
 
 /* Field access that records the first problem; once failed, every call returns a harmless value
  * at once and nothing more is read, converted or allocated. */
@@ -232,13 +233,11 @@ static double *rd_nums(Reader *rd, const json_t *obj, const char *path, int *n)
 
 /* ---- micro-batch rows ---- */
 
-enum { C_STEP, C_MICRO, C_RANK, C_SECONDS, C_ROWS, C_SEQS, C_SEGS, C_REAL, C_COMPUTED, C_SQ, C_LOSS, N_COLS };
-static const char *const COL_NAMES[N_COLS] = {"step",     "micro",       "rank",         "seconds",
-                                              "rows",     "sequences",   "segments",     "real_tokens",
-                                              "computed_tokens", "sum_seq_len_sq", "loss"};
-static const unsigned COL_BIT[N_COLS] = {0, 0, 0, 0, MB_COL_ROWS, MB_COL_SEQUENCES, MB_COL_SEGMENTS,
-                                         MB_COL_REAL_TOKENS, MB_COL_COMPUTED_TOKENS, MB_COL_SUM_SEQ_LEN_SQ,
-                                         MB_COL_LOSS};
+/* Which MB_COL_* bit each column sets; 0: the column is required. */
+static const unsigned COL_BIT[MB_N_COLUMNS] = {
+    [MB_ROWS] = MB_COL_ROWS, [MB_SEQUENCES] = MB_COL_SEQUENCES, [MB_SEGMENTS] = MB_COL_SEGMENTS,
+    [MB_REAL_TOKENS] = MB_COL_REAL_TOKENS, [MB_COMPUTED_TOKENS] = MB_COL_COMPUTED_TOKENS,
+    [MB_SUM_SEQ_LEN_SQ] = MB_COL_SUM_SEQ_LEN_SQ, [MB_LOSS] = MB_COL_LOSS};
 
 /* One integer cell of row i, in [0, hi]. */
 static int64_t cell_int(Reader *rd, const json_t *row, size_t i, const int *at, int c, int64_t hi, const char *reason)
@@ -248,7 +247,7 @@ static int64_t cell_int(Reader *rd, const json_t *row, size_t i, const int *at, 
     const char *why;
     if (int_value(v, 0, hi, &x, &why) != 0) {
         char path[96];
-        snprintf(path, sizeof path, "micro_batches_detail[%zu][%d] (%s)", i, at[c], COL_NAMES[c]);
+        snprintf(path, sizeof path, "micro_batches_detail[%zu][%d] (%s)", i, at[c], MB_COLUMN_NAMES[c]);
         fail_int(rd, path, v, 0, hi, why, reason);
         return 0;
     }
@@ -263,7 +262,7 @@ static double cell_real(Reader *rd, const json_t *row, size_t i, const int *at, 
     double x = json_is_number(v) ? json_number_value(v) : NAN;
     if (!isfinite(x) || (nonneg && x < 0)) {
         char val[96];
-        rd_fail(rd, "micro_batches_detail[%zu][%d] (%s) = %s is not a %snumber", i, at[c], COL_NAMES[c],
+        rd_fail(rd, "micro_batches_detail[%zu][%d] (%s) = %s is not a %snumber", i, at[c], MB_COLUMN_NAMES[c],
                 value_text(v, val, sizeof val), nonneg ? "non-negative " : "");
         return NAN;
     }
@@ -279,15 +278,15 @@ static void read_micro_batches(Reader *rd, const json_t *run, const PlanConfig *
         rd_fail(rd, "micro_batch_columns and micro_batches_detail should be arrays");
         return;
     }
-    int at[N_COLS];
-    for (int c = 0; c < N_COLS; c++) {
+    int at[MB_N_COLUMNS];
+    for (int c = 0; c < MB_N_COLUMNS; c++) {
         at[c] = -1;
         for (size_t i = 0; i < json_array_size(cols) && at[c] < 0; i++) {
             const char *name = json_string_value(json_array_get(cols, i));
-            if (name && strcmp(name, COL_NAMES[c]) == 0) at[c] = (int)i;
+            if (name && strcmp(name, MB_COLUMN_NAMES[c]) == 0) at[c] = (int)i;
         }
         if (at[c] < 0 && COL_BIT[c] == 0) {
-            rd_fail(rd, "micro_batch_columns has no \"%s\" column", COL_NAMES[c]);
+            rd_fail(rd, "micro_batch_columns has no \"%s\" column", MB_COLUMN_NAMES[c]);
             return;
         }
         if (at[c] >= 0) r->columns |= COL_BIT[c];
@@ -321,9 +320,9 @@ static void read_micro_batches(Reader *rd, const json_t *run, const PlanConfig *
             rd_fail(rd, "micro_batches_detail[%zu] should be an array of %zu values (one per column)", i, ncol);
             break;
         }
-        int64_t step = cell_int(rd, row, i, at, C_STEP, r->steps - 1, why_step);
-        int64_t micro = cell_int(rd, row, i, at, C_MICRO, A - 1, why_micro);
-        int64_t rank = cell_int(rd, row, i, at, C_RANK, W - 1, why_rank);
+        int64_t step = cell_int(rd, row, i, at, MB_STEP, r->steps - 1, why_step);
+        int64_t micro = cell_int(rd, row, i, at, MB_MICRO, A - 1, why_micro);
+        int64_t rank = cell_int(rd, row, i, at, MB_RANK, W - 1, why_rank);
         if (rd->failed) break;
         size_t k = (size_t)((step * A + micro) * W + rank);
         if (seen[k]) {
@@ -332,18 +331,18 @@ static void read_micro_batches(Reader *rd, const json_t *run, const PlanConfig *
             break;
         }
         seen[k] = 1;
-        RepMicroBatch *m = &r->mbs[k];
+        MbRow *m = &r->mbs[k];
         m->step = (int)step;
         m->micro = (int)micro;
         m->rank = (int)rank;
-        m->seconds = cell_real(rd, row, i, at, C_SECONDS, 1, 1);
-        m->rows = at[C_ROWS] >= 0 ? (int)cell_int(rd, row, i, at, C_ROWS, INT32_MAX, NULL) : 1;
-        if (at[C_SEQS] >= 0) m->sequences = (int)cell_int(rd, row, i, at, C_SEQS, INT32_MAX, NULL);
-        if (at[C_SEGS] >= 0) m->segments = (int)cell_int(rd, row, i, at, C_SEGS, INT32_MAX, NULL);
-        if (at[C_REAL] >= 0) m->real_tokens = cell_int(rd, row, i, at, C_REAL, INT32_MAX, NULL);
-        if (at[C_COMPUTED] >= 0) m->computed_tokens = cell_int(rd, row, i, at, C_COMPUTED, INT32_MAX, NULL);
-        if (at[C_SQ] >= 0) m->sum_seq_len_sq = cell_real(rd, row, i, at, C_SQ, 1, 0);
-        m->loss = at[C_LOSS] >= 0 ? cell_real(rd, row, i, at, C_LOSS, 0, 1) : NAN;
+        m->seconds = cell_real(rd, row, i, at, MB_SECONDS, 1, 1);
+        m->rows = at[MB_ROWS] >= 0 ? (int)cell_int(rd, row, i, at, MB_ROWS, INT32_MAX, NULL) : 1;
+        if (at[MB_SEQUENCES] >= 0) m->sequences = (int)cell_int(rd, row, i, at, MB_SEQUENCES, INT32_MAX, NULL);
+        if (at[MB_SEGMENTS] >= 0) m->segments = (int)cell_int(rd, row, i, at, MB_SEGMENTS, INT32_MAX, NULL);
+        if (at[MB_REAL_TOKENS] >= 0) m->real_tokens = cell_int(rd, row, i, at, MB_REAL_TOKENS, INT32_MAX, NULL);
+        if (at[MB_COMPUTED_TOKENS] >= 0) m->computed_tokens = cell_int(rd, row, i, at, MB_COMPUTED_TOKENS, INT32_MAX, NULL);
+        if (at[MB_SUM_SEQ_LEN_SQ] >= 0) m->sum_seq_len_sq = cell_real(rd, row, i, at, MB_SUM_SEQ_LEN_SQ, 1, 0);
+        m->loss = at[MB_LOSS] >= 0 ? cell_real(rd, row, i, at, MB_LOSS, 0, 1) : NAN;
     }
     free(seen);
     if (!rd->failed) r->n_mbs = (int64_t)n;
@@ -411,6 +410,49 @@ static void read_plan(Reader *rd, const json_t *plan, PlanMetrics *m)
     m->rank_utilisation = opt_num(plan, "rank_utilisation", NAN);
 }
 
+static const char *opt_str(const json_t *obj, const char *key)
+{
+    const json_t *v = json_object_get(obj, key);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* run.dp_real, read leniently: the report shows "n/a" for what it lacks. NULL when absent. */
+static RepDpReal *read_dp_real(Reader *rd, const json_t *run)
+{
+    const json_t *d = json_object_get(run, "dp_real");
+    if (!json_is_object(d)) return NULL;
+    RepDpReal *x = calloc(1, sizeof *x);
+    if (!x) {
+        rd_fail(rd, "out of memory");
+        return NULL;
+    }
+    static const char *const key[DPR_N] = {"dp_bubble_fraction", "comm_seconds", "effective_tokens_per_s"};
+    x->ranks = json_integer_value(json_object_get(d, "ranks"));
+    x->pattern = opt_str(d, "pattern");
+    x->transport = opt_str(d, "transport");
+    x->weights_identical = json_is_true(json_object_get(d, "weights_identical"));
+    for (int k = 0; k < DPR_N; k++) {
+        x->simulated[k] = opt_num(json_object_get(d, "simulated"), key[k], NAN);
+        x->measured[k] = opt_num(json_object_get(d, "measured"), key[k], NAN);
+        x->difference_percent[k] = opt_num(json_object_get(d, "difference_percent"), key[k], NAN);
+    }
+    return x;
+}
+
+static void read_blas(const json_t *b, RepBlas *x)
+{
+    x->library = opt_str(b, "library");
+    x->version = opt_str(b, "version");
+    x->core = opt_str(b, "core");
+    x->core_isa = opt_str(b, "core_isa");
+    x->threading = opt_str(b, "threading");
+    x->coretype_env = opt_str(b, "coretype_env");
+    x->suggested_coretype = opt_str(b, "suggested_coretype");
+    const json_t *n = json_object_get(b, "threads");
+    x->threads = json_is_integer(n) ? (long long)json_integer_value(n) : -1;
+    x->fallback = json_is_true(json_object_get(b, "fallback"));
+}
+
 static RepRun *read_run(Reader *rd, const json_t *run, const RepStrategy *s)
 {
     RepRun *r = calloc(1, sizeof *r);
@@ -443,6 +485,7 @@ static RepRun *read_run(Reader *rd, const json_t *run, const RepStrategy *s)
         if (!r->optimizer_step_s) rd_fail(rd, "out of memory");
     }
     read_micro_batches(rd, run, &s->cfg, r);
+    if (!rd->failed) r->dp_real = read_dp_real(rd, run);
     return r;
 }
 
@@ -453,6 +496,7 @@ static void run_free(RepRun *r)
     free(r->step_wall_s);
     free(r->optimizer_step_s);
     free(r->mbs);
+    free(r->dp_real);
     free(r);
 }
 
@@ -595,10 +639,16 @@ int results_read(const char *path, ResultsFile *rf, char *err, size_t errlen)
         rf->peak_flops = opt_num(m, "peak_flops", NAN);
         const json_t *src = json_object_get(m, "peak_flops_source");
         rf->peak_flops_source = json_is_string(src) ? json_string_value(src) : NULL;
-        rf->blas = json_is_object(json_object_get(m, "blas")) ? json_object_get(m, "blas") : NULL;
+        const json_t *blas = json_object_get(m, "blas");
+        if (json_is_object(blas)) {
+            read_blas(blas, &rf->blas);
+            rf->has_blas = 1;
+        }
     }
     const json_t *c = rd_obj(&rd, root, "config");
     if (c) {
+        const json_t *dp = json_object_get(c, "dp");
+        rf->dp_real = json_is_string(dp) && strcmp(json_string_value(dp), "real") == 0;
         rf->len_dist = rd_str(&rd, root, "config.len_dist", 0);
         rf->samples = rd_int(&rd, root, "config.samples", 0, SAMPLE_MAX_COUNT);
         rf->len_scale = rd_num(&rd, root, "config.len_scale");

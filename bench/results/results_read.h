@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "bench/analysis/plan_metrics.h"
+#include "bench/analysis/run_metrics.h"
 #include "strategies/strategy.h"
 
 /* The most a results file may hold (it is read whole). */
@@ -35,15 +36,25 @@ enum {
     MB_COL_ALL = (1 << 7) - 1,
 };
 
-/* One row of run.micro_batches_detail. A column the file lacks reads as 0 (rows as 1), a null
- * seconds or loss as NAN. */
+/* run.micro_batches_detail reads into MbRow (bench/analysis/run_metrics.h). A column the file
+ * lacks reads as 0 (rows as 1), a null seconds or loss as NAN. */
+
+/* run.dp_real of a --dp real run, as the report shows it (absent figures read as NAN, absent
+ * strings as NULL). The three figures, simulated against measured: */
+enum { DPR_BUBBLE, DPR_COMM, DPR_TOKENS_PER_S, DPR_N };   /* dp_bubble_fraction, comm_seconds, effective_tokens_per_s */
 typedef struct {
-    int step, micro, rank;
-    int rows, sequences, segments;
-    int64_t real_tokens, computed_tokens;   /* per micro-batch, at most INT32_MAX (a batch's size) */
-    double sum_seq_len_sq;
-    double seconds, loss;
-} RepMicroBatch;
+    long long ranks;
+    const char *pattern, *transport;
+    int weights_identical;
+    double simulated[DPR_N], measured[DPR_N], difference_percent[DPR_N];
+} RepDpReal;
+
+/* machine.blas (absent strings read as NULL). */
+typedef struct {
+    const char *library, *version, *core, *core_isa, *threading, *coretype_env, *suggested_coretype;
+    long long threads;           /* -1 when absent */
+    int fallback;
+} RepBlas;
 
 /* Measured numbers of one strategy's run. A number written as JSON null reads as NAN ("n/a"). */
 typedef struct {
@@ -53,10 +64,11 @@ typedef struct {
     double gpu_idle;             /* run.gpu_idle_fraction; NAN when the file has none */
     double *loss_curve, *step_wall_s, *optimizer_step_s;   /* n_loss, n_steps, n_steps (optimizer: zeros if absent) */
     int n_loss, n_steps;
-    RepMicroBatch *mbs;          /* steps x grad_accum x world_size, in plan order:
+    MbRow *mbs;          /* steps x grad_accum x world_size, in plan order:
                                     mbs[(step * A + micro) * W + rank] */
     int64_t n_mbs;
     unsigned columns;            /* MB_COL_* present in the file */
+    RepDpReal *dp_real;          /* run.dp_real; NULL for a simulated run */
 } RepRun;
 
 typedef struct {
@@ -82,7 +94,9 @@ typedef struct {
     const char *hostname, *cpu, *backend, *device, *gpu, *peak_flops_source;
     long long cores;
     double peak_flops;
-    const json_t *blas;          /* machine.blas, NULL when absent (older files) */
+    int has_blas;                /* machine.blas is there (older files lack it) */
+    RepBlas blas;
+    int dp_real;                 /* config.dp is "real" */
     /* config */
     const char *len_dist;
     long long samples, seed;

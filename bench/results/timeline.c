@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/analysis/sync_point.h"
+
 /* Steps by DP wall time, then by index; NaN walls last. */
 typedef struct {
     double wall;
@@ -58,9 +60,7 @@ static int box_add(BoxList *l, int rank, TimelineKind kind, double start, double
  * Returns the time the next sync point starts. */
 static double sync_point(BoxList *l, double *end, int W, double comm_s, int *oom)
 {
-    double mx = 0;
-    for (int r = 0; r < W; r++)
-        if (end[r] > mx) mx = end[r];
+    const double mx = sync_point_close(end, W, NULL);
     for (int r = 0; r < W; r++) {
         if (box_add(l, r, TL_WAIT, end[r], mx) != 0) *oom = 1;
         if (box_add(l, r, TL_COMM, mx, mx + comm_s) != 0) *oom = 1;
@@ -76,7 +76,7 @@ int timeline_build(const RepStrategy *s, int step, double comm_s, TimelineBox **
     const int W = s->cfg.world_size, A = s->cfg.grad_accum;
     if (!run || step < 0 || (int64_t)(step + 1) * A * W > run->n_mbs) return 0;
     /* The step's micro-steps up to the last one in which some rank has work. */
-    const RepMicroBatch *cell = run->mbs + (size_t)step * A * W;
+    const MbRow *cell = run->mbs + (size_t)step * A * W;
     int micro_steps = 0;
     for (int m = 0; m < A; m++)
         for (int r = 0; r < W; r++)
@@ -90,7 +90,7 @@ int timeline_build(const RepStrategy *s, int step, double comm_s, TimelineBox **
         if (per_micro || m == 0)
             for (int r = 0; r < W; r++) end[r] = t0;
         for (int r = 0; r < W; r++) {
-            const RepMicroBatch *x = &cell[(size_t)m * W + r];
+            const MbRow *x = &cell[(size_t)m * W + r];
             if (box_add(&l, r, TL_COMPUTE, end[r], end[r] + x->seconds) != 0) oom = 1;
             if (x->seconds > 0) end[r] += x->seconds;
         }

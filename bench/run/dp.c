@@ -26,34 +26,16 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/analysis/sync_point.h"
 #include "bench/run/batch.h"
-#include "bench/results/results.h"
-#include "common/util.h"
+#include "common/host.h"
+#include "common/progress.h"
+#include "common/json_out.h"
+#include "common/parse.h"
 #include "bench/comm/nccl.h"
 #include "profile/nvtx.h"
 
 /* ---- the launch ---- */
-
-int dp_launcher_size(char *launcher, size_t n)
-{
-    static const struct {
-        const char *var, *name, *needs;
-    } v[] = {
-        {"OMPI_COMM_WORLD_SIZE", "Open MPI's mpirun", NULL},
-        {"PMI_SIZE", "a PMI launcher (MPICH's mpiexec, Intel MPI, srun --mpi=pmi2)", NULL},
-        {"MV2_COMM_WORLD_SIZE", "MVAPICH's mpirun", NULL},
-        {"SLURM_STEP_NUM_TASKS", "Slurm's srun", "SLURM_PROCID"},
-    };
-    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
-        const char *s = getenv(v[i].var);
-        long long k;
-        if (!s || parse_i64(s, 1, 1 << 24, &k) != 0 || (v[i].needs && !getenv(v[i].needs))) continue;
-        snprintf(launcher, n, "%s", v[i].name);
-        return (int)k;
-    }
-    if (n) launcher[0] = 0;
-    return 0;
-}
 
 int dp_pick_gpu(const DpWorld *w, int share, int *device, char *err, size_t errlen)
 {
@@ -525,7 +507,7 @@ typedef struct {
 
 typedef struct {
     PackHeader h;
-    MbRecord *recs;          /* [step][micro] */
+    MbRow *recs;          /* [step][micro] */
     DpSpan *micro, *step;
     double *opt_s, *wall_s;
     uint64_t *checks;
@@ -535,7 +517,7 @@ typedef struct {
 static size_t pack_size(int n_steps, int A, int64_t n_events)
 {
     size_t ns = (size_t)n_steps, nm = ns * (size_t)A;
-    return sizeof(PackHeader) + nm * (sizeof(MbRecord) + sizeof(DpSpan)) + ns * (sizeof(DpSpan) + 2 * sizeof(double) +
+    return sizeof(PackHeader) + nm * (sizeof(MbRow) + sizeof(DpSpan)) + ns * (sizeof(DpSpan) + 2 * sizeof(double) +
            sizeof(uint64_t)) + (size_t)n_events * sizeof(DpEvent);
 }
 
@@ -545,7 +527,7 @@ static void pack_view(Pack *p, char *buf)
     memcpy(&p->h, buf, sizeof p->h);
     size_t ns = (size_t)p->h.n_steps, nm = ns * (size_t)p->h.micro_steps;
     char *c = buf + sizeof(PackHeader);
-    p->recs = (MbRecord *)c, c += nm * sizeof(MbRecord);
+    p->recs = (MbRow *)c, c += nm * sizeof(MbRow);
     p->micro = (DpSpan *)c, c += nm * sizeof(DpSpan);
     p->step = (DpSpan *)c, c += ns * sizeof(DpSpan);
     p->opt_s = (double *)c, c += ns * sizeof(double);
@@ -592,7 +574,7 @@ static void assemble(RunResult *out, const Plan *plan, const RunConfig *rc, cons
     d->step_wall_s = calloc(ns, sizeof *d->step_wall_s);
     d->events = calloc((size_t)(n_events > 0 ? n_events : 1), sizeof *d->events);
     if (check) d->step_checksums = calloc(ns, sizeof *d->step_checksums);
-    MbRecord *recs = calloc(nm, sizeof *recs);
+    MbRow *recs = calloc(nm, sizeof *recs);
     if (!d->micro || !d->step || !d->optimizer_s || !d->step_wall_s || !d->events || !recs ||
         (check && !d->step_checksums))
         dp_fail("out of host memory gathering the ranks' records");
@@ -665,22 +647,17 @@ static void assemble(RunResult *out, const Plan *plan, const RunConfig *rc, cons
     m->comm_s = comm / W;
     d->comm_bytes_per_rank = bytes / W;
     d->collectives_per_rank = colls / W;
-    m->dp_bubble = wall > 0 ? wait / (W * wall) : 0;
+    m->dp_bubble = dp_bubble_fraction(wait, W, wall);
     m->effective_tps = wall > 0 ? (double)m->real_tokens / wall : 0;
     m->computed_tps = wall > 0 ? (double)m->computed_tokens / wall : 0;
     m->mfu = wall > 0 && be->peak_flops > 0 ? m->model_flops / (wall * be->peak_flops * W) : 0;
     out->metrics = *m;
     out->dp = d;
+    out->dp_free = dp_real_free;
     free(pk);
 }
 
 /* ---- the run ---- */
-
-static void progress(const char *name, int step, int n_steps, double elapsed)
-{
-    fprintf(stderr, "\r  %-18s step %d/%d  %.1f s (real ranks)   ", name, step, n_steps, elapsed);
-    fflush(stderr);
-}
 
 void dp_run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const DpRunConfig *dc, const Task *task,
                  RunResult *out, Model *model_out)
@@ -716,7 +693,7 @@ void dp_run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const DpRun
     R.pdt = be->param_dtype;
     R.ps = dtype_size(be->param_dtype);
     R.zero3 = dc->pattern == COMM_ZERO3 || dc->pattern == COMM_ZERO3_OFFLOAD;
-    R.host_shards = dc->pattern == COMM_ZERO3_OFFLOAD && strcmp(be->name, "cpu") != 0;
+    R.host_shards = dc->pattern == COMM_ZERO3_OFFLOAD && be->kind != BACKEND_CPU;
     R.span = &R.scratch;
     R.step = R.micro = -1;
     if (R.zero3) zero3_setup(&R);
@@ -731,7 +708,7 @@ void dp_run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const DpRun
     double mm0 = 0, at0 = 0;
     if (be->op_seconds) be->op_seconds(be, &mm0, &at0);
     snprintf(out->timing_source, sizeof out->timing_source, "%s",
-             strcmp(be->name, "cpu") == 0
+             be->kind == BACKEND_CPU
                  ? "wall clock per micro-batch on each real rank (CPU backend); waits and collectives on the host"
                  : "CUDA events per micro-batch on each real rank; waits and collectives on the host");
 
@@ -743,6 +720,7 @@ void dp_run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const DpRun
     R.recording = 1;
     prof_range_push(plan->strategy);
     char name[64];
+    progress_begin(rc->progress && me == 0, "training %s (%d real ranks)", plan->strategy, W);
     for (int step = 0; step < n_steps; step++) {
         inject_fault(&R, step);
         prof_range_push("optimizer step");
@@ -755,7 +733,7 @@ void dp_run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const DpRun
                 if (plan_mb(plan, step, a, r)->n_rows > 0) last_busy = a;
         for (int a = 0; a < A; a++) {
             const MicroBatch *mb = plan_mb(plan, step, a, me);
-            MbRecord *rec = &out->recs[(size_t)step * A + a];
+            MbRow *rec = &out->recs[(size_t)step * A + a];
             rec->step = step;
             rec->micro = a;
             rec->rank = me;
@@ -801,7 +779,8 @@ void dp_run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const DpRun
         out->step_wall_s[step] = wall_s[step];
         prof_range_pop();
         R.span = &R.scratch;
-        if (rc->progress && me == 0) progress(plan->strategy, step + 1, n_steps, wall_seconds() - R.t0);
+        progress_update(step + 1, n_steps);
+        progress_detail("step %d/%d", step + 1, n_steps);
         if (dc->check) {
             compare_checksums(&R, host, all_sums, step);
             checks[step] = all_sums[me];
@@ -813,7 +792,7 @@ void dp_run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const DpRun
         }
     }
     prof_range_pop();
-    if (rc->progress && me == 0) fputc('\n', stderr);
+    progress_end();
     out->elapsed_s = wall_seconds() - R.t0;
     R.recording = 0;
     /* the end: every rank holds the whole model, and the same one */
@@ -895,14 +874,14 @@ void dp_real_free(DpReal *d)
 static json_t *metrics_json(const RunMetrics *m)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "dp_wall_seconds", results_real(m->dp_wall_s));
-    json_object_set_new(o, "bubble_seconds", results_real(m->bubble_s));
-    json_object_set_new(o, "dp_bubble_fraction", results_real(m->dp_bubble));
-    json_object_set_new(o, "comm_seconds", results_real(m->comm_s));
-    json_object_set_new(o, "optimizer_seconds", results_real(m->optimizer_s));
-    json_object_set_new(o, "effective_tokens_per_s", results_real(m->effective_tps));
-    json_object_set_new(o, "computed_tokens_per_s", results_real(m->computed_tps));
-    json_object_set_new(o, "mfu", results_real(m->mfu));
+    json_object_set_new(o, "dp_wall_seconds", json_real_or_null(m->dp_wall_s));
+    json_object_set_new(o, "bubble_seconds", json_real_or_null(m->bubble_s));
+    json_object_set_new(o, "dp_bubble_fraction", json_real_or_null(m->dp_bubble));
+    json_object_set_new(o, "comm_seconds", json_real_or_null(m->comm_s));
+    json_object_set_new(o, "optimizer_seconds", json_real_or_null(m->optimizer_s));
+    json_object_set_new(o, "effective_tokens_per_s", json_real_or_null(m->effective_tps));
+    json_object_set_new(o, "computed_tokens_per_s", json_real_or_null(m->computed_tps));
+    json_object_set_new(o, "mfu", json_real_or_null(m->mfu));
     return o;
 }
 
@@ -918,7 +897,7 @@ static json_t *per_rank_rows(const double *x, int n_steps, int W)
     json_t *a = json_array();
     for (int s = 0; s < n_steps; s++) {
         json_t *row = json_array();
-        for (int r = 0; r < W; r++) json_array_append_new(row, results_real(x[(size_t)s * W + r]));
+        for (int r = 0; r < W; r++) json_array_append_new(row, json_real_or_null(x[(size_t)s * W + r]));
         json_array_append_new(a, row);
     }
     return a;
@@ -931,7 +910,7 @@ json_t *dp_real_json(const DpReal *d)
     json_object_set_new(o, "ranks", json_integer(W));
     json_object_set_new(o, "pattern", json_string(comm_kind_name(d->pattern)));
     json_object_set_new(o, "transport", json_string(d->transport));
-    json_object_set_new(o, "timeout_seconds", results_real(d->timeout_s));
+    json_object_set_new(o, "timeout_seconds", json_real_or_null(d->timeout_s));
     json_object_set_new(o, "element_bytes", json_integer(d->elem_bytes));
     json_t *hosts = json_array(), *devs = json_array();
     for (int r = 0; r < d->ranks.size; r++) {
@@ -945,15 +924,15 @@ json_t *dp_real_json(const DpReal *d)
     json_object_set_new(sim, "comm_model", comm_to_json(&d->modelled_cfg, &d->modelled_cost));
     json_object_set_new(o, "simulated", sim);
     json_t *diff = json_object();
-    json_object_set_new(diff, "dp_wall_seconds", results_real(pct_diff(d->simulated.dp_wall_s, d->measured.dp_wall_s)));
+    json_object_set_new(diff, "dp_wall_seconds", json_real_or_null(pct_diff(d->simulated.dp_wall_s, d->measured.dp_wall_s)));
     json_object_set_new(diff, "dp_bubble_fraction",
-                        results_real(pct_diff(d->simulated.dp_bubble, d->measured.dp_bubble)));
-    json_object_set_new(diff, "comm_seconds", results_real(pct_diff(d->simulated.comm_s, d->measured.comm_s)));
+                        json_real_or_null(pct_diff(d->simulated.dp_bubble, d->measured.dp_bubble)));
+    json_object_set_new(diff, "comm_seconds", json_real_or_null(pct_diff(d->simulated.comm_s, d->measured.comm_s)));
     json_object_set_new(diff, "effective_tokens_per_s",
-                        results_real(pct_diff(d->simulated.effective_tps, d->measured.effective_tps)));
+                        json_real_or_null(pct_diff(d->simulated.effective_tps, d->measured.effective_tps)));
     json_object_set_new(o, "difference_percent", diff);
-    json_object_set_new(o, "comm_bytes_per_rank", results_real(d->comm_bytes_per_rank));
-    json_object_set_new(o, "collectives_per_rank", results_real(d->collectives_per_rank));
+    json_object_set_new(o, "comm_bytes_per_rank", json_real_or_null(d->comm_bytes_per_rank));
+    json_object_set_new(o, "collectives_per_rank", json_real_or_null(d->collectives_per_rank));
     json_object_set_new(o, "weights_identical", json_boolean(d->identical));
     json_object_set_new(o, "final_param_checksum", hex64(d->final_checksum));
     if (d->step_checksums) {

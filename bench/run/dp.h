@@ -23,6 +23,7 @@
 #include <stdio.h>
 
 #include "bench/comm/comm_model.h"
+#include "bench/comm/world.h"
 #include "bench/analysis/run_metrics.h"
 #include "bench/run/run.h"
 #include "kernels/backend.h"
@@ -31,48 +32,6 @@
 typedef enum { DP_SIMULATED = 0, DP_REAL = 1 } DpMode;
 
 #define DP_DEFAULT_TIMEOUT_S 600.0
-
-/* ---- the launch and the control plane (bench/comm/world_mpi.c, or bench/comm/world_nompi.c) ---- */
-
-typedef struct {
-    int rank, size;              /* in the job */
-    int local_rank, local_size;  /* among the ranks on this host */
-    char host[64];
-    char library[160];           /* the MPI library, e.g. "Open MPI v4.1.4" */
-} DpWorld;
-
-/* 1 when this labench was built with MPI. */
-int dp_mpi_compiled(void);
-
-/* Ranks of the job the launcher's environment describes (mpirun, srun, Hydra/PMI, MVAPICH), with
- * its name in launcher; 0 when this process was not started as part of one. No MPI needed. */
-int dp_launcher_size(char *launcher, size_t n);
-
-/* Initializes MPI (a singleton of one rank without a launcher) and the control plane: from now on
- * die_input and any exit with an error status reach every rank (dp_fail). timeout_s bounds every
- * wait at a sync point. 0, or -1 with err (built without MPI: how to get it). */
-int dp_world_init(DpWorld *w, double timeout_s, char *err, size_t errlen);
-/* A last sync point, then MPI_Finalize. */
-void dp_world_finalize(void);
-
-/* The arrival barrier before a collective (its caller times the wait: dp.c's sync_here). When a rank failed, every rank prints its message and exits 2; when a rank has not arrived
- * within the timeout, every rank that can prints which one and where, and the job ends with
- * status 2. `what` names the sync point in those messages. Never returns in either case. */
-void dp_sync(const char *what);
-/* This rank cannot go on: prints msg, tells every rank (at their next sync point), exits 2. */
-void dp_fail(const char *msg) __attribute__((noreturn));
-
-/* Control-plane collectives on host memory. Each runs its own dp_sync first (not timed). */
-void dp_allgather_bytes(const void *send, size_t bytes, void *recv);   /* recv: size x bytes */
-void dp_allreduce_f64(double *x, int n);                                /* in place, sum */
-/* Rank 0 gets every rank's bytes end to end (malloc'ed, lens[r] each); NULL on the others. */
-void *dp_gather_bytes(const void *send, size_t bytes, size_t *lens);
-
-/* The data plane of the CPU backend: MPI collectives on host memory, in place where it says so.
- * The caller runs dp_sync first (to time the wait apart). dt: DT_F32 or DT_F64. */
-void dp_host_all_reduce_sum(void *buf, size_t n, DType dt);
-void dp_host_all_gather(const void *send, void *recv, size_t n_per_rank, DType dt);
-void dp_host_reduce_scatter_sum(const void *send, void *recv, size_t n_per_rank, DType dt);
 
 /* ---- the launch, checked (bench/run/dp.c) ---- */
 
@@ -160,7 +119,5 @@ void dp_print_comparison(FILE *f, const char *const *names, const RunResult *con
 /* One track per real rank with compute, wait and communication slices as measured. */
 void dp_trace(Trace *t, const char *strategy, const RunResult *r);
 
-/* `labench dp-check`: the collectives checked on known data (bench/cli/cmd_dp_check.c). */
-int cmd_dp_check(int argc, char **argv);
 
 #endif

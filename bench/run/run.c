@@ -5,17 +5,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bench/analysis/sync_point.h"
 #include "bench/run/batch.h"
-#include "bench/run/dp.h"
-#include "common/util.h"
+#include "common/host.h"
+#include "common/progress.h"
 #include "profile/intervals.h"
 #include "profile/nvtx.h"
-
-static void progress_line(const char *name, int step, int n_steps, double loss, double elapsed)
-{
-    fprintf(stderr, "\r  %-18s step %d/%d  loss %.4f  %.1f s   ", name, step, n_steps, loss, elapsed);
-    fflush(stderr);
-}
 
 /* Model FLOPs of a micro-batch's real tokens: pads are waste, not model work. */
 static double mb_real_flops(const ModelConfig *c, const Plan *p, const MicroBatch *mb, int64_t real_tokens)
@@ -161,8 +156,10 @@ int run_setup(Backend *be, const Plan *plan, const RunConfig *rc, int n_recs_per
     if (model_create(m, &rc->model, be, max_tokens, rc->recompute, err, errlen) != 0) return -1;
     if (rc->init_params)
         model_set_params(m, rc->init_params);
-    else
-        model_init_params(m, rc->seed);
+    else if (model_init_params(m, rc->seed, err, errlen) != 0) {
+        model_free(m);
+        return -1;
+    }
 
     out->n_steps = n_steps;
     out->n_recs = (int64_t)n_steps * n_recs_per_step;
@@ -185,7 +182,7 @@ int run_setup(Backend *be, const Plan *plan, const RunConfig *rc, int n_recs_per
     return 0;
 }
 
-void run_record_shape(MbRecord *rec, const RunConfig *rc, const Plan *plan, const MicroBatch *mb,
+void run_record_shape(MbRow *rec, const RunConfig *rc, const Plan *plan, const MicroBatch *mb,
                       const BatchBuf *bb)
 {
     rec->sequences = bb->sequences;
@@ -207,7 +204,7 @@ int run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const Task *tas
     const int n_steps = out->n_steps;
     double mm0 = 0, at0 = 0;
     if (be->op_seconds) be->op_seconds(be, &mm0, &at0);
-    const int on_cpu = strcmp(be->name, "cpu") == 0;
+    const int on_cpu = be->kind == BACKEND_CPU;
     snprintf(out->timing_source, sizeof out->timing_source, "%s",
              on_cpu ? "wall clock per micro-batch (CPU backend)"
              : rc->cupti ? "CUPTI kernel intervals per micro-batch"
@@ -216,6 +213,7 @@ int run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const Task *tas
 
     prof_range_push(plan->strategy);
     double t0 = wall_seconds();
+    progress_begin(rc->progress, "training %s", plan->strategy);
     int64_t ri = 0;
     int failed = rc->val && rc->val_every > 0 ? run_evaluate(&m, rc, task, 0, 0, out, err, errlen) : 0;
     char name[64];
@@ -225,7 +223,7 @@ int run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const Task *tas
         for (int micro = 0; micro < A; micro++) {
             for (int rank = 0; rank < W; rank++) {
                 const MicroBatch *mb = plan_mb(plan, step, micro, rank);
-                MbRecord *rec = &out->recs[ri];
+                MbRow *rec = &out->recs[ri];
                 rec->step = step;
                 rec->micro = micro;
                 rec->rank = rank;
@@ -260,11 +258,13 @@ int run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const Task *tas
         out->loss_curve[step] = step_loss;
         if (rc->cupti) prof_cupti_flush();
         prof_range_pop();
-        if (rc->progress) progress_line(plan->strategy, step + 1, n_steps, step_loss, wall_seconds() - t0);
+        progress_update(step + 1, n_steps);
+        progress_detail("step %d/%d, loss %.4f", step + 1, n_steps, step_loss);
         if (rc->val && ((rc->val_every > 0 && (step + 1) % rc->val_every == 0) || step + 1 == n_steps))
             failed = run_evaluate(&m, rc, task, step + 1, out->sequences_seen, out, err, errlen);
     }
     if (failed) {
+        progress_abort();
         prof_range_pop();
         batch_buf_free(&bb);
         model_free(&m);
@@ -272,7 +272,7 @@ int run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const Task *tas
         return -1;
     }
     prof_range_pop();
-    if (rc->progress) fputc('\n', stderr);
+    progress_end();
     out->elapsed_s = wall_seconds() - t0;
     out->peak_bytes = be->peak_bytes(be);
     if (rc->cupti) apply_cupti(out, out->n_recs);
@@ -312,7 +312,11 @@ double run_calibrate(Backend *be, const Plan *plan, const RunConfig *rc, const T
         model_free(&m);
         return -1;
     }
-    model_init_params(&m, rc->seed);
+    if (model_init_params(&m, rc->seed, err, sizeof err) != 0) {
+        batch_buf_free(&bb);
+        model_free(&m);
+        return -1;
+    }
     double total = 0;
     int done = 0;
     for (int micro = 0; micro < plan->micro_steps && done < k; micro++)
@@ -362,7 +366,7 @@ void run_trace(Trace *t, const char *strategy, const RunResult *r, int W, SyncMo
             double mx = 0;
             int busy = 0, last_busy_micro = -1;
             for (int64_t j = lo; j < hi && j < r->n_recs; j++) {
-                const MbRecord *x = &r->recs[j];
+                const MbRow *x = &r->recs[j];
                 if (x->rows > 0 && x->micro != last_busy_micro) {   /* records come micro-step by micro-step */
                     busy++;
                     last_busy_micro = x->micro;
@@ -376,8 +380,7 @@ void run_trace(Trace *t, const char *strategy, const RunResult *r, int W, SyncMo
                 }
                 t_rank[x->rank] += x->seconds;
             }
-            for (int rk = 0; rk < W; rk++)
-                if (t_rank[rk] > mx) mx = t_rank[rk];
+            mx = sync_point_close(t_rank, W, NULL);
             for (int rk = 0; rk < W; rk++)
                 if (mx - t_rank[rk] > 0)
                     trace_slice(t, rank_track[rk], "bubble: waiting for the slowest rank", "bubble",
@@ -402,7 +405,7 @@ void run_trace(Trace *t, const char *strategy, const RunResult *r, int W, SyncMo
     int dev = trace_track(t, proc, "micro-batches", 0);
     double serial = t0_us;
     for (int64_t j = 0; j < r->n_recs; j++) {
-        const MbRecord *x = &r->recs[j];
+        const MbRow *x = &r->recs[j];
         if (x->rows == 0) continue;
         char label[64];
         snprintf(label, sizeof label, "rank %d step %d micro %d", x->rank, x->step, x->micro);
@@ -413,7 +416,7 @@ void run_trace(Trace *t, const char *strategy, const RunResult *r, int W, SyncMo
 
 void run_result_free(RunResult *r)
 {
-    dp_real_free(r->dp);
+    if (r->dp && r->dp_free) r->dp_free(r->dp);
     free(r->recs);
     free(r->loss_curve);
     free(r->step_wall_s);

@@ -53,7 +53,7 @@ typedef struct {
 
 typedef struct {
     RunMetrics metrics;
-    MbRecord *recs;          /* steps * micro_steps * W records, plan order */
+    MbRow *recs;          /* steps * micro_steps * W records, plan order */
     int64_t n_recs;
     int n_steps;
     double *loss_curve;      /* global loss of each optimizer step */
@@ -73,6 +73,7 @@ typedef struct {
     ValCurves val;           /* validation losses (n_points 0 without rc->val) */
     double val_s;            /* wall time spent evaluating (in elapsed_s, not in any metric) */
     struct DpReal *dp;       /* --dp real (bench/run/dp.h): per-rank measurements; NULL when simulated */
+    void (*dp_free)(struct DpReal *);   /* set with dp by dp_run_plan: run_result_free frees dp with it */
 } RunResult;
 
 /* Runs rc->steps steps of the plan; the trained weights are left in *model_out when non-NULL
@@ -89,7 +90,7 @@ void run_result_free(RunResult *r);
 int run_setup(Backend *be, const Plan *plan, const RunConfig *rc, int n_recs_per_step, RunResult *out, Model *m,
               BatchBuf *bb, char *err, size_t errlen);
 /* A record's shape from the micro-batch just built (tokens, segments, FLOPs). */
-void run_record_shape(MbRecord *rec, const RunConfig *rc, const Plan *plan, const MicroBatch *mb,
+void run_record_shape(MbRow *rec, const RunConfig *rc, const Plan *plan, const MicroBatch *mb,
                       const BatchBuf *bb);
 /* One validation point into out->val (outside every timed span). 0, or -1 with err. */
 int run_evaluate(Model *m, const RunConfig *rc, const Task *task, int step, int64_t seen, RunResult *out, char *err,

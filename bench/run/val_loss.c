@@ -1,10 +1,12 @@
 #include "bench/run/val_loss.h"
 
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bench/run/batch.h"
+#include "common/json_out.h"
 #include "common/rng.h"
 
 /* ---- buckets ------------------------------------------------------------------------------- */
@@ -375,16 +377,15 @@ static double weighted(const ValCurves *c, int point, int long_only)
 double val_curves_overall(const ValCurves *c, int point) { return weighted(c, point, 0); }
 double val_curves_long(const ValCurves *c, int point) { return weighted(c, point, 1); }
 
-static json_t *real_or_null(double x) { return isfinite(x) ? json_real(x) : json_null(); }
 
 static json_t *point_json(const ValCurves *c, int i)
 {
     json_t *loss = json_array();
     for (int b = 0; b < c->buckets.n; b++)
-        json_array_append_new(loss, real_or_null(c->loss[(size_t)i * VAL_MAX_BUCKETS + b]));
+        json_array_append_new(loss, json_real_or_null(c->loss[(size_t)i * VAL_MAX_BUCKETS + b]));
     return json_pack("{s:i, s:I, s:o, s:o, s:o}", "step", c->step[i], "sequences_seen", (json_int_t)c->sequences[i],
-                     "loss", loss, "overall", real_or_null(val_curves_overall(c, i)), "long",
-                     real_or_null(val_curves_long(c, i)));
+                     "loss", loss, "overall", json_real_or_null(val_curves_overall(c, i)), "long",
+                     json_real_or_null(val_curves_long(c, i)));
 }
 
 json_t *val_curves_json(const ValCurves *c)

@@ -385,6 +385,7 @@ Backend *backend_cpu_create(DType dtype, char *err, size_t errlen)
         if (err) snprintf(err, errlen, "out of host memory");
         return NULL;
     }
+    be->kind = BACKEND_CPU;
     be->name = "cpu";
     be->param_dtype = be->act_dtype = dtype;
     be->impl = im;

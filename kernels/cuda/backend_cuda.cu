@@ -451,6 +451,7 @@ extern "C" Backend *backend_cuda_create(DType act_dtype, int device, char *err, 
     }
     arena_note_device_used(im);
 
+    be->kind = BACKEND_CUDA;
     be->name = "cuda";
     be->param_dtype = DT_F32;
     be->act_dtype = act_dtype;

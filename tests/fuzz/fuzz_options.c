@@ -8,7 +8,7 @@
 
 #include "bench/comm/comm_model.h"
 #include "bench/results/report.h"
-#include "common/util.h"
+#include "common/parse.h"
 
 static const long long I_BOUNDS[][2] = {{1, 1 << 20}, {0, 1000000}, {0, INT64_MAX}, {INT64_MIN, INT64_MAX}, {-5, 5}};
 static const double F_BOUNDS[][2] = {{0, 1}, {1e-9, 1e9}, {0, 10}, {-INFINITY, INFINITY}};

@@ -23,7 +23,7 @@ static void check_read(const ResultsFile *rf)
         CONTRACT(r->n_steps == r->steps && r->steps <= s->plan.optimizer_steps, "strategies[%d]: steps", i);
         CONTRACT(r->n_mbs == (int64_t)r->steps * A * W, "strategies[%d]: %lld rows", i, (long long)r->n_mbs);
         for (int64_t k = 0; k < r->n_mbs; k++) {
-            const RepMicroBatch *m = &r->mbs[k];
+            const MbRow *m = &r->mbs[k];
             CONTRACT(((int64_t)m->step * A + m->micro) * W + m->rank == k, "strategies[%d]: row %lld out of place", i,
                      (long long)k);
             CONTRACT(m->rows >= 0 && m->real_tokens >= 0 && m->computed_tokens >= 0 && !(m->seconds < 0),
