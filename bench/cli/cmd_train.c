@@ -8,6 +8,8 @@
 
 #include "bench/cli/cli.h"
 #include "bench/cli/plan_train.h"
+#include "bench/results/results_dp.h"
+#include "bench/results/tables.h"
 #include "bench/comm/nccl.h"
 #include "bench/input/task.h"
 #include "bench/run/run.h"
@@ -49,34 +51,6 @@ typedef struct {
     StrategyResult *results;
     RunResult *runs;
 } Train;
-
-static void print_train_table(const StrategyResult *r, int n, int with_comm)
-{
-    double base = 0, base_c = 0;
-    for (int i = 0; i < n; i++)
-        if (strcmp(r[i].name, "naive") == 0 && r[i].run) {
-            base = r[i].run->metrics.effective_tps;
-            base_c = r[i].run->metrics.effective_tps_compute;
-        }
-    printf("\n%-17s %11s %8s %9s %7s %7s %10s %7s %10s", "strategy", "eff tok/s", "vs naive", "DP bub %", "pad %",
-           "pack %", "peak MiB", "MFU %", "final loss");
-    if (with_comm) printf(" %12s %13s", "compute-only", "vs naive c.o.");
-    printf("\n");
-    for (int i = 0; i < n; i++) {
-        const RunResult *x = r[i].run;
-        const RunMetrics *m = &x->metrics;
-        char sp[16] = "-", spc[16] = "-";
-        if (base > 0) snprintf(sp, sizeof sp, "%.2fx", m->effective_tps / base);
-        if (base_c > 0) snprintf(spc, sizeof spc, "%.2fx", m->effective_tps_compute / base_c);
-        printf("%-17s %11.0f %8s %9.2f %7.2f %7.2f %10.1f %7.3f %10.4f", r[i].name, m->effective_tps, sp,
-               100 * m->dp_bubble, 100 * m->padding_ratio, 100 * r[i].plan.packing_efficiency,
-               (double)x->peak_bytes / (1 << 20), 100 * m->mfu, x->loss_curve[x->n_steps - 1]);
-        if (with_comm) printf(" %12.0f %13s", m->effective_tps_compute, spc);
-        printf("\n");
-    }
-    printf("\nLongAlign (8xA800, ZeRO-3 + offload), speed-up over naive in training hours:\n"
-           "  packing / sorted: ChatGLM3-6B 2.21x / 2.38x, Llama-2-7B 2.87x / 2.88x, Llama-2-13B 2.84x / 2.63x\n");
-}
 
 /* gpu: the GPU to open (real data parallelism: this rank's); *used: the GPU opened, -1 on the CPU. */
 static Backend *open_backend(const Options *o, int gpu, int *used)

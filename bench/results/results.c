@@ -8,8 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bench/run/dp.h"
-#include "common/atomic_file.h"
+#include "bench/results/results_dp.h"
 #include "common/host.h"
 #include "common/json_out.h"
 #include "kernels/cpu/cpuinfo.h"
@@ -307,18 +306,7 @@ json_t *results_to_json(const ResultsDoc *d)
 int results_write(const char *path, const ResultsDoc *doc, char *err, size_t errlen)
 {
     json_t *root = results_to_json(doc);
-    AtomicFile af;
-    if (atomic_open(&af, path, err, errlen) != 0) {
-        json_decref(root);
-        return -1;
-    }
-    int rc = json_dumpf(root, af.f, JSON_INDENT(1) | JSON_REAL_PRECISION(10));
-    fputc('\n', af.f);
+    int rc = json_write_atomic(path, root, "results", err, errlen);
     json_decref(root);
-    if (rc != 0) {
-        atomic_abort(&af);
-        snprintf(err, errlen, "%s: could not serialize results", path);
-        return -1;
-    }
-    return atomic_commit(&af, err, errlen);
+    return rc;
 }

@@ -111,11 +111,6 @@ void dp_run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const DpRun
                  RunResult *out, Model *model_out);
 
 void dp_real_free(DpReal *d);
-/* run.dp_real of the results JSON (README, "Results JSON"). New reference. */
-json_t *dp_real_json(const DpReal *d);
-/* The table beside the training table: per strategy, the simulation of this run's own compute
- * (modelled communication) against the measured run: bubble, communication, tokens/s. */
-void dp_print_comparison(FILE *f, const char *const *names, const RunResult *const *runs, int n);
 /* One track per real rank with compute, wait and communication slices as measured. */
 void dp_trace(Trace *t, const char *strategy, const RunResult *r);
 

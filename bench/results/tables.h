@@ -1,0 +1,13 @@
+/* The console tables of `labench plan` and `labench train`. */
+#ifndef LABENCH_TABLES_H
+#define LABENCH_TABLES_H
+
+#include "bench/results/results.h"
+
+/* Plan metrics per strategy, with a legend. */
+void print_plan_table(const StrategyResult *r, int n);
+/* Measured metrics per strategy, with the speed-up over naive and LongAlign's published ratios
+ * (with_comm: also the compute-only figures). */
+void print_train_table(const StrategyResult *r, int n, int with_comm);
+
+#endif
