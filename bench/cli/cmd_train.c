@@ -15,6 +15,8 @@
 #include "bench/input/hist.h"
 #include "bench/analysis/plan_budget.h"
 #include "bench/analysis/plan_metrics.h"
+#include "bench/analysis/device_model.h"
+#include "model/hf_config.h"
 #include "common/progress.h"
 #include "bench/analysis/predict.h"
 #include "bench/results/results.h"
@@ -63,6 +65,9 @@ typedef struct {
     double dp_timeout;            /* --dp-timeout seconds */
     int dp_check, dp_share_gpus;  /* --dp-check, --dp-share-gpus */
     const char *cost_from;        /* --cost-from: the planners' cost model fitted to a measured run */
+    /* issue 22: the device model (`plan --device`; bench/analysis/device_model.h) */
+    const char *device, *dm_value[DM_N_PARAMS];
+    int pack_full, no_recompute, device_opts;
 } Options;
 
 static void usage_common(FILE *f)
@@ -119,11 +124,20 @@ static void usage(FILE *f, int train)
               f);
     }
     usage_common(f);
-    if (!train) return;
+    if (!train) {   /* issue 22: the device model */
+        fputs("\n", f);
+        fputs(DM_USAGE, f);
+        fputs("\n", f);
+        fputs(COMM_USAGE, f);
+        fputs("\nWithout a GPU, predict LongAlign's 8xA800 run of Llama-2-7B:\n"
+              "  labench plan --device a800 --model 7b --comm zero3-offload --epochs 2 --pack-compute full\n", f);
+        return;
+    }
     fputs("\n"
           "Training:\n"
           "  --backend B         cpu | cuda | auto (default auto: CUDA when a GPU is usable)\n"
-          "  --model P           tiny | small | 1b | 7b (default tiny on CPU, small on GPU)\n"
+          "  --model P           tiny | small | 1b | 7b | 13b | chatglm3-6b, or a Llama-family config.json\n"
+          "                      (default tiny on CPU, small on GPU)\n"
           "  --layers N          run N layers of the preset (per-layer cost is what strategies change)\n"
           "  --dtype D           bf16 | fp32 on CUDA (default bf16); the CPU backend is fp32, or fp64\n"
           "                      (--dtype fp64: the CPU backend in double, for equivalence checks)\n"
@@ -180,7 +194,8 @@ enum {
     O_STRATEGY = 256, O_LEN_DIST, O_LENGTHS, O_SAMPLES, O_LEN_SCALE, O_SEED, O_WORLD, O_MICRO, O_ACCUM,
     O_MAXTOK, O_SYNC, O_EPOCHS, O_OUT, O_STEPS, O_BACKEND, O_MODEL, O_LAYERS, O_DTYPE, O_RECOMPUTE, O_LR, O_WD,
     O_CLIP, O_SAVE, O_LOAD, O_PROGRESS, O_NO_PROGRESS, O_HELP, O_TRACE, O_PROFILE, O_COMM, O_MEASURE_PCIE,
-    O_TASK, O_VAL_SAMPLES, O_VAL_EVERY, O_SEQUENCES, O_DP, O_DP_TIMEOUT, O_DP_CHECK, O_DP_SHARE, O_COST_FROM
+    O_TASK, O_VAL_SAMPLES, O_VAL_EVERY, O_SEQUENCES, O_DP, O_DP_TIMEOUT, O_DP_CHECK, O_DP_SHARE, O_COST_FROM,
+    O_DEVICE, O_DEVOPT, O_PACK_COMPUTE, O_NO_RECOMPUTE
 };
 
 static long long int_opt(const char *name, const char *v, long long min, long long max)
@@ -236,10 +251,20 @@ static void parse_options(int argc, char **argv, Options *o)
         {"dp", required_argument, 0, O_DP}, {"dp-timeout", required_argument, 0, O_DP_TIMEOUT},
         {"dp-check", no_argument, 0, O_DP_CHECK}, {"dp-share-gpus", no_argument, 0, O_DP_SHARE},
         {"cost-from", required_argument, 0, O_COST_FROM},
+        /* issue 22: the device model; its parameters in DM_PARAM_OPTIONS order */
+        {"device", required_argument, 0, O_DEVICE}, {"pack-compute", required_argument, 0, O_PACK_COMPUTE},
+        {"no-recompute", no_argument, 0, O_NO_RECOMPUTE}, {"peak-tflops", required_argument, 0, O_DEVOPT},
+        {"hbm-gbps", required_argument, 0, O_DEVOPT}, {"dev-nvlink-gbps", required_argument, 0, O_DEVOPT},
+        {"dev-pcie-gbps", required_argument, 0, O_DEVOPT}, {"matmul-eff", required_argument, 0, O_DEVOPT},
+        {"attn-eff", required_argument, 0, O_DEVOPT}, {"attn-half-len", required_argument, 0, O_DEVOPT},
+        {"mem-eff", required_argument, 0, O_DEVOPT}, {"launch-us", required_argument, 0, O_DEVOPT},
+        {"kernels-per-layer", required_argument, 0, O_DEVOPT}, {"gather-latency-ms", required_argument, 0, O_DEVOPT},
+        {"framework-ms", required_argument, 0, O_DEVOPT},
         {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
-    const int train_only[] = {O_STEPS, O_BACKEND, O_MODEL, O_LAYERS, O_DTYPE, O_RECOMPUTE, O_LR, O_WD,
+    /* --model and the communication options also serve `plan --device` (checked below) */
+    const int train_only[] = {O_STEPS, O_BACKEND, O_LAYERS, O_DTYPE, O_RECOMPUTE, O_LR, O_WD,
                               O_CLIP, O_SAVE, O_LOAD, O_TRACE, O_PROFILE,
-                              O_COMM, O_MEASURE_PCIE, O_TASK, O_VAL_SAMPLES, O_VAL_EVERY, O_SEQUENCES,
+                              O_MEASURE_PCIE, O_TASK, O_VAL_SAMPLES, O_VAL_EVERY, O_SEQUENCES,
                               O_DP, O_DP_TIMEOUT, O_DP_CHECK, O_DP_SHARE};
     opterr = 0;
     optind = 1;
@@ -280,7 +305,10 @@ static void parse_options(int argc, char **argv, Options *o)
                 die_input("--backend must be cpu, cuda or auto (got '%s')", QUOTE(optarg));
             o->backend = optarg;
             break;
-        case O_MODEL: o->model = optarg; break;
+        case O_MODEL:
+            o->model = optarg;
+            if (!o->train) o->device_opts = 1;
+            break;
         case O_LAYERS: o->layers = int_opt("layers", optarg, 1, 1000); break;
         case O_DTYPE:
             if (strcmp(optarg, "bf16") && strcmp(optarg, "fp32") && strcmp(optarg, "fp64"))
@@ -311,6 +339,25 @@ static void parse_options(int argc, char **argv, Options *o)
         case O_DP_CHECK: o->dp_check = 1; break;
         case O_DP_SHARE: o->dp_share_gpus = 1; break;
         case O_COST_FROM: o->cost_from = optarg; break;
+        case O_DEVICE: {
+            DeviceModel tmp;
+            if (dm_device_defaults(optarg, &tmp) != 0)
+                die_input("--device must be a100, a800, h100 or h200 (got '%s')", QUOTE(optarg));
+            o->device = optarg;
+            break;
+        }
+        case O_DEVOPT:
+            for (int k = 0; k < DM_N_PARAMS; k++)
+                if (strcmp(longopts[li].name, DM_PARAM_OPTIONS[k]) == 0) o->dm_value[k] = optarg;
+            o->device_opts = 1;
+            break;
+        case O_PACK_COMPUTE:
+            if (strcmp(optarg, "real") && strcmp(optarg, "full"))
+                die_input("--pack-compute must be real or full (got '%s')", QUOTE(optarg));
+            o->pack_full = strcmp(optarg, "full") == 0;
+            o->device_opts = 1;
+            break;
+        case O_NO_RECOMPUTE: o->no_recompute = o->device_opts = 1; break;
         case O_TRACE: {
             static char def[128];
             /* `--trace FILE` as well as `--trace=FILE`: train takes no positional argument, so a
@@ -339,6 +386,7 @@ static void parse_options(int argc, char **argv, Options *o)
         case O_COMM: {
             char e[256];
             if (comm_option(&o->comm, longopts[li].name, optarg, e, sizeof e) < 0) die_input("%s", e);
+            if (!o->train) o->device_opts = 1;
             break;
         }
         case O_MEASURE_PCIE: o->measure_pcie = 1; break;
@@ -350,6 +398,10 @@ static void parse_options(int argc, char **argv, Options *o)
     }
     if (optind < argc) die_input("unexpected argument '%s' (see --help)", argv[optind]);
     if (o->len_dist && o->lengths) die_input("give --len-dist or --lengths, not both");
+    if (o->train && (o->device || o->device_opts))
+        die_input("--device and its options predict a plan on a GPU: use `labench plan --device ...`");
+    if (!o->train && o->device_opts && !o->device)
+        die_input("--model, --comm and the device-model options need --device (e.g. `labench plan --device a800`)");
 }
 
 int select_strategies(const char *spec, const Strategy **out)
@@ -415,6 +467,31 @@ static void print_plan_table(const StrategyResult *r, int n)
            "percentile of a sequence's weight x mean M.  Eq.2: yes when every sequence weighs 1/M of its step,\n"
            "long10%% is within 1 point of unif%% and M cv <= 0.15: the plan trains the model LongAlign's Eq. 2\n"
            "describes over the epoch (docs/strategies.md, \"Plan metrics\").\n");
+}
+
+/* issue 22: `plan --device`'s predictions, one line per strategy. */
+static void print_device_table(const StrategyResult *r, const DmPlanPrediction *p, int n, const DeviceModel *d,
+                               const ModelConfig *m, const CommConfig *c)
+{
+    double base = 0;
+    for (int i = 0; i < n; i++)
+        if (strcmp(r[i].name, "naive") == 0) base = p[i].wall_seconds;
+    printf("\nPredicted on %dx%s (device model, not measured; docs/device-model.md): model %s (%zu parameters),\n"
+           "--comm %s, activation checkpointing %s, packs compute %s\n",
+           r[0].cfg.world_size, d->device, m->name, model_param_count(m), comm_kind_name(c->kind),
+           d->recompute ? "on" : "off", d->pack_compute == DM_PACK_FULL ? "their whole buffer" : "their tokens");
+    printf("%-17s %10s %9s %12s %7s %9s %8s %9s %9s\n", "strategy", "wall h", "vs naive", "eff tok/s", "MFU %",
+           "DP bub %", "comm %", "frame. %", "compute h");
+    for (int i = 0; i < n; i++) {
+        const DmPlanPrediction *x = &p[i];
+        char sp[16] = "-";
+        if (base > 0 && x->wall_seconds > 0) snprintf(sp, sizeof sp, "%.2fx", base / x->wall_seconds);
+        printf("%-17s %10.2f %9s %12.0f %7.2f %9.2f %8.2f %9.2f %9.2f\n", r[i].name, x->wall_seconds / 3600, sp,
+               x->tokens_per_s, 100 * x->mfu, 100 * x->bubble_fraction, 100 * x->comm_share,
+               x->wall_seconds > 0 ? 100 * x->framework_seconds / x->wall_seconds : 0, x->compute_seconds / 3600);
+    }
+    printf("\nwall h: the whole plan (every epoch).  vs naive: naive's wall / this wall.  comm %%: the\n"
+           "communication model's share of the wall; frame. %%: the framework overhead per micro-step.\n");
 }
 
 static void print_train_table(const StrategyResult *r, int n, int with_comm)
@@ -638,7 +715,7 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
                 die_input("--layers %lld does not match the checkpoint's %d layers", o.layers, mc_cfg.layers);
         } else {
             const char *preset = o.model ? o.model : on_cpu ? "tiny" : "small";
-            if (model_preset(preset, &mc_cfg) != 0) die_input("--model: unknown preset '%s'; valid: tiny, small, 1b, 7b", preset);
+            if (model_resolve(preset, &mc_cfg, err, sizeof err) != 0) die_input("%s", err);
             if (o.layers) mc_cfg.layers = (int)o.layers;
         }
         printf("labench: %s backend on %s; model %s (%d layers, %zu parameters), %s\n", be->name, be->device_name,
@@ -647,6 +724,19 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
     /* Communication: modelled from the system's figures and the options, PCIe measured on request. */
     CommConfig comm;
     char comm_desc[1024];
+    DeviceModel dm;   /* issue 22: `plan --device` */
+    ModelConfig dm_model;
+    if (o.device) {
+        if (!o.comm.system) o.comm.system = dm_comm_system(o.device);
+        if (!o.comm.comm) o.comm.comm = "zero3-offload";   /* LongAlign's setup */
+        dm_device_defaults(o.device, &dm);
+        dm.recompute = !o.no_recompute;
+        dm.pack_compute = o.pack_full ? DM_PACK_FULL : DM_PACK_REAL;
+        for (int k = 0; k < DM_N_PARAMS; k++)
+            if (o.dm_value[k] && dm_set_option(&dm, DM_PARAM_OPTIONS[k], o.dm_value[k], err, sizeof err) < 0)
+                die_input("%s", err);
+        if (model_resolve(o.model ? o.model : "7b", &dm_model, err, sizeof err) != 0) die_input("%s", err);
+    }
     if (comm_config_resolve(&o.comm, &comm, err, sizeof err) != 0) die_input("%s", err);
     if (train && o.measure_pcie) {
         double up, down;
@@ -789,6 +879,7 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
     memset(runs, 0, sizeof runs);
     int status = 0;
     Plan plans[16];
+    DmPlanPrediction dev_pred[16];
     for (int i = 0; i < n_strat; i++) {
         progress_begin(o.progress, "planning %s", chosen[i]->name);
         double t0 = wall_seconds();
@@ -809,6 +900,12 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
             plan_step_series(step_m, plans[i].n_steps, 2000, &results[i].step_seqs, &results[i].step_seqs_stride);
         if (val.n > 0 && val_check_disjoint(&val, &plans[i], part.ids, err, sizeof err) != 0)
             die_input("internal error: %s", err);
+        if (o.device) {   /* issue 22: the device model's prediction of this plan */
+            DmPlanPrediction pr;
+            dm_predict_plan(&dm, &dm_model, &comm, &plans[i], &pr);
+            dev_pred[i] = pr;
+            results[i].device_prediction = dm_prediction_to_json(&dm, &dm_model, &comm, &pr);
+        }
         progress_end();
         /* Only training needs the plans again: planning alone holds one at a time. */
         if (!train) plan_free(&plans[i]);
@@ -883,8 +980,10 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
                 }
                 val_print_table(stdout, names, curves, n_strat);
             }
-        } else
+        } else {
             print_plan_table(results, n_strat);
+            if (o.device) print_device_table(results, dev_pred, n_strat, &dm, &dm_model, &comm);
+        }
         const char *out = o.out ? o.out : train ? "results/latest.json" : NULL;
         if (out) {
             ResultsDoc doc = {0};
@@ -946,6 +1045,7 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
         run_result_free(&runs[i]);
         free(results[i].weights);
         free(results[i].step_seqs);
+        json_decref(results[i].device_prediction);
     }
     if (train) {
         task_free(task);
