@@ -594,6 +594,17 @@ static void test_device_results(void **state)
     assert_close(json_number_value(json_object_get(fw, "value")), 0.2, 0, 1e-12);
     assert_non_null(strstr(json_string_value(json_object_get(fw, "source")), "--framework-ms 200"));
     results_file_free(&rf);
+    /* REPORT.md gets the section (no LongAlign column: h100 is not the paper's setup) */
+    snprintf(args, sizeof args, "report %s --out /tmp/labench-dm-report/REPORT.md", path);
+    assert_int_equal(0, run_cli(args, out, sizeof out));
+    FILE *f = fopen("/tmp/labench-dm-report/REPORT.md", "r");
+    assert_non_null(f);
+    size_t got = fread(out, 1, sizeof out - 1, f);
+    out[got] = 0;
+    fclose(f);
+    assert_non_null(strstr(out, "### Predicted on 8xh100"));
+    assert_non_null(strstr(out, "| packing | "));
+    assert_null(strstr(out, "LongAlign h"));
     /* a plan without --device reads as before, the field absent */
     snprintf(args, sizeof args, "plan --strategy sorted --samples 200 --out %s", path);
     assert_int_equal(0, run_cli(args, out, sizeof out));
