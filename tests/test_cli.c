@@ -545,6 +545,9 @@ static void test_device_bad_input(void **state)
     expect_bad("plan --model 7b", "need --device");
     expect_bad("train --device a800", "labench plan --device");
     expect_bad("plan --device a800 --model huge", "unknown preset 'huge'");
+    expect_bad("predict --device v100", "--device must be a100, a800, h100 or h200 (got 'v100')");
+    expect_bad("predict --device a800 --hbm-gbps 0", "--hbm-gbps must be a number above 0");
+    expect_bad("predict --device a800 --model 7b /nonexistent/run.json", "/nonexistent/run.json");
     char path[64], args[256];
     const char *glm = "{\"model_type\": \"chatglm\", \"hidden_size\": 4096}";
     test_write_file(path, sizeof path, glm, strlen(glm));
@@ -605,6 +608,21 @@ static void test_device_results(void **state)
     assert_non_null(strstr(out, "### Predicted on 8xh100"));
     assert_non_null(strstr(out, "| packing | "));
     assert_null(strstr(out, "LongAlign h"));
+    /* predict --device: other world sizes without a run; the JSON holds a prediction per W */
+    snprintf(args, sizeof args, "predict --device a800 --model 1b --samples 300 --world-size 8,16 --out %s", path);
+    rc = run_cli(args, out, sizeof out);
+    if (rc != 0) print_error("%s\n", out);
+    assert_int_equal(0, rc);
+    assert_non_null(strstr(out, "W = 16"));
+    char jerr[256];
+    json_t *pj = read_json_file(path, 1 << 24, jerr, sizeof jerr);
+    assert_non_null(pj);
+    assert_int_equal(2, json_array_size(json_object_get(pj, "predictions")));
+    json_t *w16 = json_array_get(json_object_get(pj, "predictions"), 1);
+    assert_int_equal(16, json_integer_value(json_object_get(w16, "world_size")));
+    assert_true(json_number_value(json_object_get(json_array_get(json_object_get(w16, "strategies"), 0),
+                                                  "wall_seconds")) > 0);
+    json_decref(pj);
     /* a plan without --device reads as before, the field absent */
     snprintf(args, sizeof args, "plan --strategy sorted --samples 200 --out %s", path);
     assert_int_equal(0, run_cli(args, out, sizeof out));

@@ -131,6 +131,14 @@ static void test_micro_batch_by_hand(void **state)
     dm_micro_batch(&d, &m, &t.p, &t.mbs[0], &f);
     assert_close(f.matmul_s, 0.75 * x.matmul_s, 0, 1e-12);
     assert_close(f.attn_s, att * 3.5 / 4.5, 0, 1e-12);
+    /* from a recorded shape: one segment of 300 tokens is exactly dm_micro_batch's time */
+    d.recompute = 1;
+    TinyPlan one;
+    plan_init(&one, 1);
+    add_row(&one, 0, &lens[1], 1, 0, 0);
+    dm_micro_batch(&d, &m, &one.p, &one.mbs[0], &x);
+    assert_close(dm_shape_seconds(&d, &m, 300, 300.0 * 300), x.total_s, 0, 1e-12);
+    assert_close(dm_shape_seconds(&d, &m, 0, 0), 0, 0, 0);
 }
 
 static double one_segment(const DeviceModel *d, const ModelConfig *m, int s)

@@ -202,6 +202,17 @@ void dm_micro_batch(const DeviceModel *d, const ModelConfig *m, const Plan *p, c
     out->total_s = out->matmul_s + out->attn_s + out->mem_s + out->launch_s;
 }
 
+double dm_shape_seconds(const DeviceModel *d, const ModelConfig *m, double computed_tokens, double sum_seq_len_sq)
+{
+    if (computed_tokens <= 0) return 0;
+    const double peak = d->p[DM_PEAK].value, s_mean = sum_seq_len_sq / computed_tokens;
+    double matmul = computed_tokens * passes(d, 2) * dm_matmul_flops_per_token(m) / (peak * d->p[DM_MATMUL_EFF].value);
+    double attn = s_mean > 0 ? passes(d, 2.5) * dm_attn_fwd_flops(m, 1) * sum_seq_len_sq / (peak * dm_attn_eff(d, m, s_mean))
+                             : 0;
+    double mem = computed_tokens * passes(d, 2) * dm_mem_bytes_per_token(m) / (d->p[DM_HBM].value * d->p[DM_MEM_EFF].value);
+    return matmul + attn + mem + (passes(d, 2) * m->layers * d->p[DM_KERNELS].value + 20) * d->p[DM_LAUNCH].value;
+}
+
 /* ---- a whole plan ---- */
 
 void dm_predict_plan(const DeviceModel *d, const ModelConfig *m, const CommConfig *c, const Plan *p,

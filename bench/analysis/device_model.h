@@ -77,6 +77,11 @@ typedef struct {
 } DmMbTime;
 void dm_micro_batch(const DeviceModel *d, const ModelConfig *m, const Plan *p, const MicroBatch *mb, DmMbTime *out);
 
+/* The same from a recorded micro-batch shape (a measured run's run.micro_batches_detail): the
+ * segments' lengths are not recorded, so attention runs at the efficiency of the token-weighted
+ * mean segment length, sum_sq / computed_tokens. 0 for an idle rank. */
+double dm_shape_seconds(const DeviceModel *d, const ModelConfig *m, double computed_tokens, double sum_seq_len_sq);
+
 /* A plan's predicted run on the device with the communication model. */
 typedef struct {
     double wall_seconds;           /* all the plan's steps (all epochs) */

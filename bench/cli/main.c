@@ -68,7 +68,9 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "compare") == 0) return cmd_compare(argc - 1, argv + 1);
     if (strcmp(cmd, "grad") == 0) return cmd_grad(argc - 1, argv + 1);
     if (strcmp(cmd, "bench-plan") == 0) return cmd_bench_plan(argc - 1, argv + 1);
-    if (strcmp(cmd, "predict") == 0) return cmd_predict(argc - 1, argv + 1);
+    if (strcmp(cmd, "predict") == 0)   /* --device: the device model (issue 22) */
+        return predict_wants_device(argc - 1, argv + 1) ? cmd_predict_device(argc - 1, argv + 1)
+                                                        : cmd_predict(argc - 1, argv + 1);
     if (strcmp(cmd, "dp-check") == 0) return cmd_dp_check(argc - 1, argv + 1);
     if (cmd[0] && cmd[0] != '-') {
         fprintf(stderr, "labench: unknown command '%s' (see labench help)\n", cmd);
