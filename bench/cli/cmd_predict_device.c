@@ -58,7 +58,7 @@ typedef struct {
     const char *results, *device, *model, *len_dist, *lengths, *strategy, *out, *dm_value[DM_N_PARAMS];
     long long samples, seed, max_tokens, epochs;
     double len_scale;
-    int world[MAX_W], n_world, pack_full, no_recompute;
+    int world[MAX_W], n_world, pack_full, no_recompute, len_scale_set, seed_set;
     CommOptions comm;
 } Opts;
 
@@ -95,9 +95,11 @@ static void parse(int argc, char **argv, Opts *o)
             break;
         case Q_LEN_SCALE:
             if (parse_f64(optarg, 1e-6, 1e6, &o->len_scale) != 0) die_input("--len-scale: bad number '%s'", QUOTE(optarg));
+            o->len_scale_set = 1;
             break;
         case Q_SEED:
             if (parse_i64(optarg, 0, INT64_MAX, &o->seed) != 0) die_input("--seed: bad value '%s'", QUOTE(optarg));
+            o->seed_set = 1;
             break;
         case Q_MAXTOK:
             if (parse_i64(optarg, 1, PLAN_MAX_TOKENS, &o->max_tokens) != 0) die_input("--max-tokens: bad value '%s'", QUOTE(optarg));
@@ -215,7 +217,11 @@ int cmd_predict_device(int argc, char **argv)
         have_run = 1;
         if (o.model && model_resolve(o.model, &m, err, sizeof err) != 0) die_input("%s", err);
         vs = measured_vs_device(&rf, &d, &m);
+        /* the run's distribution, scale, count and seed unless told otherwise */
         if (!o.len_dist && !o.lengths) o.len_dist = rf.len_dist;
+        if (!o.len_scale_set) o.len_scale = rf.len_scale;
+        if (!o.samples) o.samples = rf.samples;
+        if (!o.seed_set) o.seed = rf.seed;
     } else if (model_resolve(o.model ? o.model : "7b", &m, err, sizeof err) != 0) {
         die_input("%s", err);
     }
