@@ -623,6 +623,21 @@ static void test_device_results(void **state)
     assert_true(json_number_value(json_object_get(json_array_get(json_object_get(w16, "strategies"), 0),
                                                   "wall_seconds")) > 0);
     json_decref(pj);
+    /* with a measured run: the device model beside its micro-batches (the fixture's naive ran 8
+     * busy micro-batches of 4 s in all) and the fit's wall beside the device model's */
+    snprintf(args, sizeof args, "predict --device a800 tests/fixtures/results-base.json --world-size 8 --out %s", path);
+    rc = run_cli(args, out, sizeof out);
+    if (rc != 0) print_error("%s\n", out);
+    assert_int_equal(0, rc);
+    assert_non_null(strstr(out, "fit/dev"));
+    pj = read_json_file(path, 1 << 24, jerr, sizeof jerr);
+    assert_non_null(pj);
+    json_t *vs = json_array_get(json_object_get(pj, "measured_vs_device"), 0);
+    assert_string_equal("naive", json_string_value(json_object_get(vs, "strategy")));
+    assert_int_equal(8, json_integer_value(json_object_get(vs, "busy_micro_batches")));
+    assert_close(json_number_value(json_object_get(vs, "measured_seconds")), 4.0, 0, 1e-9);
+    assert_true(json_number_value(json_object_get(vs, "device_model_seconds")) > 0);
+    json_decref(pj);
     /* a plan without --device reads as before, the field absent */
     snprintf(args, sizeof args, "plan --strategy sorted --samples 200 --out %s", path);
     assert_int_equal(0, run_cli(args, out, sizeof out));
