@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const MODEL_PRESETS[] = {"tiny", "small", "1b", "7b", NULL};
+const char *const MODEL_PRESETS[] = {"tiny", "small", "1b", "7b", "13b", "chatglm3-6b", NULL};
 
 int model_preset(const char *name, ModelConfig *c)
 {
@@ -23,6 +23,14 @@ int model_preset(const char *name, ModelConfig *c)
     } else if (strcmp(name, "7b") == 0) {
         /* Llama-2-7B shape. */
         *c = (ModelConfig){"7b", 32000, 4096, 11008, 32, 32, 32, 128, 1e-5f, 10000.0f};
+    } else if (strcmp(name, "13b") == 0) {
+        /* Llama-2-13B shape (meta-llama/Llama-2-13b-hf config.json). */
+        *c = (ModelConfig){"13b", 32000, 5120, 13824, 40, 40, 40, 128, 1e-5f, 10000.0f};
+    } else if (strcmp(name, "chatglm3-6b") == 0) {
+        /* ChatGLM3-6B's shape in Llama terms (THUDM/chatglm3-6b config.json: hidden 4096, 28 layers,
+         * ffn 13696, 32 heads, multi-query with 2 groups, padded vocab 65024); its qkv bias and
+         * 2D-half RoPE are left out: a few flops per token in billions. For the device model. */
+        *c = (ModelConfig){"chatglm3-6b", 65024, 4096, 13696, 28, 32, 2, 128, 1e-5f, 10000.0f};
     } else {
         return -1;
     }

@@ -7,8 +7,10 @@
 #include <sys/wait.h>
 
 #include "bench/comm/comm_model.h"
+#include "bench/results/results_read.h"
 #include "bench/run/run.h"
 #include "common/host.h"
+#include "common/input_file.h"
 #include "kernels/cpu/cpuinfo.h"
 #include "model/safetensors.h"
 #include "common/rng.h"
@@ -533,6 +535,119 @@ static void test_comm_zero3_shrinks_sorted_speedup(void **state)
     be->destroy(be);
 }
 
+/* issue 22: `labench plan --device` (the device model, bench/analysis/device_model.c) */
+static void test_device_bad_input(void **state)
+{
+    (void)state;
+    expect_bad("plan --device v100", "--device must be a100, a800, h100 or h200 (got 'v100')");
+    expect_bad("plan --device a800 --peak-tflops 0", "--peak-tflops must be a number above 0");
+    expect_bad("plan --device a800 --mem-eff -0.5", "--mem-eff");
+    expect_bad("plan --device a800 --pack-compute some", "--pack-compute must be real or full");
+    expect_bad("plan --model 7b", "need --device");
+    expect_bad("train --device a800", "labench plan --device");
+    expect_bad("plan --device a800 --model huge", "unknown preset 'huge'");
+    expect_bad("predict --device v100", "--device must be a100, a800, h100 or h200 (got 'v100')");
+    expect_bad("predict --device a800 --hbm-gbps 0", "--hbm-gbps must be a number above 0");
+    expect_bad("predict --device a800 --model 7b /nonexistent/run.json", "/nonexistent/run.json");
+    char path[64], args[256];
+    const char *glm = "{\"model_type\": \"chatglm\", \"hidden_size\": 4096}";
+    test_write_file(path, sizeof path, glm, strlen(glm));
+    snprintf(args, sizeof args, "plan --device a800 --model %s", path);
+    expect_bad(args, "\"model_type\" is 'chatglm'");
+    unlink(path);
+    test_write_file(path, sizeof path, "{oops", 5);
+    snprintf(args, sizeof args, "plan --device a800 --samples 100 --out /tmp/dm-never.json --model %s", path);
+    expect_bad(args, path);
+    unlink(path);
+    assert_int_equal(-1, access("/tmp/dm-never.json", F_OK));
+}
+
+static void test_device_results(void **state)
+{
+    (void)state;
+    char out[32768], path[] = "/tmp/labench-dm-XXXXXX.json";
+    int fd = mkstemps(path, 5);
+    assert_true(fd >= 0);
+    close(fd);
+    char args[512];
+    snprintf(args, sizeof args,
+             "plan --device h100 --model 7b --comm zero3-offload --strategy naive,packing --samples 400 "
+             "--seed 3 --framework-ms 200 --out %s",
+             path);
+    int rc = run_cli(args, out, sizeof out);
+    if (rc != 0) print_error("%s\n", out);
+    assert_int_equal(0, rc);
+    assert_non_null(strstr(out, "Predicted on 8xh100"));
+    ResultsFile rf;
+    char err[1024];
+    assert_int_equal(0, results_read(path, &rf, err, sizeof err));
+    assert_int_equal(2, rf.n_strategies);
+    for (int i = 0; i < 2; i++) {
+        const RepStrategy *s = &rf.strategies[i];
+        assert_string_equal("h100", s->dev.device);
+        assert_true(s->dev.wall_seconds > 0);
+        assert_true(s->dev.mfu > 0 && s->dev.mfu < 1);
+        assert_true(s->dev.comm_seconds > 0);
+        assert_true(s->dev.bubble_fraction >= 0 && s->dev.bubble_fraction < 1);
+        assert_close(s->dev.tokens_per_s * s->dev.wall_seconds, s->plan.real_tokens, 0, 1e-9);
+    }
+    /* the parameters travel with their sources */
+    json_t *dp = json_object_get(json_object_get(json_array_get(json_object_get(rf.root, "strategies"), 0), "plan"),
+                                 "device_prediction");
+    json_t *fw = json_object_get(json_object_get(dp, "parameters"), "framework-ms");
+    assert_close(json_number_value(json_object_get(fw, "value")), 0.2, 0, 1e-12);
+    assert_non_null(strstr(json_string_value(json_object_get(fw, "source")), "--framework-ms 200"));
+    results_file_free(&rf);
+    /* REPORT.md gets the section (no LongAlign column: h100 is not the paper's setup) */
+    snprintf(args, sizeof args, "report %s --out /tmp/labench-dm-report/REPORT.md", path);
+    assert_int_equal(0, run_cli(args, out, sizeof out));
+    FILE *f = fopen("/tmp/labench-dm-report/REPORT.md", "r");
+    assert_non_null(f);
+    size_t got = fread(out, 1, sizeof out - 1, f);
+    out[got] = 0;
+    fclose(f);
+    assert_non_null(strstr(out, "### Predicted on 8xh100"));
+    assert_non_null(strstr(out, "| packing | "));
+    assert_null(strstr(out, "LongAlign h"));
+    /* predict --device: other world sizes without a run; the JSON holds a prediction per W */
+    snprintf(args, sizeof args, "predict --device a800 --model 1b --samples 300 --world-size 8,16 --out %s", path);
+    rc = run_cli(args, out, sizeof out);
+    if (rc != 0) print_error("%s\n", out);
+    assert_int_equal(0, rc);
+    assert_non_null(strstr(out, "W = 16"));
+    char jerr[256];
+    json_t *pj = read_json_file(path, 1 << 24, jerr, sizeof jerr);
+    assert_non_null(pj);
+    assert_int_equal(2, json_array_size(json_object_get(pj, "predictions")));
+    json_t *w16 = json_array_get(json_object_get(pj, "predictions"), 1);
+    assert_int_equal(16, json_integer_value(json_object_get(w16, "world_size")));
+    assert_true(json_number_value(json_object_get(json_array_get(json_object_get(w16, "strategies"), 0),
+                                                  "wall_seconds")) > 0);
+    json_decref(pj);
+    /* with a measured run: the device model beside its micro-batches (the fixture's naive ran 8
+     * busy micro-batches of 4 s in all) and the fit's wall beside the device model's */
+    snprintf(args, sizeof args, "predict --device a800 tests/fixtures/results-base.json --world-size 8 --out %s", path);
+    rc = run_cli(args, out, sizeof out);
+    if (rc != 0) print_error("%s\n", out);
+    assert_int_equal(0, rc);
+    assert_non_null(strstr(out, "fit/dev"));
+    pj = read_json_file(path, 1 << 24, jerr, sizeof jerr);
+    assert_non_null(pj);
+    json_t *vs = json_array_get(json_object_get(pj, "measured_vs_device"), 0);
+    assert_string_equal("naive", json_string_value(json_object_get(vs, "strategy")));
+    assert_int_equal(8, json_integer_value(json_object_get(vs, "busy_micro_batches")));
+    assert_close(json_number_value(json_object_get(vs, "measured_seconds")), 4.0, 0, 1e-9);
+    assert_true(json_number_value(json_object_get(vs, "device_model_seconds")) > 0);
+    json_decref(pj);
+    /* a plan without --device reads as before, the field absent */
+    snprintf(args, sizeof args, "plan --strategy sorted --samples 200 --out %s", path);
+    assert_int_equal(0, run_cli(args, out, sizeof out));
+    assert_int_equal(0, results_read(path, &rf, err, sizeof err));
+    assert_null(rf.strategies[0].dev.device);
+    results_file_free(&rf);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -548,6 +663,8 @@ int main(void)
         cmocka_unit_test(test_grad_non_finite),
         cmocka_unit_test(test_trace_matches_bubble),
         cmocka_unit_test(test_comm_zero3_shrinks_sorted_speedup),
+        cmocka_unit_test(test_device_bad_input),
+        cmocka_unit_test(test_device_results),
     };
     return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
 }

@@ -39,6 +39,10 @@ int cmd_plan(int argc, char **argv, const char *command_line);         /* cmd_pl
 int cmd_report(int argc, char **argv, const char *command_line);       /* cmd_report.c */
 int cmd_compare(int argc, char **argv, const char *command_line);      /* cmd_compare.c */
 int cmd_predict(int argc, char **argv, const char *command_line);      /* cmd_predict.c */
+/* `labench predict --device`: the device model (cmd_predict_device.c); cmd_predict hands over to it
+ * when predict_wants_device says the arguments name a --device. */
+int cmd_predict_device(int argc, char **argv, const char *command_line);
+int predict_wants_device(int argc, char **argv);
 int cmd_hist(int argc, char **argv, const char *command_line);         /* cmd_hist.c */
 int cmd_dp_check(int argc, char **argv, const char *command_line);     /* cmd_dp_check.c */
 int cmd_grad(int argc, char **argv, const char *command_line);         /* cmd_grad.c */

@@ -51,6 +51,8 @@ static void usage(FILE *f)
           "  --holdout K         hold back every K-th micro-batch for the error (default 5; 0: none)\n"
           "  --fit per-strategy|pooled   one fit per strategy (default) or one over all of them\n"
           "  --out FILE          predictions JSON (default results/predict.json)\n"
+          "  --device D          a100 | a800 | h100 | h200: the device model instead, with or without a\n"
+          "                      run (labench predict --device a800 --help; docs/device-model.md)\n"
           "\n",
           f);
     fputs(COMM_USAGE, f);
@@ -186,6 +188,7 @@ static void print_fit_notes(const Measured *src, int pooled)
 
 int cmd_predict(int argc, char **argv, const char *command_line)
 {
+    if (predict_wants_device(argc, argv)) return cmd_predict_device(argc, argv, command_line);
     PredictOptions o;
     parse_options(argc, argv, &o);
     char err[1024];

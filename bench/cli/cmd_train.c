@@ -15,6 +15,7 @@
 #include "bench/run/run.h"
 #include "bench/run/val_loss.h"
 #include "kernels/backend.h"
+#include "model/hf_config.h"
 #include "model/model.h"
 #include "model/safetensors.h"
 #include "profile/cupti.h"
@@ -176,8 +177,7 @@ static void open_backend_and_model(Train *t)
             die_input("--layers %lld does not match the checkpoint's %d layers", o->layers, t->mc.layers);
     } else {
         const char *preset = o->model ? o->model : on_cpu ? "tiny" : "small";
-        if (model_preset(preset, &t->mc) != 0)
-            die_input("--model: unknown preset '%s'; valid: tiny, small, 1b, 7b", preset);
+        if (model_resolve(preset, &t->mc, err, sizeof err) != 0) die_input("%s", err);
         if (o->layers) t->mc.layers = (int)o->layers;
     }
     printf("labench: %s backend on %s; model %s (%d layers, %zu parameters), %s\n", t->be->name,
@@ -419,7 +419,7 @@ int cmd_train(int argc, char **argv, const char *command_line)
     t->runs = calloc(n, sizeof *t->runs);
     if (!t->plans || !t->results || !t->runs) die_input("out of memory");
     plan_strategies(o, t->chosen, t->cfgs, t->n_strat, t->part.samples, t->part.n, &t->val, t->part.ids, t->plans,
-                    t->results);
+                    t->results, NULL);
     if (o->sequences > 0)
         printf("labench: every strategy trains on the first %lld sequences of its plan (to a step boundary)\n",
                o->sequences);

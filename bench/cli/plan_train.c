@@ -13,6 +13,7 @@
 #include "bench/input/hist.h"
 #include "bench/input/sample.h"
 #include "bench/results/measured.h"
+#include "model/hf_config.h"
 #include "common/error.h"
 #include "common/host.h"
 #include "common/progress.h"
@@ -71,11 +72,20 @@ void options_usage(FILE *f, int train)
               f);
     }
     usage_common(f);
-    if (!train) return;
+    if (!train) {   /* the device model */
+        fputs("\n", f);
+        fputs(DM_USAGE, f);
+        fputs("\n", f);
+        fputs(COMM_USAGE, f);
+        fputs("\nWithout a GPU, predict LongAlign's 8xA800 run of Llama-2-7B:\n"
+              "  labench plan --device a800 --model 7b --comm zero3-offload --epochs 2 --pack-compute full\n", f);
+        return;
+    }
     fputs("\n"
           "Training:\n"
           "  --backend B         cpu | cuda | auto (default auto: CUDA when a GPU is usable)\n"
-          "  --model P           tiny | small | 1b | 7b (default tiny on CPU, small on GPU)\n"
+          "  --model P           tiny | small | 1b | 7b | 13b | chatglm3-6b, or a Llama-family config.json\n"
+          "                      (default tiny on CPU, small on GPU)\n"
           "  --layers N          run N layers of the preset (per-layer cost is what strategies change)\n"
           "  --dtype D           bf16 | fp32 on CUDA (default bf16); the CPU backend is fp32, or fp64\n"
           "                      (--dtype fp64: the CPU backend in double, for equivalence checks)\n"
@@ -132,7 +142,8 @@ enum {
     O_STRATEGY = 256, O_LEN_DIST, O_LENGTHS, O_SAMPLES, O_LEN_SCALE, O_SEED, O_WORLD, O_MICRO, O_ACCUM,
     O_MAXTOK, O_SYNC, O_EPOCHS, O_OUT, O_STEPS, O_BACKEND, O_MODEL, O_LAYERS, O_DTYPE, O_RECOMPUTE, O_LR, O_WD,
     O_CLIP, O_SAVE, O_LOAD, O_PROGRESS, O_NO_PROGRESS, O_HELP, O_TRACE, O_PROFILE, O_COMM, O_MEASURE_PCIE,
-    O_TASK, O_VAL_SAMPLES, O_VAL_EVERY, O_SEQUENCES, O_DP, O_DP_TIMEOUT, O_DP_CHECK, O_DP_SHARE, O_COST_FROM
+    O_TASK, O_VAL_SAMPLES, O_VAL_EVERY, O_SEQUENCES, O_DP, O_DP_TIMEOUT, O_DP_CHECK, O_DP_SHARE, O_COST_FROM,
+    O_DEVICE, O_DEVOPT, O_PACK_COMPUTE, O_NO_RECOMPUTE
 };
 
 static void parse_options(int argc, char **argv, Options *o)
@@ -163,10 +174,20 @@ static void parse_options(int argc, char **argv, Options *o)
         {"dp", required_argument, 0, O_DP}, {"dp-timeout", required_argument, 0, O_DP_TIMEOUT},
         {"dp-check", no_argument, 0, O_DP_CHECK}, {"dp-share-gpus", no_argument, 0, O_DP_SHARE},
         {"cost-from", required_argument, 0, O_COST_FROM},
+        /* the device model; its parameters by DM_PARAM_OPTIONS */
+        {"device", required_argument, 0, O_DEVICE}, {"pack-compute", required_argument, 0, O_PACK_COMPUTE},
+        {"no-recompute", no_argument, 0, O_NO_RECOMPUTE}, {"peak-tflops", required_argument, 0, O_DEVOPT},
+        {"hbm-gbps", required_argument, 0, O_DEVOPT}, {"dev-nvlink-gbps", required_argument, 0, O_DEVOPT},
+        {"dev-pcie-gbps", required_argument, 0, O_DEVOPT}, {"matmul-eff", required_argument, 0, O_DEVOPT},
+        {"attn-eff", required_argument, 0, O_DEVOPT}, {"attn-half-len", required_argument, 0, O_DEVOPT},
+        {"mem-eff", required_argument, 0, O_DEVOPT}, {"launch-us", required_argument, 0, O_DEVOPT},
+        {"kernels-per-layer", required_argument, 0, O_DEVOPT}, {"gather-latency-ms", required_argument, 0, O_DEVOPT},
+        {"framework-ms", required_argument, 0, O_DEVOPT},
         {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
-    const int train_only[] = {O_STEPS, O_BACKEND, O_MODEL, O_LAYERS, O_DTYPE, O_RECOMPUTE, O_LR, O_WD,
+    /* --model and the communication options also serve `plan --device` (checked below) */
+    const int train_only[] = {O_STEPS, O_BACKEND, O_LAYERS, O_DTYPE, O_RECOMPUTE, O_LR, O_WD,
                               O_CLIP, O_SAVE, O_LOAD, O_TRACE, O_PROFILE,
-                              O_COMM, O_MEASURE_PCIE, O_TASK, O_VAL_SAMPLES, O_VAL_EVERY, O_SEQUENCES,
+                              O_MEASURE_PCIE, O_TASK, O_VAL_SAMPLES, O_VAL_EVERY, O_SEQUENCES,
                               O_DP, O_DP_TIMEOUT, O_DP_CHECK, O_DP_SHARE};
     opterr = 0;
     optind = 1;
@@ -207,7 +228,10 @@ static void parse_options(int argc, char **argv, Options *o)
                 die_input("--backend must be cpu, cuda or auto (got '%s')", QUOTE(optarg));
             o->backend = optarg;
             break;
-        case O_MODEL: o->model = optarg; break;
+        case O_MODEL:
+            o->model = optarg;
+            if (!o->train) o->device_opts = 1;
+            break;
         case O_LAYERS: o->layers = cli_int("layers", optarg, 1, 1000); break;
         case O_DTYPE:
             if (strcmp(optarg, "bf16") && strcmp(optarg, "fp32") && strcmp(optarg, "fp64"))
@@ -238,6 +262,25 @@ static void parse_options(int argc, char **argv, Options *o)
         case O_DP_CHECK: o->dp_check = 1; break;
         case O_DP_SHARE: o->dp_share_gpus = 1; break;
         case O_COST_FROM: o->cost_from = optarg; break;
+        case O_DEVICE: {
+            DeviceModel tmp;
+            if (dm_device_defaults(optarg, &tmp) != 0)
+                die_input("--device must be a100, a800, h100 or h200 (got '%s')", QUOTE(optarg));
+            o->device = optarg;
+            break;
+        }
+        case O_DEVOPT:
+            for (int k = 0; k < DM_N_PARAMS; k++)
+                if (strcmp(longopts[li].name, DM_PARAM_OPTIONS[k]) == 0) o->dm_value[k] = optarg;
+            o->device_opts = 1;
+            break;
+        case O_PACK_COMPUTE:
+            if (strcmp(optarg, "real") && strcmp(optarg, "full"))
+                die_input("--pack-compute must be real or full (got '%s')", QUOTE(optarg));
+            o->pack_full = strcmp(optarg, "full") == 0;
+            o->device_opts = 1;
+            break;
+        case O_NO_RECOMPUTE: o->no_recompute = o->device_opts = 1; break;
         case O_TRACE: {
             static char def[128];
             /* `--trace FILE` as well as `--trace=FILE`: train takes no positional argument, so a
@@ -266,6 +309,7 @@ static void parse_options(int argc, char **argv, Options *o)
         case O_COMM: {
             char e[256];
             if (comm_option(&o->comm, longopts[li].name, optarg, e, sizeof e) < 0) die_input("%s", e);
+            if (!o->train) o->device_opts = 1;
             break;
         }
         case O_MEASURE_PCIE: o->measure_pcie = 1; break;
@@ -277,6 +321,10 @@ static void parse_options(int argc, char **argv, Options *o)
     }
     if (optind < argc) die_input("unexpected argument '%s' (see --help)", argv[optind]);
     if (o->len_dist && o->lengths) die_input("give --len-dist or --lengths, not both");
+    if (o->train && (o->device || o->device_opts))
+        die_input("--device and its options predict a plan on a GPU: use `labench plan --device ...`");
+    if (!o->train && o->device_opts && !o->device)
+        die_input("--model, --comm and the device-model options need --device (e.g. `labench plan --device a800`)");
 }
 
 void options_parse(int argc, char **argv, Options *o, int train)
@@ -436,7 +484,7 @@ static int plan_step_series(int64_t *all, int n_steps, int max, int64_t **out, i
 
 void plan_strategies(const Options *o, const Strategy *const *chosen, const PlanConfig *cfgs, int n_strat,
                      const Sample *plan_samples, int64_t n_plan, const ValSet *val, const int64_t *ids, Plan *plans,
-                     StrategyResult *results)
+                     StrategyResult *results, const PlanDevice *dev)
 {
     char err[1024];
     for (int i = 0; i < n_strat; i++) {
@@ -460,6 +508,10 @@ void plan_strategies(const Options *o, const Strategy *const *chosen, const Plan
             plan_step_series(step_m, plan.n_steps, 2000, &results[i].step_seqs, &results[i].step_seqs_stride);
         if (val && val->n > 0 && val_check_disjoint(val, &plan, ids, err, sizeof err) != 0)
             die_input("internal error: %s", err);
+        if (dev) {   /* the device model's prediction of this plan */
+            dm_predict_plan(&dev->dm, &dev->model, dev->comm, &plan, &dev->pred[i]);
+            results[i].device_prediction = dm_prediction_to_json(&dev->dm, &dev->model, dev->comm, &dev->pred[i]);
+        }
         progress_end();
         /* Only training needs the plans again: planning alone holds one at a time. */
         if (plans)
@@ -474,6 +526,7 @@ void strategy_results_free(StrategyResult *results, int n)
     for (int i = 0; i < n; i++) {
         free(results[i].weights);
         free(results[i].step_seqs);
+        json_decref(results[i].device_prediction);
     }
 }
 

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "bench/analysis/device_model.h"
 #include "bench/comm/comm_model.h"
 #include "bench/results/results.h"
 #include "bench/run/dp.h"
@@ -48,6 +49,9 @@ typedef struct {
     double dp_timeout;            /* --dp-timeout seconds */
     int dp_check, dp_share_gpus;  /* --dp-check, --dp-share-gpus */
     const char *cost_from;        /* --cost-from: the planners' cost model fitted to a measured run */
+    /* the device model (`plan --device`; bench/analysis/device_model.h) */
+    const char *device, *dm_value[DM_N_PARAMS];
+    int pack_full, no_recompute, device_opts;
 } Options;
 
 /* The usage of plan (train 0) or train. */
@@ -69,12 +73,21 @@ PlanConfig *strategy_configs(const Options *o, const Strategy *const *chosen, in
 void draw_samples(const Options *o, const Strategy *const *chosen, const PlanConfig *cfgs, int n_strat,
                   Sample **samples, int64_t *n);
 
+/* `plan --device`: the device model, the model and the communication it predicts with. */
+typedef struct {
+    DeviceModel dm;
+    ModelConfig model;
+    const CommConfig *comm;
+    DmPlanPrediction *pred;       /* one per strategy, filled by plan_strategies */
+} PlanDevice;
+
 /* Plans every strategy and scores its plan into results[i] (name, config, metrics, weights,
- * M per step). plans: keep each plan there (train), or NULL to free each at once (plan). val and
- * ids (train): the held-out set, checked disjoint from every plan. */
+ * M per step, and with dev the device model's prediction). plans: keep each plan there (train),
+ * or NULL to free each at once (plan). val and ids (train): the held-out set, checked disjoint
+ * from every plan. */
 void plan_strategies(const Options *o, const Strategy *const *chosen, const PlanConfig *cfgs, int n_strat,
                      const Sample *samples, int64_t n_samples, const ValSet *val, const int64_t *ids, Plan *plans,
-                     StrategyResult *results);
+                     StrategyResult *results, const PlanDevice *dev);
 void strategy_results_free(StrategyResult *results, int n);
 
 /* The fields plan and train both fill. */

@@ -1165,6 +1165,7 @@ int report_generate(const char *const *inputs, int n_inputs, const ReportOptions
             md_longalign(f, rf);
         } else {
             md_plan_table(f, rf);
+            md_device_prediction(f, rf);
             md_eq2(f, rf);
         }
         md_plots(f, &env, stem, po);

@@ -35,6 +35,12 @@ int results_dp_real(const ResultsFile *rf);
 /* REPORT.md's "Real ranks against the simulation" section; nothing for simulated runs. */
 void md_dp_real(FILE *f, const ResultsFile *rf);
 
+/* ---- `plan --device` predictions (bench/results/report_device.c) ---- */
+
+/* REPORT.md's "Predicted on WxDEVICE" section, with LongAlign's hours for its setup; nothing
+ * for files without plan.device_prediction. */
+void md_device_prediction(FILE *f, const ResultsFile *rf);
+
 /* ---- labench report (bench/results/report.c) ---- */
 
 typedef enum { REPORT_MD = 0, REPORT_CSV = 1 } ReportFormat;

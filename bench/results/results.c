@@ -293,6 +293,8 @@ json_t *results_to_json(const ResultsDoc *d)
             json_object_set_new(pm, "step_sequences", a);
             json_object_set_new(pm, "step_sequences_stride", json_integer(s->step_seqs_stride));
         }
+        /* issue 22: the device model's prediction of this plan (`labench plan --device`) */
+        if (s->device_prediction) json_object_set(pm, "device_prediction", s->device_prediction);
         json_object_set_new(o, "plan", pm);
         json_object_set_new(o, "run", s->run ? run_json(s->run) : json_null());
         if (s->run && s->run->val.n_points > 0)

@@ -22,6 +22,7 @@ typedef struct {
     int n_weights;
     int64_t *step_seqs;          /* M of each optimizer step (every stride-th step, stride below) */
     int n_step_seqs, step_seqs_stride;
+    json_t *device_prediction;   /* plan.device_prediction (`plan --device`, issue 22), or NULL; borrowed */
 } StrategyResult;
 
 typedef struct {

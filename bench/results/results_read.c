@@ -561,6 +561,18 @@ static void read_strategies(Reader *rd, const json_t *arr, ResultsFile *rf)
             if (s->step_seqs && !json_is_array(s->step_seqs)) rd_fail(rd, "step_sequences should be an array");
             double stride = opt_num(plan, "step_sequences_stride", 1);
             s->step_seqs_stride = stride >= 1 && stride <= 1e9 ? (int)stride : 1;
+            /* issue 22: the device model's prediction, in files of `plan --device` only */
+            const json_t *dev = json_object_get(plan, "device_prediction");
+            if (dev) {
+                snprintf(rd->ctx, sizeof rd->ctx, "%splan.device_prediction.", base);
+                s->dev.device = rd_str(rd, dev, "device", 0);
+                s->dev.model = rd_str(rd, dev, "model", 0);
+                s->dev.wall_seconds = rd_num(rd, dev, "wall_seconds");
+                s->dev.tokens_per_s = rd_num(rd, dev, "tokens_per_s");
+                s->dev.mfu = rd_num(rd, dev, "mfu");
+                s->dev.bubble_fraction = rd_num(rd, dev, "bubble_fraction");
+                s->dev.comm_seconds = rd_num(rd, dev, "comm_seconds");
+            }
             snprintf(rd->ctx, sizeof rd->ctx, "%s", base);
         }
         const json_t *run = rd_get(rd, o, "run");

@@ -57,3 +57,27 @@ void print_train_table(const StrategyResult *r, int n, int with_comm)
     printf("\nLongAlign (8xA800, ZeRO-3 + offload), speed-up over naive in training hours:\n"
            "  packing / sorted: ChatGLM3-6B 2.21x / 2.38x, Llama-2-7B 2.87x / 2.88x, Llama-2-13B 2.84x / 2.63x\n");
 }
+
+void print_device_table(const StrategyResult *r, const DmPlanPrediction *p, int n, const DeviceModel *d,
+                               const ModelConfig *m, const CommConfig *c)
+{
+    double base = 0;
+    for (int i = 0; i < n; i++)
+        if (strcmp(r[i].name, "naive") == 0) base = p[i].wall_seconds;
+    printf("\nPredicted on %dx%s (device model, not measured; docs/device-model.md): model %s (%zu parameters),\n"
+           "--comm %s, activation checkpointing %s, packs compute %s\n",
+           r[0].cfg.world_size, d->device, m->name, model_param_count(m), comm_kind_name(c->kind),
+           d->recompute ? "on" : "off", d->pack_compute == DM_PACK_FULL ? "their whole buffer" : "their tokens");
+    printf("%-17s %10s %9s %12s %7s %9s %8s %9s %9s\n", "strategy", "wall h", "vs naive", "eff tok/s", "MFU %",
+           "DP bub %", "comm %", "frame. %", "compute h");
+    for (int i = 0; i < n; i++) {
+        const DmPlanPrediction *x = &p[i];
+        char sp[16] = "-";
+        if (base > 0 && x->wall_seconds > 0) snprintf(sp, sizeof sp, "%.2fx", base / x->wall_seconds);
+        printf("%-17s %10.2f %9s %12.0f %7.2f %9.2f %8.2f %9.2f %9.2f\n", r[i].name, x->wall_seconds / 3600, sp,
+               x->tokens_per_s, 100 * x->mfu, 100 * x->bubble_fraction, 100 * x->comm_share,
+               x->wall_seconds > 0 ? 100 * x->framework_seconds / x->wall_seconds : 0, x->compute_seconds / 3600);
+    }
+    printf("\nwall h: the whole plan (every epoch).  vs naive: naive's wall / this wall.  comm %%: the\n"
+           "communication model's share of the wall; frame. %%: the framework overhead per micro-step.\n");
+}
