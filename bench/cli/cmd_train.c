@@ -13,6 +13,7 @@
 #include "bench/input/task.h"
 #include "bench/run/val_loss.h"
 #include "bench/input/hist.h"
+#include "bench/input/plan_export.h"
 #include "bench/analysis/plan_budget.h"
 #include "bench/analysis/plan_metrics.h"
 #include "common/progress.h"
@@ -63,6 +64,7 @@ typedef struct {
     double dp_timeout;            /* --dp-timeout seconds */
     int dp_check, dp_share_gpus;  /* --dp-check, --dp-share-gpus */
     const char *cost_from;        /* --cost-from: the planners' cost model fitted to a measured run */
+    const char *emit_batches;     /* --emit-batches OUT.jsonl[.gz] (plan): the plan for a training job */
 } Options;
 
 static void usage_common(FILE *f)
@@ -115,6 +117,12 @@ static void usage(FILE *f, int train)
               "the cost model's predicted DP bubble, and the loss-weight bias per sequence.\n"
               "\n"
               "  labench plan --strategy all --len-dist data/longalign-mix.hist\n"
+              "  labench plan --strategy packing-fair --lengths lengths.txt --emit-batches plan.jsonl.gz\n"
+              "\n"
+              "  --emit-batches OUT  write the plan of one --strategy as JSON Lines (gzip when OUT ends in\n"
+              "                      .gz) for a training job: python/labench_batches reads it (README,\n"
+              "                      \"Train with a labench plan\"); with --lengths, segment indices are the\n"
+              "                      file's data lines, planned in file order\n"
               "\n",
               f);
     }
@@ -180,7 +188,7 @@ enum {
     O_STRATEGY = 256, O_LEN_DIST, O_LENGTHS, O_SAMPLES, O_LEN_SCALE, O_SEED, O_WORLD, O_MICRO, O_ACCUM,
     O_MAXTOK, O_SYNC, O_EPOCHS, O_OUT, O_STEPS, O_BACKEND, O_MODEL, O_LAYERS, O_DTYPE, O_RECOMPUTE, O_LR, O_WD,
     O_CLIP, O_SAVE, O_LOAD, O_PROGRESS, O_NO_PROGRESS, O_HELP, O_TRACE, O_PROFILE, O_COMM, O_MEASURE_PCIE,
-    O_TASK, O_VAL_SAMPLES, O_VAL_EVERY, O_SEQUENCES, O_DP, O_DP_TIMEOUT, O_DP_CHECK, O_DP_SHARE, O_COST_FROM
+    O_TASK, O_VAL_SAMPLES, O_VAL_EVERY, O_SEQUENCES, O_DP, O_DP_TIMEOUT, O_DP_CHECK, O_DP_SHARE, O_COST_FROM, O_EMIT_BATCHES
 };
 
 static long long int_opt(const char *name, const char *v, long long min, long long max)
@@ -235,7 +243,7 @@ static void parse_options(int argc, char **argv, Options *o)
         {"val-every", required_argument, 0, O_VAL_EVERY}, {"sequences", required_argument, 0, O_SEQUENCES},
         {"dp", required_argument, 0, O_DP}, {"dp-timeout", required_argument, 0, O_DP_TIMEOUT},
         {"dp-check", no_argument, 0, O_DP_CHECK}, {"dp-share-gpus", no_argument, 0, O_DP_SHARE},
-        {"cost-from", required_argument, 0, O_COST_FROM},
+        {"cost-from", required_argument, 0, O_COST_FROM}, {"emit-batches", required_argument, 0, O_EMIT_BATCHES},
         {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
     const int train_only[] = {O_STEPS, O_BACKEND, O_MODEL, O_LAYERS, O_DTYPE, O_RECOMPUTE, O_LR, O_WD,
                               O_CLIP, O_SAVE, O_LOAD, O_TRACE, O_PROFILE,
@@ -342,6 +350,7 @@ static void parse_options(int argc, char **argv, Options *o)
             break;
         }
         case O_MEASURE_PCIE: o->measure_pcie = 1; break;
+        case O_EMIT_BATCHES: o->emit_batches = optarg; break;
         case 'h':
         case O_HELP: usage(stdout, o->train); exit(0);
         case ':': die_input("%s needs a value (see --help)", argv[optind - 1]);
@@ -695,7 +704,19 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
 
     Sample *samples;
     int64_t n_samples;
-    load_samples(&o, chosen, cfgs, n_strat, &samples, &n_samples);
+    /* --emit-batches (bench/input/plan_export.h): one plan; a lengths list is planned line by line
+     * in file order, so that each segment's index leads back to its line. */
+    int64_t *emit_record = NULL, emit_records = 0;
+    if (o.emit_batches && (train || n_strat != 1))
+        die_input("--emit-batches writes the plan of one strategy: `labench plan --strategy NAME --emit-batches OUT`");
+    if (o.emit_batches && o.lengths && (o.samples || o.len_scale_set))
+        die_input("--emit-batches with --lengths plans every line as it is: drop --samples and --len-scale");
+    if (o.emit_batches && o.lengths) {
+        if (hist_load_lengths_ordered(o.lengths, &samples, &emit_record, &n_samples, &emit_records, err, sizeof err))
+            die_input("%s", err);
+    } else {
+        load_samples(&o, chosen, cfgs, n_strat, &samples, &n_samples);
+    }
     SampleStats st;
     sample_stats(samples, n_samples, &st);
     printf("labench: %lld samples from %s (x%.4g): mean %.0f tokens, median %lld, p90 %lld, max %lld\n",
@@ -810,6 +831,14 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
         if (val.n > 0 && val_check_disjoint(&val, &plans[i], part.ids, err, sizeof err) != 0)
             die_input("internal error: %s", err);
         progress_end();
+        if (o.emit_batches) {   /* --emit-batches, see above */
+            char commit[160];
+            source_commit(commit, sizeof commit);
+            PlanExportSource src = {o.lengths ? "lengths" : "len-dist", o.lengths ? o.lengths : o.len_dist,
+                                    plan_samples, emit_record, emit_record ? emit_records : n_plan, commit, o.progress};
+            if (plan_export_batches(o.emit_batches, &plans[i], &src, err, sizeof err) != 0) die_input("%s", err);
+            printf("labench: wrote %s's %d steps to %s\n", chosen[i]->name, plans[i].n_steps, o.emit_batches);
+        }
         /* Only training needs the plans again: planning alone holds one at a time. */
         if (!train) plan_free(&plans[i]);
     }
@@ -955,6 +984,7 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
     }
     free(init);
     free(samples);
+    free(emit_record);
     if (real) {
         if (status != 0) dp_fail("could not write the results (see rank 0's message above)");
         nccl_comm_destroy(dc.nccl);
