@@ -7,7 +7,9 @@
  *   - bad input: the clear error, naming file, line and field; the CLI's refusals;
  *   - end to end: the collator's packed row of a micro-batch is the micro-batch labench's own
  *     step trains on (batch_build), token for token and weight for weight, and `labench grad`
- *     gives the same loss and gradients on both. */
+ *     gives the same loss and gradients on both;
+ *   - where torch and transformers import, a few training steps of a tiny LlamaForCausalLM
+ *     through the sampler and collator against labench grad (skipped elsewhere). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -328,6 +330,25 @@ static void test_collator_row_is_labench_step(void **state)
     free(record);
 }
 
+/* Where torch and transformers import: a tiny LlamaForCausalLM trained a few steps through the
+ * sampler and collator, each step's loss and gradients equal to labench grad's
+ * (tests/plan_export_torch.py). PYTHON_TORCH names the interpreter that has them. */
+static void test_torch_training(void **state)
+{
+    (void)state;
+    const char *py = getenv("PYTHON_TORCH") ? getenv("PYTHON_TORCH") : "python3";
+    char out[65536], cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s -c 'import torch, transformers' 2>&1", py);
+    if (test_run_capture(cmd, out, sizeof out) != 0) {
+        print_message("SKIP: torch and transformers do not import in %s (PYTHON_TORCH=... names one that has them)\n",
+                      py);
+        skip();
+    }
+    assert_int_equal(0, run(out, sizeof out, "%s tests/plan_export_torch.py --labench %s", py, LABENCH));
+    print_message("%s", out);
+    assert_non_null(strstr(out, "ok: 3 steps of packing-lw"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -336,6 +357,7 @@ int main(void)
         cmocka_unit_test(test_reader_refuses_bad_input),
         cmocka_unit_test(test_cli_refuses),
         cmocka_unit_test(test_collator_row_is_labench_step),
+        cmocka_unit_test(test_torch_training),
     };
     return cmocka_run_group_tests_name("plan_export", tests, setup, teardown);
 }

@@ -68,15 +68,13 @@ static void out_i64(Out *o, int64_t v)
     while (k > 0) out_char(o, t[--k]);
 }
 
-/* The weight as the shortest of %.15g..%.17g that reads back as the same double (exact, and
- * short for the common 1/(K*T)), cached: neighbouring segments usually share it. */
+/* The weight with 17 significant digits, which always reads back as the same double (a search
+ * for the shortest spelling cost more than the rest of the line), cached: the segments of a
+ * micro-batch share it under the per-micro-batch rule. */
 static void out_weight(Out *o, double w, double *last, char *last_text)
 {
     if (w != *last) {
-        for (int prec = 15; prec <= 17; prec++) {
-            snprintf(last_text, 32, "%.*g", prec, w);
-            if (strtod(last_text, NULL) == w) break;
-        }
+        snprintf(last_text, 32, "%.17g", w);
         *last = w;
     }
     for (const char *c = last_text; *c; c++) out_char(o, *c);
@@ -242,7 +240,8 @@ int plan_export_batches(const char *path, const Plan *p, const PlanExportSource 
                     out_char(&o, '[');
                     for (int32_t g = row->first_segment; g < row->first_segment + row->n_segments; g++) {
                         const Segment *seg = &p->segs[g];
-                        int32_t full = src->samples[seg->sample].len;
+                        /* only a segment of L tokens can be truncated: spare the others a cache miss */
+                        int32_t full = seg->len < c->max_tokens ? seg->len : src->samples[seg->sample].len;
                         out_room(&o, SEG_MAX);
                         if (g > row->first_segment) out_char(&o, ',');
                         out_char(&o, '[');

@@ -13,7 +13,7 @@
  *   last     a trailer object, "end": "labench-batches", with the batch line count and the
  *            CRC-32 of every byte before it, so a reader can refuse a truncated or altered file
  *            before it trains on any of it.
- * Weights are exact doubles (shortest round-trip): a step's target-token weights sum to 1. */
+ * Weights are exact doubles (17 digits): a step's target-token weights sum to 1. */
 #ifndef LABENCH_PLAN_EXPORT_H
 #define LABENCH_PLAN_EXPORT_H
 

@@ -9,7 +9,7 @@ The reader (labench_batches.reader) needs nothing beyond the standard library; t
 (labench_batches.train: collate, weighted_loss) import torch when called. Examples: examples/.
 """
 from .reader import BatchPlan, PlanError, Segment, Step, count_records, file_crc32, read_header
-from .train import PlanBatchSampler, PlanDataset, collate, grad_batch, pack, weighted_loss
+from .train import PlanBatchSampler, PlanDataset, block_causal_mask, collate, grad_batch, pack, weighted_loss
 
 __all__ = ["BatchPlan", "PlanError", "Segment", "Step", "count_records", "file_crc32", "read_header",
-           "PlanBatchSampler", "PlanDataset", "collate", "grad_batch", "pack", "weighted_loss"]
+           "PlanBatchSampler", "PlanDataset", "block_causal_mask", "collate", "grad_batch", "pack", "weighted_loss"]

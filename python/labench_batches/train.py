@@ -94,6 +94,22 @@ def collate(items, weight_dtype=None):
     return t
 
 
+def block_causal_mask(cu_seqlens, dtype=None):
+    """The additive attention mask [1, 1, T, T] of a packed row (0 where token t may attend to s:
+    same segment, s <= t; the dtype's lowest value elsewhere), for attention implementations
+    without varlen support (transformers' "eager" and "sdpa": they do not split a row by its
+    position_ids). Give it as attention_mask= together with position_ids. With FlashAttention-2
+    (attn_implementation="flash_attention_2") position_ids alone suffice. Memory is T^2: for
+    long rows use FlashAttention-2."""
+    import torch
+    dtype = dtype or torch.float32
+    cu = [int(x) for x in cu_seqlens]
+    seg = torch.repeat_interleave(torch.arange(len(cu) - 1), torch.tensor([b - a for a, b in zip(cu, cu[1:])]))
+    T = cu[-1]
+    ok = (seg[:, None] == seg[None, :]) & torch.ones(T, T, dtype=torch.bool).tril()
+    return torch.where(ok, 0.0, torch.finfo(dtype).min).to(dtype)[None, None]
+
+
 def weighted_loss(logits, labels, loss_weights, loss_scale=1.0):
     """sum_t loss_weights[t] * CE(logits[t-1], labels[t]) over a packed row (the causal shift is
     done here, as transformers does it), times loss_scale (world_size under DDP)."""
