@@ -10,7 +10,6 @@ The step's gradient must be that of sum(weight x token loss) over its ranks and 
 Trainer is told not to divide by gradient_accumulation_steps (loss_is_scaled_for_ga), and
 compute_loss multiplies by the world size, which DDP's averaging divides out again.
 """
-import argparse
 import os
 import sys
 
@@ -19,7 +18,7 @@ from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from labench_batches import BatchPlan, PlanBatchSampler, PlanDataset, block_causal_mask, collate, weighted_loss  # noqa: E402
-from records import tokenize_jsonl  # noqa: E402
+from records import example_args, tokenize_jsonl  # noqa: E402
 
 
 class PlanTrainer(Trainer):
@@ -51,11 +50,7 @@ class PlanTrainer(Trainer):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    for a in ("--plan", "--lengths", "--data", "--tokenizer", "--model"):
-        ap.add_argument(a, required=True)
-    ap.add_argument("--grad-accum", type=int, required=True)
-    ap.add_argument("--max-tokens", type=int, required=True)
+    ap = example_args(__doc__)
     ap.add_argument("--out", default="out-labench-plan")
     args = ap.parse_args()
     world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))

@@ -11,7 +11,6 @@ refuses otherwise. The loss of a step is sum(weight x token loss) over all its r
 micro-steps; the weights sum to 1 per step, so nothing is divided by the accumulation, and each
 rank's loss is multiplied by W because DDP averages gradients over the ranks.
 """
-import argparse
 import os
 import sys
 
@@ -19,15 +18,11 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from labench_batches import BatchPlan, PlanBatchSampler, PlanDataset, block_causal_mask, collate, weighted_loss  # noqa: E402
-from records import tokenize_jsonl  # noqa: E402
+from records import example_args, tokenize_jsonl  # noqa: E402
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    for a in ("--plan", "--lengths", "--data", "--tokenizer", "--model"):
-        ap.add_argument(a, required=True)
-    ap.add_argument("--grad-accum", type=int, required=True)
-    ap.add_argument("--max-tokens", type=int, required=True)
+    ap = example_args(__doc__)
     ap.add_argument("--lr", type=float, default=2e-5)
     ap.add_argument("--start-step", type=int, default=0, help="resume: the first optimizer step to run")
     args = ap.parse_args()
