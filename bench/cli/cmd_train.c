@@ -714,6 +714,12 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
     if (o.emit_batches && o.lengths) {
         if (hist_load_lengths_ordered(o.lengths, &samples, &emit_record, &n_samples, &emit_records, err, sizeof err))
             die_input("%s", err);
+        if (n_samples * cfgs[0].epochs > INT32_MAX)
+            die_input("%s: %lld lines x %d epochs: at most %d sequence uses fit in a plan", o.lengths,
+                      (long long)n_samples, cfgs[0].epochs, INT32_MAX);
+        if (emit_records > n_samples)
+            fprintf(stderr, "labench: %s: %lld of %lld records have length 0: they keep their index, no segment\n",
+                    o.lengths, (long long)(emit_records - n_samples), (long long)emit_records);
     } else {
         load_samples(&o, chosen, cfgs, n_strat, &samples, &n_samples);
     }
