@@ -29,7 +29,7 @@ endif
 
 CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -Wshadow -Wno-unused-parameter -fopenmp \
             -D_GNU_SOURCE -I. $(BLAS_CFLAGS) $(SAN)
-LDLIBS   += -ljansson $(BLAS_LIBS) -lm -fopenmp $(SAN)
+LDLIBS   += -ljansson -lz $(BLAS_LIBS) -lm -fopenmp $(SAN)
 
 CUDA_HOME ?= /usr/local/cuda
 NVCC     ?= $(shell if [ -x "$(CUDA_HOME)/bin/nvcc" ]; then echo "$(CUDA_HOME)/bin/nvcc"; else command -v nvcc 2>/dev/null; fi)

@@ -22,9 +22,14 @@ prompt side, --per-sample N adds N (BOS/EOS) to each sample.
 
 Exit status: 0 ok; 2 unusable input (a missing file, a line that is not JSON, a record in no
 known layout, a tokenizer that cannot be loaded), with FILE:LINE and what to do. Output with -o
-is written to a temporary name and renamed, so a failure leaves no half-written file. Records
-with no response tokens are skipped and counted on stderr (labench needs at least one target);
-a record that is all response keeps its first token as prompt.
+is written to a temporary name and renamed, so a failure leaves no half-written file.
+
+One data line per record, in the dataset's order (blank JSONL lines are not records): the
+record's 0-based position is its data line's, the `index` of `labench plan --emit-batches`.
+A record with no response tokens cannot be trained on (labench needs at least one target): it
+is written as `0  # line N: skipped, no response tokens`, a length-0 line that labench reads as
+a record it plans no batch for, and stderr counts the skipped records and names their lines.
+A record that is all response keeps its first token as prompt.
 """
 import argparse
 import json
@@ -192,13 +197,15 @@ def main(argv=None):
         if args.out:
             tmp = f"{args.out}.tmp.{os.getpid()}"
             out = open(tmp, "w", encoding="utf-8")
-        written = no_response = 0
+        written = 0
+        skipped = []
         out.write(f"# lengths of {args.jsonl}, tokenizer {args.tokenizer}: LEN TARGET (response tokens)\n")
         for n, total, resp in count_lengths(args.jsonl, count, args.last_turn_only, args.per_message,
                                             args.per_sample):
             resp = min(resp, total - 1)  # the first token has nothing before it to be predicted from
-            if resp < 1:
-                no_response += 1
+            if resp < 1:  # keep the record's line, so later lines keep their index
+                skipped.append(n)
+                out.write(f"0  # line {n}: skipped, no response tokens\n")
                 continue
             out.write(f"{total} {resp}\n")
             written += 1
@@ -218,8 +225,9 @@ def main(argv=None):
             if os.path.exists(tmp):
                 os.unlink(tmp)
     msg = f"lengths.py: {written} samples"
-    if no_response:
-        msg += f"; skipped {no_response} with no response tokens"
+    if skipped:
+        lines = ", ".join(map(str, skipped[:10])) + (", ..." if len(skipped) > 10 else "")
+        msg += f"; skipped {len(skipped)} with no response tokens (line {lines}; written as length 0)"
     print(msg + (f" -> {args.out}" if args.out else ""), file=sys.stderr)
     if written == 0:
         print("lengths.py: no sample has a response: nothing for labench to plan", file=sys.stderr)

@@ -3,7 +3,7 @@
 # The CUDA toolkit is optional: with nvcc at $CUDA_HOME/bin (default /usr/local/cuda) the build
 # adds the CUDA backend; without it labench is CPU-only.
 set -euo pipefail
-PKGS=(build-essential libcmocka-dev libjansson-dev libopenblas-dev libopenblas-openmp-dev gnuplot-nox python3
+PKGS=(build-essential libcmocka-dev libjansson-dev zlib1g-dev libopenblas-dev libopenblas-openmp-dev gnuplot-nox python3
       python3-venv git patchelf
       clang-14 libclang-rt-14-dev libomp-14-dev)   # clang, libFuzzer and OpenMP for `make fuzz`
 missing=()

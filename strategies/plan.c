@@ -270,8 +270,7 @@ int plan_add_padded(Plan *p, const Sample *samples, const int32_t *order, int64_
     return plan_deal(p, first_row, B, err, errlen);
 }
 
-/* Target tokens of one micro-batch. */
-static int64_t mb_targets(const Plan *p, const MicroBatch *mb)
+int64_t plan_mb_targets(const Plan *p, const MicroBatch *mb)
 {
     int64_t t = 0;
     for (int32_t r = mb->first_row; r < mb->first_row + mb->n_rows; r++) {
@@ -282,35 +281,43 @@ static int64_t mb_targets(const Plan *p, const MicroBatch *mb)
     return t;
 }
 
+void plan_step_weight_counts(const Plan *p, int step, int64_t *M, int64_t *K)
+{
+    size_t per_step = (size_t)p->cfg.world_size * (size_t)p->micro_steps;
+    const MicroBatch *mbs = &p->mbs[(size_t)step * per_step];
+    /* M: sequences with a target; K: micro-batches with a target. Those without one add
+     * nothing to the loss, so counting them would only shrink everyone else's weight. */
+    *M = *K = 0;
+    for (size_t j = 0; j < per_step; j++) {
+        if (plan_mb_targets(p, &mbs[j]) > 0) (*K)++;
+        for (int32_t r = mbs[j].first_row; r < mbs[j].first_row + mbs[j].n_rows; r++) {
+            const Row *row = &p->rows[r];
+            for (int32_t s = row->first_segment; s < row->first_segment + row->n_segments; s++)
+                *M += p->segs[s].target > 0;
+        }
+    }
+}
+
+double plan_weight(int per_sequence, int64_t M, int64_t K, int64_t T_mb, int32_t target)
+{
+    if (target == 0) return 0;
+    return per_sequence ? 1.0 / ((double)M * target) : 1.0 / ((double)K * T_mb);
+}
+
 void plan_set_weights(Plan *p, int per_sequence)
 {
     size_t per_step = (size_t)p->cfg.world_size * (size_t)p->micro_steps;
+    p->weights_per_sequence = per_sequence;
     for (int step = 0; step < p->n_steps; step++) {
         MicroBatch *mbs = &p->mbs[(size_t)step * per_step];
-        /* M: sequences with a target; K: micro-batches with a target. Those without one add
-         * nothing to the loss, so counting them would only shrink everyone else's weight. */
-        int64_t M = 0, K = 0;
+        int64_t M, K;
+        plan_step_weight_counts(p, step, &M, &K);
         for (size_t j = 0; j < per_step; j++) {
-            if (mb_targets(p, &mbs[j]) > 0) K++;
+            int64_t T = plan_mb_targets(p, &mbs[j]);
             for (int32_t r = mbs[j].first_row; r < mbs[j].first_row + mbs[j].n_rows; r++) {
                 const Row *row = &p->rows[r];
                 for (int32_t s = row->first_segment; s < row->first_segment + row->n_segments; s++)
-                    M += p->segs[s].target > 0;
-            }
-        }
-        for (size_t j = 0; j < per_step; j++) {
-            int64_t T = mb_targets(p, &mbs[j]);
-            for (int32_t r = mbs[j].first_row; r < mbs[j].first_row + mbs[j].n_rows; r++) {
-                const Row *row = &p->rows[r];
-                for (int32_t s = row->first_segment; s < row->first_segment + row->n_segments; s++) {
-                    Segment *g = &p->segs[s];
-                    if (g->target == 0)
-                        g->weight = 0.0f;
-                    else if (per_sequence)
-                        g->weight = (float)(1.0 / ((double)M * g->target));
-                    else
-                        g->weight = (float)(1.0 / ((double)K * T));
-                }
+                    p->segs[s].weight = (float)plan_weight(per_sequence, M, K, T, p->segs[s].target);
             }
         }
     }

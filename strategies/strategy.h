@@ -91,6 +91,7 @@ typedef struct {
     int64_t n_segs;
     int64_t n_samples;   /* samples given to the planner, per epoch */
     int64_t n_truncated; /* sample-uses longer than L, truncated (counted over all epochs) */
+    int weights_per_sequence; /* the rule plan_set_weights applied: 1: 1/(M*N_i), 0: 1/(K*T_mb) */
 } Plan;
 
 static inline MicroBatch *plan_mb(const Plan *p, int step, int micro, int rank)
@@ -184,6 +185,12 @@ int plan_add_padded(Plan *p, const Sample *samples, const int32_t *order, int64_
 /* Sets every segment's weight, step by step (DESIGN.md "Loss weights"): per_sequence 0 gives
  * 1/(K*T_mb), 1 gives 1/(M*N_i); segments without targets weigh 0. */
 void plan_set_weights(Plan *p, int per_sequence);
+/* The pieces of that rule, for readers that want the weights in double (Segment.weight is a
+ * float; labench plan --emit-batches writes them exact): M and K of one step, T_mb of one
+ * micro-batch, and the weight of each target token of a segment with `target` targets. */
+void plan_step_weight_counts(const Plan *p, int step, int64_t *M, int64_t *K);
+int64_t plan_mb_targets(const Plan *p, const MicroBatch *mb);
+double plan_weight(int per_sequence, int64_t M, int64_t K, int64_t T_mb, int32_t target);
 
 /* Packs of one epoch as lists of sample indices: row r holds items[start[r] .. start[r+1]). */
 typedef struct {

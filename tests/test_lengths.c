@@ -127,8 +127,12 @@ static void test_layouts_and_counts(void **state)
     long got[8][2];
     int n = 0;
     for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n"))
-        if (line[0] >= '0' && line[0] <= '9' && n < 8 && sscanf(line, "%ld %ld", &got[n][0], &got[n][1]) == 2) n++;
-    assert_int_equal(n, 3);   /* the conversation with an empty reply is skipped */
+        if (line[0] >= '0' && line[0] <= '9' && n < 8) got[n][1] = -1, sscanf(line, "%ld %ld", &got[n][0], &got[n][1]), n++;
+    /* one data line per record: the conversation with an empty reply is skipped as a length-0 line,
+     * so every record keeps its index */
+    assert_int_equal(n, 4);
+    assert_int_equal(got[3][0], 0);
+    assert_int_equal(got[3][1], -1);
     /* messages: every assistant turn is response, the list-of-parts content included */
     assert_int_equal(got[0][0], c[T_SYS] + c[T_ASK] + c[T_ANS1] + c[T_COSTS] + c[T_ANS2]);
     assert_int_equal(got[0][1], c[T_ANS1] + c[T_ANS2]);
@@ -153,7 +157,7 @@ static void test_options_and_labench_hist(void **state)
     snprintf(cmd, sizeof cmd, "%s scripts/lengths.py %s --tokenizer %s --per-message 3 --per-sample 1 --last-turn-only -o %s",
              PYTHON, in, TOKENIZER, list);
     assert_int_equal(0, test_run_capture(cmd, out, sizeof out));
-    assert_non_null(strstr(out, "lengths.py: 3 samples; skipped 1 with no response tokens"));
+    assert_non_null(strstr(out, "lengths.py: 3 samples; skipped 1 with no response tokens (line 5; written as length 0)"));
 
     const char *labench = getenv("LABENCH") ? getenv("LABENCH") : "./labench";
     snprintf(cmd, sizeof cmd, "%s hist %s -o %s", labench, list, hist);

@@ -68,6 +68,12 @@ void options_usage(FILE *f, int train)
               "the cost model's predicted DP bubble, and the loss-weight bias per sequence.\n"
               "\n"
               "  labench plan --strategy all --len-dist data/longalign-mix.hist\n"
+              "  labench plan --strategy packing-fair --lengths lengths.txt --emit-batches plan.jsonl.gz\n"
+              "\n"
+              "  --emit-batches OUT  write the plan of one --strategy as JSON Lines (gzip when OUT ends in\n"
+              "                      .gz) for a training job: python/labench_batches reads it (README,\n"
+              "                      \"Train with a labench plan\"); with --lengths, segment indices are the\n"
+              "                      file's data lines, planned in file order\n"
               "\n",
               f);
     }
@@ -143,7 +149,7 @@ enum {
     O_MAXTOK, O_SYNC, O_EPOCHS, O_OUT, O_STEPS, O_BACKEND, O_MODEL, O_LAYERS, O_DTYPE, O_RECOMPUTE, O_LR, O_WD,
     O_CLIP, O_SAVE, O_LOAD, O_PROGRESS, O_NO_PROGRESS, O_HELP, O_TRACE, O_PROFILE, O_COMM, O_MEASURE_PCIE,
     O_TASK, O_VAL_SAMPLES, O_VAL_EVERY, O_SEQUENCES, O_DP, O_DP_TIMEOUT, O_DP_CHECK, O_DP_SHARE, O_COST_FROM,
-    O_DEVICE, O_DEVOPT, O_PACK_COMPUTE, O_NO_RECOMPUTE
+    O_DEVICE, O_DEVOPT, O_PACK_COMPUTE, O_NO_RECOMPUTE, O_EMIT_BATCHES
 };
 
 static void parse_options(int argc, char **argv, Options *o)
@@ -173,7 +179,7 @@ static void parse_options(int argc, char **argv, Options *o)
         {"val-every", required_argument, 0, O_VAL_EVERY}, {"sequences", required_argument, 0, O_SEQUENCES},
         {"dp", required_argument, 0, O_DP}, {"dp-timeout", required_argument, 0, O_DP_TIMEOUT},
         {"dp-check", no_argument, 0, O_DP_CHECK}, {"dp-share-gpus", no_argument, 0, O_DP_SHARE},
-        {"cost-from", required_argument, 0, O_COST_FROM},
+        {"cost-from", required_argument, 0, O_COST_FROM}, {"emit-batches", required_argument, 0, O_EMIT_BATCHES},
         /* the device model; its parameters by DM_PARAM_OPTIONS */
         {"device", required_argument, 0, O_DEVICE}, {"pack-compute", required_argument, 0, O_PACK_COMPUTE},
         {"no-recompute", no_argument, 0, O_NO_RECOMPUTE}, {"peak-tflops", required_argument, 0, O_DEVOPT},
@@ -313,6 +319,7 @@ static void parse_options(int argc, char **argv, Options *o)
             break;
         }
         case O_MEASURE_PCIE: o->measure_pcie = 1; break;
+        case O_EMIT_BATCHES: o->emit_batches = optarg; break;
         case 'h':
         case O_HELP: options_usage(stdout, o->train); exit(0);
         case ':': die_input("%s needs a value (see --help)", argv[optind - 1]);
@@ -321,6 +328,7 @@ static void parse_options(int argc, char **argv, Options *o)
     }
     if (optind < argc) die_input("unexpected argument '%s' (see --help)", argv[optind]);
     if (o->len_dist && o->lengths) die_input("give --len-dist or --lengths, not both");
+    if (o->train && o->emit_batches) die_input("--emit-batches writes the plan of one strategy: `labench plan --strategy NAME --emit-batches OUT`");
     if (o->train && (o->device || o->device_opts))
         die_input("--device and its options predict a plan on a GPU: use `labench plan --device ...`");
     if (!o->train && o->device_opts && !o->device)
@@ -461,8 +469,13 @@ void draw_samples(const Options *o, const Strategy *const *chosen, const PlanCon
                   Sample **samples, int64_t *n)
 {
     load_samples(o, chosen, cfgs, n_strat, samples, n);
+    print_samples(o, *samples, *n);
+}
+
+void print_samples(const Options *o, const Sample *samples, int64_t n)
+{
     SampleStats st;
-    sample_stats(*samples, *n, &st);
+    sample_stats(samples, n, &st);
     printf("labench: %lld samples from %s (x%.4g): mean %.0f tokens, median %lld, p90 %lld, max %lld\n",
            (long long)st.count, o->lengths ? o->lengths : o->len_dist, o->len_scale, st.mean_len,
            (long long)st.median_len, (long long)st.p90_len, (long long)st.max_len);
@@ -484,7 +497,7 @@ static int plan_step_series(int64_t *all, int n_steps, int max, int64_t **out, i
 
 void plan_strategies(const Options *o, const Strategy *const *chosen, const PlanConfig *cfgs, int n_strat,
                      const Sample *plan_samples, int64_t n_plan, const ValSet *val, const int64_t *ids, Plan *plans,
-                     StrategyResult *results, const PlanDevice *dev)
+                     StrategyResult *results, const PlanExtras *x)
 {
     char err[1024];
     for (int i = 0; i < n_strat; i++) {
@@ -508,11 +521,15 @@ void plan_strategies(const Options *o, const Strategy *const *chosen, const Plan
             plan_step_series(step_m, plan.n_steps, 2000, &results[i].step_seqs, &results[i].step_seqs_stride);
         if (val && val->n > 0 && val_check_disjoint(val, &plan, ids, err, sizeof err) != 0)
             die_input("internal error: %s", err);
-        if (dev) {   /* the device model's prediction of this plan */
-            dm_predict_plan(&dev->dm, &dev->model, dev->comm, &plan, &dev->pred[i]);
-            results[i].device_prediction = dm_prediction_to_json(&dev->dm, &dev->model, dev->comm, &dev->pred[i]);
+        if (x && x->device) {   /* the device model's prediction of this plan */
+            dm_predict_plan(&x->dm, &x->model, x->comm, &plan, &x->pred[i]);
+            results[i].device_prediction = dm_prediction_to_json(&x->dm, &x->model, x->comm, &x->pred[i]);
         }
         progress_end();
+        if (x && x->emit_path) {   /* --emit-batches */
+            if (plan_export_batches(x->emit_path, &plan, &x->emit, err, sizeof err) != 0) die_input("%s", err);
+            printf("labench: wrote %s's %d steps to %s\n", chosen[i]->name, plan.n_steps, x->emit_path);
+        }
         /* Only training needs the plans again: planning alone holds one at a time. */
         if (plans)
             plans[i] = plan;

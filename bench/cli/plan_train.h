@@ -9,6 +9,7 @@
 
 #include "bench/analysis/device_model.h"
 #include "bench/comm/comm_model.h"
+#include "bench/input/plan_export.h"
 #include "bench/results/results.h"
 #include "bench/run/dp.h"
 #include "bench/run/val_loss.h"
@@ -52,6 +53,7 @@ typedef struct {
     /* the device model (`plan --device`; bench/analysis/device_model.h) */
     const char *device, *dm_value[DM_N_PARAMS];
     int pack_full, no_recompute, device_opts;
+    const char *emit_batches;     /* --emit-batches OUT.jsonl[.gz] (plan): the plan for a training job */
 } Options;
 
 /* The usage of plan (train 0) or train. */
@@ -72,22 +74,29 @@ PlanConfig *strategy_configs(const Options *o, const Strategy *const *chosen, in
  * checking that planning them with every chosen strategy fits in memory; prints their summary. */
 void draw_samples(const Options *o, const Strategy *const *chosen, const PlanConfig *cfgs, int n_strat,
                   Sample **samples, int64_t *n);
+/* The one-line summary of the samples ("labench: N samples from FILE ..."). */
+void print_samples(const Options *o, const Sample *samples, int64_t n);
 
-/* `plan --device`: the device model, the model and the communication it predicts with. */
+/* What `plan` does with each plan beyond scoring it, while the plan is alive. */
 typedef struct {
+    /* --device: the device model, the model and the communication it predicts with */
+    int device;
     DeviceModel dm;
     ModelConfig model;
     const CommConfig *comm;
     DmPlanPrediction *pred;       /* one per strategy, filled by plan_strategies */
-} PlanDevice;
+    /* --emit-batches: the plan written for a training job (bench/input/plan_export.h) */
+    const char *emit_path;
+    PlanExportSource emit;
+} PlanExtras;
 
 /* Plans every strategy and scores its plan into results[i] (name, config, metrics, weights,
- * M per step, and with dev the device model's prediction). plans: keep each plan there (train),
+ * M per step, and with x the device model's prediction and the exported batches). plans: keep each plan there (train),
  * or NULL to free each at once (plan). val and ids (train): the held-out set, checked disjoint
  * from every plan. */
 void plan_strategies(const Options *o, const Strategy *const *chosen, const PlanConfig *cfgs, int n_strat,
                      const Sample *samples, int64_t n_samples, const ValSet *val, const int64_t *ids, Plan *plans,
-                     StrategyResult *results, const PlanDevice *dev);
+                     StrategyResult *results, const PlanExtras *x);
 void strategy_results_free(StrategyResult *results, int n);
 
 /* The fields plan and train both fill. */

@@ -414,13 +414,13 @@ int hist_load(const char *path, Hist *h, char *err, size_t errlen)
 
 /* ---- lengths lists ------------------------------------------------------------------------- */
 
-typedef struct { int64_t len; TargetSpec t; int line; } LenEntry;
-typedef struct { LenEntry *e; size_t n, cap; Hist *h; } LenCtx;
+typedef struct { int64_t len; TargetSpec t; int line; int64_t record; } LenEntry;
+typedef struct { LenEntry *e; size_t n, cap; Hist *h; int64_t records; } LenCtx;
 
 static int on_len_line(Parser *p, char **f, int nf, void *vctx)
 {
     LenCtx *c = vctx;
-    LenEntry e = { .line = p->line };
+    LenEntry e = { .line = p->line, .record = c->records++ };
     int64_t hi;
     if (parse_len_field(p, f[0], 0, &e.len, &hi) != 0) return -1;
     if (e.len == 0) return note_zero(p, c->h, 1, f, nf, 1);
@@ -486,6 +486,54 @@ int hist_load_lengths(const char *path, Hist *h, char *err, size_t errlen)
         return -1;
     }
     return 0;
+}
+
+int hist_load_lengths_ordered(const char *path, Sample **out, int64_t **record, int64_t *n, int64_t *n_records,
+                              char *err, size_t errlen)
+{
+    Hist h;
+    LenCtx c = { .h = &h };
+    *out = NULL;
+    *record = NULL;
+    if (load_common(path, &h, err, errlen, 2, "LEN [TARGET]", on_len_line, &c) != 0) goto fail;
+    if (c.n == 0) {
+        snprintf(err, errlen, "%s: nothing left: every line has length 0", input_name(path));
+        goto fail;
+    }
+    *out = malloc(c.n * sizeof **out);
+    *record = malloc(c.n * sizeof **record);
+    if (!*out || !*record) {
+        snprintf(err, errlen, "%s: out of memory for %zu samples", input_name(path), c.n);
+        goto fail;
+    }
+    for (size_t i = 0; i < c.n; i++) {
+        const LenEntry *e = &c.e[i];
+        int64_t t = e->len - 1;
+        if (e->t.kind == TGT_TOKENS && e->t.lo == e->t.hi) t = (int64_t)e->t.lo;
+        else if (e->t.kind != TGT_DEFAULT) {
+            snprintf(err, errlen, "%s:%d: a plan whose batches lead back to their lines needs each line's exact "
+                     "target token count (`LEN TARGET`), not a range or a percentage", input_name(path), e->line);
+            goto fail;
+        }
+        /* the sampler's clamp, so the same line plans the same with and without its order */
+        if (t > e->len - 1) t = e->len - 1;
+        if (t < 1 && e->len > 1) t = 1;
+        (*out)[i] = (Sample){ (int32_t)e->len, (int32_t)t };
+        (*record)[i] = e->record;
+    }
+    *n = (int64_t)c.n;
+    *n_records = c.records;
+    free(c.e);
+    hist_free(&h);
+    return 0;
+fail:
+    free(c.e);
+    free(*out);
+    free(*record);
+    *out = NULL;
+    *record = NULL;
+    hist_free(&h);
+    return -1;
 }
 
 /* ---- writing ------------------------------------------------------------------------------- */

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "strategies/strategy.h"
+
 /* Limits the format enforces (see docs/hist-format.md). */
 #define HIST_MAX_LEN   INT64_C(2147483647)      /* 2^31 - 1 tokens: fits Sample.len */
 #define HIST_MAX_COUNT INT64_C(1000000000000)   /* 10^12, for one line and for the file */
@@ -46,6 +48,15 @@ int hist_load(const char *path, Hist *h, char *err, size_t errlen);
  * the sample's exact target token count). Equal (LEN, TARGET) pairs become one exact bin;
  * bins come out sorted by length. Same errors and comments as hist_load. */
 int hist_load_lengths(const char *path, Hist *h, char *err, size_t errlen);
+
+/* The same list, one sample per line in the file's order, for plans whose batches must lead back
+ * to their line (labench plan --emit-batches): *out[i] and its record[i], the 0-based data line it
+ * came from (blank and comment-only lines are not counted; a line of length 0 is a record that
+ * gets no sample). TARGET must be absent (LEN - 1) or an exact token count; it is clamped as the
+ * sampler clamps it. *n samples of *n_records records; the caller frees *out and *record.
+ * 0, or -1 with FILE:LINE in err. */
+int hist_load_lengths_ordered(const char *path, Sample **out, int64_t **record, int64_t *n, int64_t *n_records,
+                              char *err, size_t errlen);
 
 /* Writes h as a valid .hist: header_comment (may be NULL or hold several lines) as # lines,
  * then one line per bin. Returns 0, or -1 if the stream reports a write error. */
