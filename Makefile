@@ -177,13 +177,16 @@ bench-plan: labench
 RUN_ENV ?= $(if $(OMP_WAIT_POLICY)$(GOMP_SPINCOUNT),,GOMP_SPINCOUNT=10000)
 
 # The main job: every strategy trained and measured (CPU backend with the tiny model when no GPU
-# is usable), then REPORT.md and its plots regenerated from the results.
+# is usable), LongAlign's setup predicted on 8xA800 by the device model (docs/device-model.md), then
+# REPORT.md and its plots regenerated from both.
 bench: labench
 	$(RUN_ENV) ./labench --strategy all --len-dist data/longalign-mix.hist --out results/latest.json --trace=traces/latest.json
-	./labench report results/latest.json -o REPORT.md
+	./labench plan --strategy all --len-dist data/longalign-mix.hist --device a800 --model 7b --comm zero3-offload \
+	  --epochs 2 --pack-compute full --out results/predicted-8xa800.json
+	./labench report results/latest.json results/predicted-8xa800.json -o REPORT.md
 
 report: labench
-	./labench report results/latest.json -o REPORT.md
+	./labench report results/latest.json $(wildcard results/predicted-8xa800.json) -o REPORT.md
 
 # labench's CPU step against PyTorch's, same weights and packed row (needs torch; not in CI).
 bench-peer: labench
