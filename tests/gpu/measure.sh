@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# The real measurement, once gpu-check (run.sh) passes: run from the GPU bundle. At most 8 minutes
-# on an H100/H200 (step limits sum to 480 s with the preflight).
-#   small         every strategy, the small model, 64k-token packs, one optimizer step
+# The real measurement, once gpu-check (run.sh) passes: run from the GPU bundle. Steps run most
+# valuable first, and each writes its results into $OUT as soon as it ends, so a run cut off by
+# the device's time limit still brings back what finished (tests/gpu/README.md, "Procedure").
 #   peer          tests/gpu/peer_torch.py: one packed 64k row through PyTorch (SDPA/flash
 #                 attention, bf16 autocast) and through labench's CUDA step (labench grad):
 #                 loss, gradients and tokens/s side by side
 #   7b-2layers    every strategy, a two-layer slice of the 7b shape, 64k-token packs, one step
+#   small         every strategy, the small model, 64k-token packs, one optimizer step
 #   nccl          labench dp-check --backend cuda: NCCL all-reduce, all-gather and reduce-scatter
 #                 on every visible GPU (one is enough), exact against the expected sums
-#   report        REPORT-measure.md from both results
-# Logs and results go to $OUT: measure.log, measure-small.json, measure-7b2.json, peer.json,
+#   report        REPORT-measure.md from the results that exist
+# BUDGET_S=N (seconds, optional): the whole script's time; a step's limit is cut to what is left
+# (keeping 20 s for the report and the summary), and a step with under 20 s left is skipped.
+# Logs and results go to $OUT: measure.log, peer.json, measure-7b2.json, measure-small.json,
 # REPORT-measure.md. Exit status: 0 all passed; 1 a step failed; 2 preflight.
 SCRIPT_NAME=measure
 # shellcheck source=tests/gpu/gpu_common.sh
@@ -17,19 +20,20 @@ SCRIPT_NAME=measure
 preflight
 
 common=(--backend cuda --strategy all --len-dist "$B/data/longalign-mix.hist" --steps 1 --val-samples 0 --no-progress)
-step small 150 gpu "$B/labench" "${common[@]}" --model small --out "$OUT/measure-small.json"
 if [ -n "$PYTHON" ]; then
-    step peer 120 gpu env PYTHONUNBUFFERED=1 "$PYTHON" "$B/peer_torch.py" --labench "$B/labench" \
+    # Python runs without labench's library path; it calls labench through LB_WRAP, which has it
+    step peer 120 gpu env PYTHONUNBUFFERED=1 "$PYTHON" "$B/peer_torch.py" --labench "$LB_WRAP" \
         --device cuda --model small --out "$OUT/peer.json" --workdir "$STEPS_TMP/peer"
 else
     skip_step peer "no python3 with torch"
 fi
-step 7b-2layers 165 gpu "$B/labench" "${common[@]}" --model 7b --layers 2 --out "$OUT/measure-7b2.json"
-step nccl 20 gpu "$B/labench" dp-check --backend cuda
+step 7b-2layers 165 gpu "${LB[@]}" "$B/labench" "${common[@]}" --model 7b --layers 2 --out "$OUT/measure-7b2.json"
+step small 150 gpu "${LB[@]}" "$B/labench" "${common[@]}" --model small --out "$OUT/measure-small.json"
+step nccl 20 gpu "${LB[@]}" "$B/labench" dp-check --backend cuda
 reports=()
-for f in "$OUT/measure-small.json" "$OUT/measure-7b2.json"; do [ -f "$f" ] && reports+=("$f"); done
+for f in "$OUT/measure-7b2.json" "$OUT/measure-small.json"; do [ -f "$f" ] && reports+=("$f"); done
 if [ ${#reports[@]} -gt 0 ]; then
-    step report 15 cpu "$B/labench" report "${reports[@]}" -o "$OUT/REPORT-measure.md" --no-plots
+    step report 15 cpu "${LB[@]}" "$B/labench" report "${reports[@]}" -o "$OUT/REPORT-measure.md" --no-plots
 else
     skip_step report "no results"
 fi

@@ -107,7 +107,7 @@ class Llama:
     def __init__(self, torch, cfg, params):
         self.t, self.cfg, self.P = torch, cfg, params
 
-    def loss(self, tokens, cu, positions, targets, weights, autocast):
+    def loss(self, tokens, cu, positions, targets, weights, autocast, loss_chunk=0):
         torch, cfg, P = self.t, self.cfg, self.P
         F = torch.nn.functional
         C, H, Hkv = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
@@ -153,9 +153,23 @@ class Llama:
                 g = F.linear(h, P[p + "mlp.gate_proj.weight"])
                 u = F.linear(h, P[p + "mlp.up_proj.weight"])
                 x = x + F.linear(F.silu(g) * u, P[p + "mlp.down_proj.weight"])
-            logits = F.linear(rms(x, P["model.norm.weight"]), P["lm_head.weight"])
-        ce = F.cross_entropy(logits.to(weights.dtype), targets, reduction="none")
-        return (weights * ce).sum()
+        if not loss_chunk:
+            with ctx:
+                logits = F.linear(rms(x, P["model.norm.weight"]), P["lm_head.weight"])
+            ce = F.cross_entropy(logits.to(weights.dtype), targets, reduction="none")
+            return (weights * ce).sum()
+
+        # The reference's logits in fp32 are N x V x 4 bytes (8.4 GB at 64k x 32000) and autograd
+        # holds them up to three times: the head and the loss run on row chunks under checkpoint,
+        # so one chunk's logits live at a time (recomputed in the backward). Same arithmetic.
+        def head(xc, tc, wc):
+            with ctx:
+                lc = F.linear(rms(xc, P["model.norm.weight"]), P["lm_head.weight"])
+            return (wc * F.cross_entropy(lc.to(wc.dtype), tc, reduction="none")).sum()
+
+        from torch.utils.checkpoint import checkpoint
+        return sum(checkpoint(head, x[a:a + loss_chunk], targets[a:a + loss_chunk], weights[a:a + loss_chunk],
+                              use_reentrant=False) for a in range(0, N, loss_chunk))
 
 
 class _nullcontext:
@@ -239,15 +253,15 @@ def main():
         tgt[cu[s]:cu[s + 1] - 1] = tok[cu[s] + 1:cu[s + 1]]
     w32 = torch.tensor([struct.unpack("f", struct.pack("f", x))[0] for x in weights], device=dev)
 
-    def step(P, autocast, dtype):
+    def step(P, autocast, dtype, loss_chunk=0):
         for p in P.values():
             p.grad = None
-        loss = Llama(torch, cfg, P).loss(tok, cu, pos, tgt, w32.to(dtype), autocast)
+        loss = Llama(torch, cfg, P).loss(tok, cu, pos, tgt, w32.to(dtype), autocast, loss_chunk)
         loss.backward()
         return float(loss.detach())
 
     P_ref = params(ref_dtype)
-    ref_loss = step(P_ref, False, ref_dtype)
+    ref_loss = step(P_ref, False, ref_dtype, loss_chunk=8192 if cuda else 64)   # (the cpu case tests the chunking)
     ref_grads = {n: p.grad.detach().float().cpu() for n, p in P_ref.items()}
     del P_ref
 
