@@ -63,6 +63,7 @@ typedef struct {
     double dp_timeout;            /* --dp-timeout seconds */
     int dp_check, dp_share_gpus;  /* --dp-check, --dp-share-gpus */
     const char *cost_from;        /* --cost-from: the planners' cost model fitted to a measured run */
+    const char *attention;        /* --attention auto | cudnn | wmma (issue 21); NULL: the backend's default */
 } Options;
 
 static void usage_common(FILE *f)
@@ -127,6 +128,9 @@ static void usage(FILE *f, int train)
           "  --layers N          run N layers of the preset (per-layer cost is what strategies change)\n"
           "  --dtype D           bf16 | fp32 on CUDA (default bf16); the CPU backend is fp32, or fp64\n"
           "                      (--dtype fp64: the CPU backend in double, for equivalence checks)\n"
+          "  --attention A       auto | cudnn | wmma: CUDA bf16 attention on cuDNN's fused flash kernels, or\n"
+          "                      labench's own WMMA ones (default auto: cuDNN where it loads and takes the\n"
+          "                      shape, else WMMA; the results' \"attention\" says which ran and why)\n"
           "  --recompute         recompute each layer's forward in the backward (less memory)\n"
           "  --steps N           optimizer steps per strategy (default 8 on CPU, 10 on GPU; 0: all)\n"
           "  --lr F              AdamW learning rate (default 1e-3), --weight-decay F (0.01),\n"
@@ -180,7 +184,8 @@ enum {
     O_STRATEGY = 256, O_LEN_DIST, O_LENGTHS, O_SAMPLES, O_LEN_SCALE, O_SEED, O_WORLD, O_MICRO, O_ACCUM,
     O_MAXTOK, O_SYNC, O_EPOCHS, O_OUT, O_STEPS, O_BACKEND, O_MODEL, O_LAYERS, O_DTYPE, O_RECOMPUTE, O_LR, O_WD,
     O_CLIP, O_SAVE, O_LOAD, O_PROGRESS, O_NO_PROGRESS, O_HELP, O_TRACE, O_PROFILE, O_COMM, O_MEASURE_PCIE,
-    O_TASK, O_VAL_SAMPLES, O_VAL_EVERY, O_SEQUENCES, O_DP, O_DP_TIMEOUT, O_DP_CHECK, O_DP_SHARE, O_COST_FROM
+    O_TASK, O_VAL_SAMPLES, O_VAL_EVERY, O_SEQUENCES, O_DP, O_DP_TIMEOUT, O_DP_CHECK, O_DP_SHARE, O_COST_FROM,
+    O_ATTENTION   /* issue 21 */
 };
 
 static long long int_opt(const char *name, const char *v, long long min, long long max)
@@ -235,12 +240,12 @@ static void parse_options(int argc, char **argv, Options *o)
         {"val-every", required_argument, 0, O_VAL_EVERY}, {"sequences", required_argument, 0, O_SEQUENCES},
         {"dp", required_argument, 0, O_DP}, {"dp-timeout", required_argument, 0, O_DP_TIMEOUT},
         {"dp-check", no_argument, 0, O_DP_CHECK}, {"dp-share-gpus", no_argument, 0, O_DP_SHARE},
-        {"cost-from", required_argument, 0, O_COST_FROM},
+        {"cost-from", required_argument, 0, O_COST_FROM}, {"attention", required_argument, 0, O_ATTENTION},
         {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
     const int train_only[] = {O_STEPS, O_BACKEND, O_MODEL, O_LAYERS, O_DTYPE, O_RECOMPUTE, O_LR, O_WD,
                               O_CLIP, O_SAVE, O_LOAD, O_TRACE, O_PROFILE,
                               O_COMM, O_MEASURE_PCIE, O_TASK, O_VAL_SAMPLES, O_VAL_EVERY, O_SEQUENCES,
-                              O_DP, O_DP_TIMEOUT, O_DP_CHECK, O_DP_SHARE};
+                              O_DP, O_DP_TIMEOUT, O_DP_CHECK, O_DP_SHARE, O_ATTENTION};
     opterr = 0;
     optind = 1;
     int c, li = -1;
@@ -311,6 +316,11 @@ static void parse_options(int argc, char **argv, Options *o)
         case O_DP_CHECK: o->dp_check = 1; break;
         case O_DP_SHARE: o->dp_share_gpus = 1; break;
         case O_COST_FROM: o->cost_from = optarg; break;
+        case O_ATTENTION:   /* issue 21 */
+            if (strcmp(optarg, "auto") && strcmp(optarg, "cudnn") && strcmp(optarg, "wmma"))
+                die_input("--attention must be auto, cudnn or wmma (got '%s')", QUOTE(optarg));
+            o->attention = optarg;
+            break;
         case O_TRACE: {
             static char def[128];
             /* `--trace FILE` as well as `--trace=FILE`: train takes no positional argument, so a
@@ -498,6 +508,12 @@ static Backend *open_backend(const Options *o, int gpu, int *used)
         be = backend_cpu_create(fp64 ? DT_F64 : DT_F32, err, sizeof err);
         if (!be) die_input("CPU backend: %s", err);
     }
+    /* --attention (issue 21): a backend without the choice has one attention; cudnn needs CUDA */
+    if (o->attention && be->set_attention && be->set_attention(be, o->attention, err, sizeof err) != 0)
+        die_input("--attention %s: %s", o->attention, err);
+    if (o->attention && !be->set_attention && strcmp(o->attention, "cudnn") == 0)
+        die_input("--attention cudnn needs the CUDA backend (--backend cuda, bf16); the %s backend has its own attention",
+                  be->name);
     return be;
 }
 
@@ -643,6 +659,7 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
         }
         printf("labench: %s backend on %s; model %s (%d layers, %zu parameters), %s\n", be->name, be->device_name,
                mc_cfg.name, mc_cfg.layers, model_param_count(&mc_cfg), dtype_name(be->act_dtype));
+        if (be->attention_desc[0]) printf("labench: attention: %s\n", be->attention_desc);   /* issue 21 */
     }
     /* Communication: modelled from the system's figures and the options, PCIe measured on request. */
     CommConfig comm;
@@ -901,6 +918,7 @@ static int run_command(int argc, char **argv, const char *command_line, int trai
                 doc.device = be->device_name;
                 doc.peak_flops = be->peak_flops;
                 doc.peak_flops_source = be->peak_flops_source;
+                doc.attention = be->attention_desc[0] ? be->attention_desc : NULL;   /* issue 21 */
                 doc.dtype = dtype_name(be->act_dtype);
                 doc.model = &mc_cfg;
                 doc.n_params = model_param_count(&mc_cfg);

@@ -369,6 +369,7 @@ static void release(Backend *be)
         if (im->stream) (void)cudaStreamSynchronize(im->stream);
         for (int i = 0; i < BACKEND_MARKS; i++)
             if (im->marks[i]) (void)cudaEventDestroy(im->marks[i]);
+        cuda_cudnn_attention_free(be);
         if (im->cublas) (void)cublasDestroy(im->cublas);
         if (im->stream) (void)cudaStreamDestroy(im->stream);
         for (int c = 0; c < im->n_chunks; c++) (void)cudaFree(im->chunks[c].base);
@@ -383,6 +384,61 @@ static void release(Backend *be)
 }
 
 static void cuda_destroy(Backend *be) { release(be); }
+
+/* ------------------------------------------------------------------------------------------ */
+/* which attention runs (issue 21): --attention auto | cudnn | wmma, or LABENCH_ATTN at creation */
+
+static const char *own_kernels(Backend *be)
+{
+    return be->act_dtype != DT_BF16 ? "labench's FMA kernels (f32; cuDNN's path is bf16 only)"
+           : cuda_impl(be)->attn_wmma ? "labench's WMMA tensor-core kernels (D 64, 128; FMA kernels otherwise)"
+                                      : "labench's FMA kernels (the WMMA ones are off: LABENCH_ATTN=scalar, or too "
+                                        "little shared memory)";
+}
+
+static int cuda_set_attention(Backend *be, const char *mode, char *err, size_t errlen)
+{
+    CudaImpl *im = cuda_impl(be);
+    char why[1200] = "";
+    if (strcmp(mode, "wmma") == 0) {
+        im->attn_mode = ATTN_MODE_WMMA;
+        snprintf(im->attn_base, sizeof im->attn_base, "wmma: %s, as asked", own_kernels(be));
+    } else if (strcmp(mode, "cudnn") == 0 || strcmp(mode, "auto") == 0) {
+        const int want = strcmp(mode, "cudnn") == 0;
+        if (be->act_dtype != DT_BF16) {
+            if (want) {
+                snprintf(err, errlen, "cuDNN attention is for bf16 (--dtype bf16); fp32 keeps labench's kernels");
+                return -1;
+            }
+            im->attn_mode = ATTN_MODE_AUTO;
+            snprintf(im->attn_base, sizeof im->attn_base, "auto: %s", own_kernels(be));
+        } else if (cuda_cudnn_attention_load(be, why, sizeof why) != 0) {
+            if (want) {
+                snprintf(err, errlen, "cuDNN attention cannot run here: %s", why);
+                return -1;
+            }
+            im->attn_mode = ATTN_MODE_AUTO;
+            snprintf(im->attn_base, sizeof im->attn_base, "wmma (auto): %s; cuDNN: %.240s", own_kernels(be), why);
+        } else {
+            im->attn_mode = want ? ATTN_MODE_CUDNN : ATTN_MODE_AUTO;
+            snprintf(im->attn_base, sizeof im->attn_base, "cudnn (%s): %.300s", want ? "as asked" : "auto", why);
+        }
+    } else {
+        snprintf(err, errlen, "attention '%s': auto, cudnn or wmma", mode);
+        return -1;
+    }
+    im->attn_declined = 0;
+    snprintf(be->attention_desc, sizeof be->attention_desc, "%s", im->attn_base);
+    return 0;
+}
+
+static void cuda_attention_prepare(Backend *be, int n_segs, int max_seqlen, int N, int H, int Hkv, int D)
+{
+    const CudaImpl *im = cuda_impl(be);
+    char why[512];
+    if (im->cudnn && be->act_dtype == DT_BF16 && im->attn_mode != ATTN_MODE_WMMA && n_segs > 0)
+        (void)cuda_cudnn_attention_prepare(be, n_segs, max_seqlen, N, H, Hkv, D, why, sizeof why);
+}
 
 /* one-line reason for a failed CUDA call during creation */
 static Backend *fail(Backend *be, char *err, size_t errlen, const char *what, cudaError_t e)
@@ -515,6 +571,19 @@ extern "C" Backend *backend_cuda_create(DType act_dtype, int device, char *err, 
 
     be->mark = cuda_mark;
     be->seconds_between = cuda_seconds_between;
+
+    /* attention: LABENCH_ATTN (auto, cudnn, wmma; scalar: see attention.cu) until --attention says */
+    be->set_attention = cuda_set_attention;
+    be->attention_prepare = cuda_attention_prepare;
+    const char *mode = getenv("LABENCH_ATTN");
+    if (!mode || !*mode || strcmp(mode, "scalar") == 0) mode = mode && *mode ? "wmma" : "auto";
+    if (cuda_set_attention(be, mode, err, errlen) != 0) {
+        char why[600];
+        snprintf(why, sizeof why, "LABENCH_ATTN=%s: %s", getenv("LABENCH_ATTN"), err);
+        snprintf(err, errlen, "%s", why);
+        release(be);
+        return NULL;
+    }
     return be;
 }
 

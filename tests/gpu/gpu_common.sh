@@ -17,7 +17,7 @@
 B=$(cd "$(dirname "$0")" && pwd)
 # execute bits may not survive the copy to the GPU machine (an archive, a mount): restore them
 # before anything checks or runs a binary
-chmod +x "$B"/labench "$B"/test_* "$B"/*.sh "$B"/*.py 2>/dev/null || true
+chmod +x "$B"/labench "$B"/test_* "$B"/bench_* "$B"/*.sh "$B"/*.py 2>/dev/null || true
 # The CPU reference (test_cpu_ops, test_model, and the CPU side of test_gpu_ops/test_gpu_step) runs
 # on the bundle's OpenBLAS 0.3.21 (DYNAMIC_ARCH), which picks its kernels for the CPU it finds; on
 # a CPU newer than it knows it may pick wrong or slow ones, and a CPU-vs-GPU comparison would then
@@ -170,8 +170,11 @@ for d in (s.submodule_search_locations if s else []):
     # included). Neither is required: without NCCL the nccl step fails with its reason, without
     # cuDNN labench's attention runs on its own (WMMA) kernels and says so.
     local opt
+    # libcudart.so.N: cudnn-frontend (dynamic loading) dlopens the shared runtime for the few runtime
+    # calls it makes itself (the workspace's memset); labench has it linked statically.
     for opt in "libnccl.so.2 LABENCH_NCCL dp-check (the nccl step) will fail" \
-               "libcudnn.so.9 LABENCH_CUDNN labench's attention runs on its WMMA kernels"; do
+               "libcudnn.so.9 LABENCH_CUDNN labench's attention runs on its WMMA kernels" \
+               "libcudart.so.$major - cuDNN attention may fail where cudnn-frontend needs it"; do
         set -- $opt
         lib=$1
         local var=$2
@@ -180,7 +183,7 @@ for d in (s.submodule_search_locations if s else []):
         if d=$(find_in "$lib" $dirs); then
             note "found $lib in $d"
             case ":$ldpath:" in *":$d:"*) ;; *) ldpath="$ldpath:$d" ;; esac
-            export "$var=$d/$lib"
+            [ "$var" = - ] || export "$var=$d/$lib"
         elif ldconfig -p 2>/dev/null | grep -q "$lib "; then
             note "found $lib through ldconfig"
         else
@@ -199,7 +202,7 @@ for d in (s.submodule_search_locations if s else []):
 
     # every binary loads: no library or symbol version "not found"
     local elf missing
-    for elf in "$B"/labench "$B"/test_*; do
+    for elf in "$B"/labench "$B"/test_* "$B"/bench_*; do
         missing=$(LD_LIBRARY_PATH="$LB_LDPATH" ldd "$elf" 2>&1 | grep "not found" | head -n 1)
         [ -z "$missing" ] || stop "$(basename "$elf") cannot load: $(echo "$missing" | sed 's/^[[:space:]]*//')"
     done

@@ -6,14 +6,17 @@
 #                 attention, bf16 autocast) and through labench's CUDA step (labench grad):
 #                 loss, gradients and tokens/s side by side
 #   7b-2layers    every strategy, a two-layer slice of the 7b shape, 64k-token packs, one step
+#   attention     the attention kernels' TFLOP/s, forward and backward (bench_attention: cuDNN's
+#                 fused kernels and labench's WMMA ones; causal segments of 1k, 4k, 16k, 64k; D 64,
+#                 128), beside PyTorch's SDPA on the same shapes (sdpa_torch.py): attention.json
 #   small         every strategy, the small model, 64k-token packs, one optimizer step
 #   nccl          labench dp-check --backend cuda: NCCL all-reduce, all-gather and reduce-scatter
 #                 on every visible GPU (one is enough), exact against the expected sums
 #   report        REPORT-measure.md from the results that exist
 # BUDGET_S=N (seconds, optional): the whole script's time; a step's limit is cut to what is left
 # (keeping 20 s for the report and the summary), and a step with under 20 s left is skipped.
-# Logs and results go to $OUT: measure.log, peer.json, measure-7b2.json, measure-small.json,
-# REPORT-measure.md. Exit status: 0 all passed; 1 a step failed; 2 preflight.
+# Logs and results go to $OUT: measure.log, peer.json (labench's step with each attention beside
+# the PyTorch peer), measure-7b2.json, attention.json, measure-small.json, REPORT-measure.md. Exit status: 0 all passed; 1 a step failed; 2 preflight.
 SCRIPT_NAME=measure
 # shellcheck source=tests/gpu/gpu_common.sh
 . "$(dirname "$0")/gpu_common.sh"
@@ -28,6 +31,14 @@ else
     skip_step peer "no python3 with torch"
 fi
 step 7b-2layers 165 gpu "${LB[@]}" "$B/labench" "${common[@]}" --model 7b --layers 2 --out "$OUT/measure-7b2.json"
+step attention 60 gpu "${LB[@]}" "$B/bench_attention" --out "$STEPS_TMP/attention-labench.json"
+if [ -n "$PYTHON" ]; then
+    step attention-torch 60 gpu env PYTHONUNBUFFERED=1 "$PYTHON" "$B/sdpa_torch.py" \
+        --labench-json "$STEPS_TMP/attention-labench.json" --out "$OUT/attention.json"
+else
+    skip_step attention-torch "no python3 with torch"
+fi
+[ -f "$OUT/attention.json" ] || cp "$STEPS_TMP/attention-labench.json" "$OUT/attention.json" 2>/dev/null
 step small 150 gpu "${LB[@]}" "$B/labench" "${common[@]}" --model small --out "$OUT/measure-small.json"
 step nccl 20 gpu "${LB[@]}" "$B/labench" dp-check --backend cuda
 reports=()
