@@ -25,7 +25,7 @@ preflight
 common=(--backend cuda --strategy all --len-dist "$B/data/longalign-mix.hist" --steps 1 --val-samples 0 --no-progress)
 if [ -n "$PYTHON" ]; then
     # Python runs without labench's library path; it calls labench through LB_WRAP, which has it
-    step peer 120 gpu env PYTHONUNBUFFERED=1 "$PYTHON" "$B/peer_torch.py" --labench "$LB_WRAP" \
+    step peer 150 gpu env PYTHONUNBUFFERED=1 "$PYTHON" "$B/peer_torch.py" --labench "$LB_WRAP" \
         --device cuda --model small --out "$OUT/peer.json" --workdir "$STEPS_TMP/peer"
 else
     skip_step peer "no python3 with torch"
