@@ -33,7 +33,6 @@ extern "C" {
 #define NV_CUDNN_FRONTEND_USE_DYNAMIC_LOADING 1
 #include <cudnn_frontend.h>
 
-#include <chrono>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -69,8 +68,6 @@ typedef struct {
     CachedGraph cache[CUDNN_CACHE];
     int n_cached;
     unsigned long clock;
-    int builds;
-    double build_seconds;
 } CudnnState;
 
 static CudnnState *state(Backend *be) { return (CudnnState *)cuda_impl(be)->cudnn; }
@@ -266,15 +263,12 @@ static CachedGraph *graph_for(CudnnState *st, const AttnGraphKey *k)
     c->used = st->clock;
     c->workspace = 0;
     c->why.clear();
-    const auto t0 = std::chrono::steady_clock::now();
     try {
         c->graph = build_graph(st, k, c->why, &c->workspace);
     } catch (const std::exception &e) {
         c->graph = nullptr;
         c->why = std::string("cuDNN: ") + e.what();
     }
-    st->builds++;
-    st->build_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return c;
 }
 
@@ -425,13 +419,6 @@ extern "C" int cuda_cudnn_attention_backward(Backend *be, void *dqkv, const void
     return 1;
 }
 
-extern "C" void cuda_cudnn_attention_stats(Backend *be, int *builds, double *build_seconds)
-{
-    CudnnState *st = state(be);
-    *builds = st ? st->builds : 0;
-    *build_seconds = st ? st->build_seconds : 0.0;
-}
-
 #else /* !LABENCH_CUDNN_FE: built without cudnn-frontend's headers */
 
 extern "C" int cuda_cudnn_attention_load(Backend *be, char *why, size_t whylen)
@@ -465,13 +452,6 @@ extern "C" int cuda_cudnn_attention_backward(Backend *be, void *dqkv, const void
 {
     snprintf(why, whylen, "built without cuDNN attention");
     return 0;
-}
-
-extern "C" void cuda_cudnn_attention_stats(Backend *be, int *builds, double *build_seconds)
-{
-    (void)be;
-    *builds = 0;
-    *build_seconds = 0.0;
 }
 
 #endif

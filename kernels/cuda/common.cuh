@@ -143,8 +143,7 @@ void cuda_matmul_backward(Backend *be, void *dinp, void *dw, const void *dout, c
 /* attention_cudnn.cu: cuDNN's fused attention. load: dlopen libcudnn, a handle on the backend's
  * stream; 0 with what was loaded in why, or -1 with why not. forward / backward: 1 when cuDNN ran
  * the op, 0 when it does not take this shape (why says so; nothing was launched). prepare builds
- * (and caches) both graphs of a shape ahead of a timed region: 1, or 0 with why. stats: graphs
- * built and the seconds spent building them. */
+ * (and caches) both graphs of a shape ahead of a timed region: 1, or 0 with why. */
 enum { ATTN_MODE_AUTO = 0, ATTN_MODE_CUDNN = 1, ATTN_MODE_WMMA = 2 };
 extern "C" int cuda_cudnn_attention_load(Backend *be, char *why, size_t whylen);
 extern "C" void cuda_cudnn_attention_free(Backend *be);
@@ -156,7 +155,6 @@ extern "C" int cuda_cudnn_attention_forward(Backend *be, void *out, void *lse, c
 extern "C" int cuda_cudnn_attention_backward(Backend *be, void *dqkv, const void *dout, const void *qkv,
                                              const void *out, const void *lse, const int32_t *cu, int n_segs,
                                              int max_seqlen, int N, int H, int Hkv, int D, char *why, size_t whylen);
-extern "C" void cuda_cudnn_attention_stats(Backend *be, int *builds, double *build_seconds);
 /* attention.cu: a shape cuDNN declined in auto mode is counted and named in attention_desc; in
  * cudnn mode it ends the run (exit 2) with why */
 void cuda_attention_cudnn_declined(Backend *be, const char *why);
