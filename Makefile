@@ -79,6 +79,17 @@ ifneq ($(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h),)
 CFLAGS   += -DLABENCH_HAVE_NCCL_H=1
 endif
 endif
+# cuDNN's fused attention (kernels/cuda/attention_cudnn.cu): built with cudnn-frontend's headers
+# (scripts/setup.sh unpacks them into build-deps/) and cudnn.h; libcudnn itself is loaded at run
+# time, never linked. Without either, or with NOCUDNN=1, the file compiles to a stub that says so.
+CUDNN_FE_INC ?= $(firstword $(wildcard build-deps/cudnn-frontend-*/include))
+CUDNN_H      := $(firstword $(wildcard $(CUDA_HOME)/include/cudnn.h /usr/include/cudnn.h /usr/include/x86_64-linux-gnu/cudnn.h))
+ifeq ($(NOCUDNN),1)
+CUDNN_FE_INC :=
+endif
+ifneq ($(and $(NVCC),$(CUDNN_FE_INC),$(CUDNN_H)),)
+$(BUILD)/kernels/cuda/attention_cudnn.cu.o: NVFLAGS += -DLABENCH_CUDNN_FE=1 -isystem $(CUDNN_FE_INC) -isystem $(dir $(CUDNN_H))
+endif
 
 LIB_OBJ  := $(LIB_C:%.c=$(BUILD)/%.o) $(LIB_CU:%.cu=$(BUILD)/%.cu.o)
 TESTS    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
@@ -134,7 +145,7 @@ check-asan:
 	  sh tests/run_tests.sh $(patsubst $(BUILD)/%,build-asan/%,$(TESTS))
 
 # The GPU tests build by the rule above too (tests/gpu/X.c -> $(BUILD)/tests/gpu/X).
-gpu-tests: $(GPU_TESTS) labench
+gpu-tests: $(GPU_TESTS) $(BUILD)/tests/gpu/bench_attention labench
 
 # ---- GPU bundle (issue 12): build here, run on a GPU machine ---------------------------------
 # `make gpu-bundle` builds labench, the GPU tests and the CPU-reference tests that gpu-check runs
@@ -152,12 +163,14 @@ BUNDLE_CPU_ARCH ?= -march=x86-64-v3
 # 0.9 MB for attention.cu); the driver decompresses it when the module loads
 BUNDLE_NVFATBIN := -Xfatbin=-compress-all
 BUNDLE_ELFS     := $(BUNDLE_BUILD)/labench $(patsubst $(BUILD)/%,$(BUNDLE_BUILD)/%,$(GPU_TESTS)) \
-                   $(BUNDLE_BUILD)/tests/test_cpu_ops $(BUNDLE_BUILD)/tests/test_model
+                   $(BUNDLE_BUILD)/tests/test_cpu_ops $(BUNDLE_BUILD)/tests/test_model \
+                   $(BUNDLE_BUILD)/tests/gpu/bench_attention
 .PHONY: gpu-bundle
 gpu-bundle:
 	@$(MAKE) --no-print-directory BUILD=$(BUNDLE_BUILD) NOMPI=1 CPU_ARCH="$(BUNDLE_CPU_ARCH) -Wno-psabi" \
 	    NVFATBIN="$(BUNDLE_NVFATBIN)" $(BUNDLE_ELFS)
-	@CC="$(CC)" NVCC="$(NVCC)" CPU_ARCH="$(BUNDLE_CPU_ARCH)" sh tests/gpu/bundle.sh $(BUNDLE) $(BUNDLE_ELFS)
+	@CC="$(CC)" NVCC="$(NVCC)" CPU_ARCH="$(BUNDLE_CPU_ARCH)" CUDNN_FE="$(if $(and $(CUDNN_FE_INC),$(CUDNN_H)),$(CUDNN_FE_INC))" \
+	    sh tests/gpu/bundle.sh $(BUNDLE) $(BUNDLE_ELFS)
 
 gpu-check: gpu-bundle
 	bash $(BUNDLE)/run.sh

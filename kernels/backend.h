@@ -134,6 +134,16 @@ struct Backend {
     /* ---- timing: seconds of backend work between two marks (events on cuda, wall on cpu) ---- */
     void (*mark)(Backend *be, int slot);                    /* slot < BACKEND_MARKS */
     double (*seconds_between)(Backend *be, int slot_a, int slot_b);
+
+    /* ---- which attention runs (issue 21) ----
+     * set_attention (NULL: the backend has one): "auto" (cuDNN's fused kernels where they load and
+     * take the shape, else the backend's own), "cudnn" or "wmma"; -1 with why in err when the one
+     * asked for cannot run here. attention_prepare (NULL: nothing to do) readies a micro-batch's
+     * shape before a timed region (cuDNN builds its graphs). attention_desc: what runs and why
+     * ("" where there is no choice), for the results. */
+    int (*set_attention)(Backend *be, const char *mode, char *err, size_t errlen);
+    void (*attention_prepare)(Backend *be, int n_segs, int max_seqlen, int N, int H, int Hkv, int D);
+    char attention_desc[512];
 };
 
 #define BACKEND_MARKS 8

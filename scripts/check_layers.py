@@ -117,6 +117,13 @@ EXIT_ALLOWED = [
      "out of GPU memory for the attention backward's scratch inside an op, which has no error return"),
     ("kernels/cuda/backend_cuda.cu", "host_stage", ("exit",),
      "out of host memory staging a transfer inside an op, which has no error return"),
+    ("kernels/cuda/attention.cu", "cuda_attention_cudnn_declined", ("exit",),
+     "--attention cudnn asked for cuDNN and cuDNN refused the shape inside an op, which has no error "
+     "return (auto falls back to labench's kernels instead)"),
+    ("kernels/cuda/attention_cudnn.cu", "call_mem", ("exit",),
+     "out of GPU memory for cuDNN's workspace inside an op, which has no error return"),
+    ("kernels/cuda/attention_cudnn.cu", "run_graph", ("exit",),
+     "a cuDNN execution error inside an op, like CUDA_CHECK's"),
     ("kernels/cuda/common.cuh", "cu*_check_", ("exit",),
      "a CUDA or cuBLAS error inside an op, which has no way to report failure (CUDA_CHECK)"),
 ]

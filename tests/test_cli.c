@@ -648,6 +648,32 @@ static void test_device_results(void **state)
     unlink(path);
 }
 
+/* --attention (issue 21): a bad value, a planning run, cuDNN without CUDA; each one line, exit 2 */
+static void test_attention_option(void **state)
+{
+    (void)state;
+    expect_bad("train --attention flash", "--attention must be auto, cudnn or wmma (got 'flash')");
+    expect_bad("plan --attention wmma", "--attention is a training option");
+    expect_bad("train --backend cpu --attention cudnn --steps 1 --samples 40 --len-scale 1/64 "
+               "--len-dist data/longalign-mix.hist --no-progress --out /dev/null",
+               "--attention cudnn needs the CUDA backend");
+    /* no usable GPU here (CI): the backend's reason, on one line */
+    char err[512], out[16384];
+    Backend *gpu = backend_cuda_create(DT_BF16, 0, err, sizeof err);
+    if (gpu) {
+        gpu->destroy(gpu);
+        print_message("a GPU is usable here: `--backend cuda --attention cudnn` runs, its refusal is not checked\n");
+        return;
+    }
+    int rc = run_cli("train --backend cuda --attention cudnn --steps 1 --len-dist data/longalign-mix.hist", out,
+                     sizeof out);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "labench: --backend cuda: "));
+    assert_non_null(strstr(out, err));
+    assert_non_null(strchr(out, '\n'));
+    assert_null(strchr(strchr(out, '\n') + 1, '\n'));   /* one line */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -665,6 +691,7 @@ int main(void)
         cmocka_unit_test(test_comm_zero3_shrinks_sorted_speedup),
         cmocka_unit_test(test_device_bad_input),
         cmocka_unit_test(test_device_results),
+        cmocka_unit_test(test_attention_option),
     };
     return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
 }

@@ -89,11 +89,11 @@ static int allowed(const char *so)
     return 0;
 }
 
-/* never needed: MPI and NCCL (loaded at run time), CUPTI (dlopen), a shared CUDA runtime */
+/* never needed: MPI and NCCL (loaded at run time), CUPTI and cuDNN (dlopen), a shared CUDA runtime */
 static int forbidden(const char *so)
 {
     static const char *const no[] = {"libmpi", "libopen-pal", "libopen-rte", "libpmix", "libnccl", "libcupti",
-                                     "libcudart.so"};
+                                     "libcudnn", "libcudart.so"};
     for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
         if (strncmp(so, no[i], strlen(no[i])) == 0) return 1;
     return 0;
@@ -150,6 +150,7 @@ static void test_layout_and_size(void **state)
     (void)state;
     need_bundle();
     static const char *const files[] = {"labench", "test_gpu_ops", "test_gpu_step", "test_cpu_ops", "test_model",
+                                        "bench_attention", "sdpa_torch.py",
                                         "run.sh", "measure.sh", "gpu_common.sh", "peer_torch.py",
                                         "scripts/check_grad_torch.py", "data/longalign-mix.hist", "README.md",
                                         "BUILD-INFO", "lib/libjansson.so.4", "lib/libgomp.so.1"};
@@ -246,7 +247,7 @@ static void test_needed_libraries(void **state)
             *rb = '\0';
             const char *v = lb + 1;
             if (strstr(line, "(NEEDED)")) {
-                if (forbidden(v)) fail_msg("%s needs %s: the bundle must never need MPI, NCCL, CUPTI or a shared CUDA runtime", base, v);
+                if (forbidden(v)) fail_msg("%s needs %s: the bundle must never need MPI, NCCL, CUPTI, cuDNN or a shared CUDA runtime", base, v);
                 FMT(p, "%s/lib/%s", COPY, v);
                 if (!allowed(v) && !exists(p)) fail_msg("%s needs %s, which is neither in lib/ nor allowed", base, v);
             } else if (strstr(line, "(RUNPATH)") || strstr(line, "(RPATH)")) {
@@ -360,8 +361,8 @@ static void test_binaries_run_from_the_copy(void **state)
     char p[1200];
     FMT(p, "%s/r.json", DIR_);
     assert_true(exists(p));
-    static const char *const tests[] = {"test_gpu_ops", "test_gpu_step"};
-    for (int i = 0; i < 2; i++) {
+    static const char *const tests[] = {"test_gpu_ops", "test_gpu_step", "bench_attention"};
+    for (int i = 0; i < 3; i++) {
         FMT(cmd, "env -i PATH=/usr/bin:/bin '%s/%s' --no-such-option", COPY, tests[i]);
         rc = run(cmd, out, sizeof out);
         if (rc != 2 || !strstr(out, "usage:")) fail_msg("%s from the copy: exit %d:\n%s", tests[i], rc, out);

@@ -134,13 +134,17 @@ int cmd_grad(int argc, char **argv, const char *command_line)
     char loss_s[64], step_str[64];
     snprintf(loss_s, sizeof loss_s, "%.9g", loss);
     snprintf(step_str, sizeof step_str, "%.6g", step_med);
-    const char *meta[] = {"loss", loss_s, "format", "pt", repeat > 0 ? "step_seconds" : NULL, step_str, NULL};
+    /* which attention ran (issue 21; LABENCH_ATTN picks it for grad) */
+    const char *attn = be->attention_desc[0] ? be->attention_desc : "the backend's own";
+    const char *meta[] = {"loss", loss_s, "format", "pt", "attention", attn, repeat > 0 ? "step_seconds" : NULL,
+                          step_str, NULL};
     int status = 0;
     if (safetensors_write(out_path, ts, nt, meta, err, sizeof err) != 0) {
         fprintf(stderr, "labench: %s\n", err);
         status = 2;
     } else {
         printf("loss %.9g\n", loss);
+        printf("attention %s\n", attn);
         printf("gradients of %zu parameters (%d tensors) written to %s\n", m.n_params, nt, out_path);
         if (!strcmp(backend, "cpu")) {
             CpuBlasInfo bi;

@@ -75,6 +75,12 @@ static Backend *open_backend(const Options *o, int gpu, int *used)
         be = backend_cpu_create(fp64 ? DT_F64 : DT_F32, err, sizeof err);
         if (!be) die_input("CPU backend: %s", err);
     }
+    /* --attention: a backend without the choice has one attention; cudnn needs CUDA */
+    if (o->attention && be->set_attention && be->set_attention(be, o->attention, err, sizeof err) != 0)
+        die_input("--attention %s: %s", o->attention, err);
+    if (o->attention && !be->set_attention && strcmp(o->attention, "cudnn") == 0)
+        die_input("--attention cudnn needs the CUDA backend (--backend cuda, bf16); the %s backend has its own attention",
+                  be->name);
     return be;
 }
 
@@ -182,6 +188,7 @@ static void open_backend_and_model(Train *t)
     }
     printf("labench: %s backend on %s; model %s (%d layers, %zu parameters), %s\n", t->be->name,
            t->be->device_name, t->mc.name, t->mc.layers, model_param_count(&t->mc), dtype_name(t->be->act_dtype));
+    if (t->be->attention_desc[0]) printf("labench: attention: %s\n", t->be->attention_desc);
 }
 
 /* Communication: modelled from the system's figures and the options, PCIe measured on request. */
@@ -359,6 +366,7 @@ static int report(Train *t, const char *command_line)
     doc.device = t->be->device_name;
     doc.peak_flops = t->be->peak_flops;
     doc.peak_flops_source = t->be->peak_flops_source;
+    doc.attention = t->be->attention_desc[0] ? t->be->attention_desc : NULL;
     doc.dtype = dtype_name(t->be->act_dtype);
     doc.model = &t->mc;
     doc.n_params = model_param_count(&t->mc);

@@ -95,6 +95,9 @@ void options_usage(FILE *f, int train)
           "  --layers N          run N layers of the preset (per-layer cost is what strategies change)\n"
           "  --dtype D           bf16 | fp32 on CUDA (default bf16); the CPU backend is fp32, or fp64\n"
           "                      (--dtype fp64: the CPU backend in double, for equivalence checks)\n"
+          "  --attention A       auto | cudnn | wmma: CUDA bf16 attention on cuDNN's fused flash kernels, or\n"
+          "                      labench's own WMMA ones (default auto: cuDNN where it loads and takes the\n"
+          "                      shape, else WMMA; the results' \"attention\" says which ran and why)\n"
           "  --recompute         recompute each layer's forward in the backward (less memory)\n"
           "  --steps N           optimizer steps per strategy (default 8 on CPU, 10 on GPU; 0: all)\n"
           "  --lr F              AdamW learning rate (default 1e-3), --weight-decay F (0.01),\n"
@@ -149,7 +152,7 @@ enum {
     O_MAXTOK, O_SYNC, O_EPOCHS, O_OUT, O_STEPS, O_BACKEND, O_MODEL, O_LAYERS, O_DTYPE, O_RECOMPUTE, O_LR, O_WD,
     O_CLIP, O_SAVE, O_LOAD, O_PROGRESS, O_NO_PROGRESS, O_HELP, O_TRACE, O_PROFILE, O_COMM, O_MEASURE_PCIE,
     O_TASK, O_VAL_SAMPLES, O_VAL_EVERY, O_SEQUENCES, O_DP, O_DP_TIMEOUT, O_DP_CHECK, O_DP_SHARE, O_COST_FROM,
-    O_DEVICE, O_DEVOPT, O_PACK_COMPUTE, O_NO_RECOMPUTE, O_EMIT_BATCHES
+    O_DEVICE, O_DEVOPT, O_PACK_COMPUTE, O_NO_RECOMPUTE, O_EMIT_BATCHES, O_ATTENTION
 };
 
 static void parse_options(int argc, char **argv, Options *o)
@@ -180,6 +183,7 @@ static void parse_options(int argc, char **argv, Options *o)
         {"dp", required_argument, 0, O_DP}, {"dp-timeout", required_argument, 0, O_DP_TIMEOUT},
         {"dp-check", no_argument, 0, O_DP_CHECK}, {"dp-share-gpus", no_argument, 0, O_DP_SHARE},
         {"cost-from", required_argument, 0, O_COST_FROM}, {"emit-batches", required_argument, 0, O_EMIT_BATCHES},
+        {"attention", required_argument, 0, O_ATTENTION},
         /* the device model; its parameters by DM_PARAM_OPTIONS */
         {"device", required_argument, 0, O_DEVICE}, {"pack-compute", required_argument, 0, O_PACK_COMPUTE},
         {"no-recompute", no_argument, 0, O_NO_RECOMPUTE}, {"peak-tflops", required_argument, 0, O_DEVOPT},
@@ -194,7 +198,7 @@ static void parse_options(int argc, char **argv, Options *o)
     const int train_only[] = {O_STEPS, O_BACKEND, O_LAYERS, O_DTYPE, O_RECOMPUTE, O_LR, O_WD,
                               O_CLIP, O_SAVE, O_LOAD, O_TRACE, O_PROFILE,
                               O_MEASURE_PCIE, O_TASK, O_VAL_SAMPLES, O_VAL_EVERY, O_SEQUENCES,
-                              O_DP, O_DP_TIMEOUT, O_DP_CHECK, O_DP_SHARE};
+                              O_DP, O_DP_TIMEOUT, O_DP_CHECK, O_DP_SHARE, O_ATTENTION};
     opterr = 0;
     optind = 1;
     int c, li = -1;
@@ -320,6 +324,11 @@ static void parse_options(int argc, char **argv, Options *o)
         }
         case O_MEASURE_PCIE: o->measure_pcie = 1; break;
         case O_EMIT_BATCHES: o->emit_batches = optarg; break;
+        case O_ATTENTION:
+            if (strcmp(optarg, "auto") && strcmp(optarg, "cudnn") && strcmp(optarg, "wmma"))
+                die_input("--attention must be auto, cudnn or wmma (got '%s')", QUOTE(optarg));
+            o->attention = optarg;
+            break;
         case 'h':
         case O_HELP: options_usage(stdout, o->train); exit(0);
         case ':': die_input("%s needs a value (see --help)", argv[optind - 1]);

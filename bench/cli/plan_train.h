@@ -54,6 +54,7 @@ typedef struct {
     const char *device, *dm_value[DM_N_PARAMS];
     int pack_full, no_recompute, device_opts;
     const char *emit_batches;     /* --emit-batches OUT.jsonl[.gz] (plan): the plan for a training job */
+    const char *attention;        /* --attention auto | cudnn | wmma (train); NULL: the backend's default */
 } Options;
 
 /* The usage of plan (train 0) or train. */

@@ -254,6 +254,7 @@ json_t *results_to_json(const ResultsDoc *d)
                                       "num_key_value_heads", c->kv_heads, "head_dim", c->head_dim, "params",
                                       (json_int_t)d->n_params));
         json_object_set_new(cfg, "dtype", json_string(d->dtype ? d->dtype : "f32"));
+        if (d->attention) json_object_set_new(cfg, "attention", json_string(d->attention));   /* issue 21 */
         json_object_set_new(cfg, "steps", json_integer(d->steps));
         json_object_set_new(cfg, "recompute", json_boolean(d->recompute));
         json_object_set_new(cfg, "comm", json_string(d->comm ? d->comm : "none"));

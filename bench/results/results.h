@@ -40,6 +40,7 @@ typedef struct {
     const char *device;
     double peak_flops;
     const char *peak_flops_source;
+    const char *attention;       /* which attention kernels ran and why (issue 21); NULL: no choice */
     const char *dtype;
     const ModelConfig *model;
     size_t n_params;

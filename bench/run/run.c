@@ -194,6 +194,14 @@ void run_record_shape(MbRow *rec, const RunConfig *rc, const Plan *plan, const M
     rec->flops = mb_real_flops(&rc->model, plan, mb, bb->real_tokens);
 }
 
+/* cuDNN builds an attention graph per shape on the host (issue 21): before the timed region */
+static void prepare_attention(Backend *be, const RunConfig *rc, const BatchBuf *bb)
+{
+    if (be->attention_prepare)
+        be->attention_prepare(be, bb->batch.n_segs, bb->batch.max_seqlen, bb->batch.n_tokens, rc->model.heads,
+                              rc->model.kv_heads, rc->model.head_dim);
+}
+
 int run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const Task *task, RunResult *out,
              Model *model_out, char *err, size_t errlen)
 {
@@ -233,6 +241,7 @@ int run_plan(Backend *be, const Plan *plan, const RunConfig *rc, const Task *tas
                     continue;
                 }
                 batch_build(&bb, plan, mb, task, rc->seed);
+                prepare_attention(be, rc, &bb);
                 snprintf(name, sizeof name, "rank %d micro %d", rank, micro);
                 prof_range_push(name);
                 if (rc->cupti) prof_cupti_set_context(rank, (int)ri);
@@ -324,6 +333,7 @@ double run_calibrate(Backend *be, const Plan *plan, const RunConfig *rc, const T
             const MicroBatch *mb = plan_mb(plan, 0, micro, rank);
             if (!mb->n_rows) continue;
             batch_build(&bb, plan, mb, task, rc->seed);
+            prepare_attention(be, rc, &bb);
             be->mark(be, 4);
             model_forward_backward(&m, &bb.batch, NULL);
             be->mark(be, 5);

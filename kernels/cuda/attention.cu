@@ -68,6 +68,26 @@ static int wmma_path(Backend *be, int D, const void *a, const void *b)
     return cuda_impl(be)->attn_wmma && be->act_dtype == DT_BF16 && (D == 64 || D == 128) && mis == 0;
 }
 
+/* cuDNN's path: bf16, cuDNN loaded, and not ruled out by --attention wmma */
+static int cudnn_path(Backend *be)
+{
+    const CudaImpl *im = cuda_impl(be);
+    return im->cudnn && be->act_dtype == DT_BF16 && im->attn_mode != ATTN_MODE_WMMA;
+}
+
+void cuda_attention_cudnn_declined(Backend *be, const char *why)
+{
+    CudaImpl *im = cuda_impl(be);
+    if (im->attn_mode == ATTN_MODE_CUDNN) {
+        fprintf(stderr, "labench: --attention cudnn: cuDNN does not take this attention: %s (--attention auto runs "
+                "labench's own kernels where it does not)\n", why);
+        exit(2);
+    }
+    im->attn_declined++;
+    snprintf(be->attention_desc, sizeof be->attention_desc, "%.280s; %ld calls on labench's kernels where cuDNN "
+             "declined the shape (last: %.100s)", im->attn_base, im->attn_declined, why);
+}
+
 template <int D>
 static void forward_launch_wmma(Backend *be, bf16 *out, float *lse, const bf16 *qkv, const int32_t *cu_seqlens,
                                 int n_segs, int max_seqlen, int N, int H, int Hkv)
@@ -103,6 +123,12 @@ static void launch_attention_forward(Backend *be, void *out, void *lse, const vo
     CUDA_CHECK(cudaMemsetAsync(out, 0, (size_t)N * H * D * sizeof(T), cuda_stream(be)));
     CUDA_CHECK(cudaMemsetAsync(lse, 0, (size_t)N * H * sizeof(float), cuda_stream(be)));
     if (n_segs <= 0 || max_seqlen <= 0) return;
+    if (cudnn_path(be)) {   /* cuDNN's fused kernels (attention_cudnn.cu) where they take the shape */
+        char why[512];
+        if (cuda_cudnn_attention_forward(be, out, lse, qkv, cu_seqlens, n_segs, max_seqlen, N, H, Hkv, D, why, sizeof why))
+            return;
+        cuda_attention_cudnn_declined(be, why);
+    }
     if (wmma_path(be, D, qkv, qkv)) {
         if (D == 64) forward_launch_wmma<64>(be, (bf16 *)out, (float *)lse, (const bf16 *)qkv, cu_seqlens, n_segs, max_seqlen, N, H, Hkv);
         else forward_launch_wmma<128>(be, (bf16 *)out, (float *)lse, (const bf16 *)qkv, cu_seqlens, n_segs, max_seqlen, N, H, Hkv);
@@ -125,6 +151,13 @@ static void launch_attention_backward(Backend *be, void *dqkv, const void *dout,
      * and dQ by the final conversion */
     CUDA_CHECK(cudaMemsetAsync(dqkv, 0, (size_t)N * stride * sizeof(T), cuda_stream(be)));
     if (n_segs <= 0 || max_seqlen <= 0) return;
+    if (cudnn_path(be)) {
+        char why[512];
+        if (cuda_cudnn_attention_backward(be, dqkv, dout, qkv, out, lse, cu_seqlens, n_segs, max_seqlen, N, H, Hkv, D,
+                                          why, sizeof why))
+            return;
+        cuda_attention_cudnn_declined(be, why);
+    }
     /* scratch from the arena (so it shows in the peak): dQ accumulator [N, H D] f32, zeroed
      * here, and Di [H, N], fully written by the Di kernel */
     const size_t dq_bytes = (size_t)N * H * D * sizeof(float), di_bytes = (size_t)N * H * sizeof(float);

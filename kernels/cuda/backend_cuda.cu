@@ -16,7 +16,11 @@
  * than it holds and at least half of it (blocks are never split or merged). The model
  * allocates everything once per run, so the list stays short and reuse is mostly the attention
  * backward's per-call scratch. bytes_in_use counts blocks (sizes rounded up to ARENA_ALIGN)
- * that are live; chunks go back to the driver only at destroy. */
+ * that are live. A chunk whose blocks are all free goes back to the driver at once (with them):
+ * when one strategy's model is freed, the next one's, sized for other batches, starts from the
+ * device's free memory instead of a list of blocks it cannot reuse (issue 21: naive, packing and
+ * sorted models of `7b --layers 2` held side by side would not fit an H100). Frees happen when
+ * a model or a grown scratch is let go, never inside a step, so this costs no step time. */
 
 #define ARENA_ALIGN ((size_t)256)
 #define ARENA_CHUNK ((size_t)256 << 20)
@@ -108,6 +112,24 @@ static void *cuda_alloc(Backend *be, size_t bytes)
     return p;
 }
 
+/* the chunk holding p back to the driver, with its blocks, when none of them is live */
+static void arena_release_if_free(CudaImpl *im, const char *p)
+{
+    int c = 0;
+    while (c < im->n_chunks && !(p >= im->chunks[c].base && p < im->chunks[c].base + im->chunks[c].size)) c++;
+    if (c == im->n_chunks) return;
+    const char *lo = im->chunks[c].base, *hi = lo + im->chunks[c].size;
+    for (int i = 0; i < im->n_blocks; i++)
+        if (im->blocks[i].live && im->blocks[i].ptr >= lo && im->blocks[i].ptr < hi) return;
+    int k = 0;
+    for (int i = 0; i < im->n_blocks; i++)
+        if (!(im->blocks[i].ptr >= lo && im->blocks[i].ptr < hi)) im->blocks[k++] = im->blocks[i];
+    im->n_blocks = k;
+    CUDA_CHECK(cudaStreamSynchronize(im->stream));   /* work still queued may read the chunk */
+    CUDA_CHECK(cudaFree(im->chunks[c].base));
+    im->chunks[c] = im->chunks[--im->n_chunks];
+}
+
 static void cuda_free(Backend *be, void *p)
 {
     if (!p) return;
@@ -117,6 +139,7 @@ static void cuda_free(Backend *be, void *p)
         if (b->ptr == (char *)p && b->live) {
             b->live = 0;
             im->in_use -= b->bytes;
+            arena_release_if_free(im, (const char *)p);
             return;
         }
     }
@@ -346,6 +369,7 @@ static void release(Backend *be)
         if (im->stream) (void)cudaStreamSynchronize(im->stream);
         for (int i = 0; i < BACKEND_MARKS; i++)
             if (im->marks[i]) (void)cudaEventDestroy(im->marks[i]);
+        cuda_cudnn_attention_free(be);
         if (im->cublas) (void)cublasDestroy(im->cublas);
         if (im->stream) (void)cudaStreamDestroy(im->stream);
         for (int c = 0; c < im->n_chunks; c++) (void)cudaFree(im->chunks[c].base);
@@ -360,6 +384,61 @@ static void release(Backend *be)
 }
 
 static void cuda_destroy(Backend *be) { release(be); }
+
+/* ------------------------------------------------------------------------------------------ */
+/* which attention runs (issue 21): --attention auto | cudnn | wmma, or LABENCH_ATTN at creation */
+
+static const char *own_kernels(Backend *be)
+{
+    return be->act_dtype != DT_BF16 ? "labench's FMA kernels (f32; cuDNN's path is bf16 only)"
+           : cuda_impl(be)->attn_wmma ? "labench's WMMA tensor-core kernels (D 64, 128; FMA kernels otherwise)"
+                                      : "labench's FMA kernels (the WMMA ones are off: LABENCH_ATTN=scalar, or too "
+                                        "little shared memory)";
+}
+
+static int cuda_set_attention(Backend *be, const char *mode, char *err, size_t errlen)
+{
+    CudaImpl *im = cuda_impl(be);
+    char why[1200] = "";
+    if (strcmp(mode, "wmma") == 0) {
+        im->attn_mode = ATTN_MODE_WMMA;
+        snprintf(im->attn_base, sizeof im->attn_base, "wmma: %s, as asked", own_kernels(be));
+    } else if (strcmp(mode, "cudnn") == 0 || strcmp(mode, "auto") == 0) {
+        const int want = strcmp(mode, "cudnn") == 0;
+        if (be->act_dtype != DT_BF16) {
+            if (want) {
+                snprintf(err, errlen, "cuDNN attention is for bf16 (--dtype bf16); fp32 keeps labench's kernels");
+                return -1;
+            }
+            im->attn_mode = ATTN_MODE_AUTO;
+            snprintf(im->attn_base, sizeof im->attn_base, "auto: %s", own_kernels(be));
+        } else if (cuda_cudnn_attention_load(be, why, sizeof why) != 0) {
+            if (want) {
+                snprintf(err, errlen, "cuDNN attention cannot run here: %s", why);
+                return -1;
+            }
+            im->attn_mode = ATTN_MODE_AUTO;
+            snprintf(im->attn_base, sizeof im->attn_base, "wmma (auto): %s; cuDNN: %.240s", own_kernels(be), why);
+        } else {
+            im->attn_mode = want ? ATTN_MODE_CUDNN : ATTN_MODE_AUTO;
+            snprintf(im->attn_base, sizeof im->attn_base, "cudnn (%s): %.300s", want ? "as asked" : "auto", why);
+        }
+    } else {
+        snprintf(err, errlen, "attention '%s': auto, cudnn or wmma", mode);
+        return -1;
+    }
+    im->attn_declined = 0;
+    snprintf(be->attention_desc, sizeof be->attention_desc, "%s", im->attn_base);
+    return 0;
+}
+
+static void cuda_attention_prepare(Backend *be, int n_segs, int max_seqlen, int N, int H, int Hkv, int D)
+{
+    const CudaImpl *im = cuda_impl(be);
+    char why[512];
+    if (im->cudnn && be->act_dtype == DT_BF16 && im->attn_mode != ATTN_MODE_WMMA && n_segs > 0)
+        (void)cuda_cudnn_attention_prepare(be, n_segs, max_seqlen, N, H, Hkv, D, why, sizeof why);
+}
 
 /* one-line reason for a failed CUDA call during creation */
 static Backend *fail(Backend *be, char *err, size_t errlen, const char *what, cudaError_t e)
@@ -493,6 +572,19 @@ extern "C" Backend *backend_cuda_create(DType act_dtype, int device, char *err, 
 
     be->mark = cuda_mark;
     be->seconds_between = cuda_seconds_between;
+
+    /* attention: LABENCH_ATTN (auto, cudnn, wmma; scalar: see attention.cu) until --attention says */
+    be->set_attention = cuda_set_attention;
+    be->attention_prepare = cuda_attention_prepare;
+    const char *mode = getenv("LABENCH_ATTN");
+    if (!mode || !*mode || strcmp(mode, "scalar") == 0) mode = mode && *mode ? "wmma" : "auto";
+    if (cuda_set_attention(be, mode, err, errlen) != 0) {
+        char why[600];
+        snprintf(why, sizeof why, "LABENCH_ATTN=%s: %s", getenv("LABENCH_ATTN"), err);
+        snprintf(err, errlen, "%s", why);
+        release(be);
+        return NULL;
+    }
     return be;
 }
 

@@ -70,6 +70,12 @@ typedef struct {
     size_t device_used_at_peak; /* cudaMemGetInfo's used bytes, sampled when the arena grows */
 
     int attn_wmma;              /* 1: bf16 attention with D = 64 or 128 runs on the tensor cores */
+    /* cuDNN attention (issue 21; attention_cudnn.cu): the mode asked for, cuDNN's state (NULL: not
+     * loaded), what runs as a sentence (be->attention_desc is it, plus the calls cuDNN declined) */
+    int attn_mode;              /* ATTN_MODE_* */
+    void *cudnn;
+    char attn_base[400];
+    long attn_declined;
     void *scratch;              /* the attention backward's scratch, from the arena; grows only */
     size_t scratch_bytes;
     double *ss_partial;         /* [SS_MAX_BLOCKS] per-block partial sums of sum_squares */
@@ -133,6 +139,25 @@ cudaError_t cuda_ops_probe(void);
 void cuda_matmul_forward(Backend *be, void *out, const void *inp, const void *w, int N, int I, int O);
 void cuda_matmul_backward(Backend *be, void *dinp, void *dw, const void *dout, const void *inp, const void *w,
                           int N, int I, int O, int accumulate_dinp);
+
+/* attention_cudnn.cu: cuDNN's fused attention. load: dlopen libcudnn, a handle on the backend's
+ * stream; 0 with what was loaded in why, or -1 with why not. forward / backward: 1 when cuDNN ran
+ * the op, 0 when it does not take this shape (why says so; nothing was launched). prepare builds
+ * (and caches) both graphs of a shape ahead of a timed region: 1, or 0 with why. */
+enum { ATTN_MODE_AUTO = 0, ATTN_MODE_CUDNN = 1, ATTN_MODE_WMMA = 2 };
+extern "C" int cuda_cudnn_attention_load(Backend *be, char *why, size_t whylen);
+extern "C" void cuda_cudnn_attention_free(Backend *be);
+extern "C" int cuda_cudnn_attention_prepare(Backend *be, int n_segs, int max_seqlen, int N, int H, int Hkv, int D,
+                                            char *why, size_t whylen);
+extern "C" int cuda_cudnn_attention_forward(Backend *be, void *out, void *lse, const void *qkv, const int32_t *cu,
+                                            int n_segs, int max_seqlen, int N, int H, int Hkv, int D, char *why,
+                                            size_t whylen);
+extern "C" int cuda_cudnn_attention_backward(Backend *be, void *dqkv, const void *dout, const void *qkv,
+                                             const void *out, const void *lse, const int32_t *cu, int n_segs,
+                                             int max_seqlen, int N, int H, int Hkv, int D, char *why, size_t whylen);
+/* attention.cu: a shape cuDNN declined in auto mode is counted and named in attention_desc; in
+ * cudnn mode it ends the run (exit 2) with why */
+void cuda_attention_cudnn_declined(Backend *be, const char *why);
 
 /* attention.cu */
 /* Opts the attention kernels into the dynamic shared memory they need; -1 with err if the

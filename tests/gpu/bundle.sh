@@ -33,7 +33,7 @@ allowed() {
 }
 forbidden() {
     case "$1" in
-    libmpi*|libopen-pal*|libopen-rte*|libpmix*|libnccl*|libcupti*|libcudart.so*) return 0 ;;
+    libmpi*|libopen-pal*|libopen-rte*|libpmix*|libnccl*|libcupti*|libcudnn*|libcudart.so*) return 0 ;;
     esac
     return 1
 }
@@ -50,6 +50,13 @@ info="$tmp/BUILD-INFO"
         echo "cuda_major: $($NVCC --version | sed -n 's/.*release \([0-9]*\)\..*/\1/p')"
     else
         echo "cuda: no (built without nvcc: labench has the CPU backend only)"
+    fi
+    # cuDNN attention: compiled in when the build had cudnn-frontend's headers (libcudnn is
+    # dlopened on the GPU machine; the preflight says where it was found)
+    if [ -n "${CUDNN_FE:-}" ]; then
+        echo "cudnn_attention: yes (cudnn-frontend $(sed -n 's/^#define CUDNN_FRONTEND_\(MAJOR\|MINOR\|PATCH\)_VERSION \([0-9]*\).*/\2/p' "$CUDNN_FE/cudnn_frontend_version.h" | paste -sd.))"
+    else
+        echo "cudnn_attention: no (built without cudnn-frontend's headers: WMMA attention only)"
     fi
     echo "cpu_arch: ${CPU_ARCH:-default}"
     echo "mpi: no (NOMPI=1)"
@@ -68,7 +75,7 @@ echo "libraries:" >>"$info"
 for elf in "$@"; do ldd "$elf"; done | awk '$2 == "=>" && $3 ~ /^\// { print $1, $3 }' | sort -u |
 while read -r soname path; do
     if forbidden "$soname"; then
-        echo "bundle.sh: $soname is needed (from $path); the bundle must not need MPI, NCCL, CUPTI or a shared CUDA runtime" >&2
+        echo "bundle.sh: $soname is needed (from $path); the bundle must not need MPI, NCCL, CUPTI, cuDNN or a shared CUDA runtime" >&2
         exit 1
     fi
     allowed "$soname" && continue
@@ -117,10 +124,10 @@ for f in "$tmp"/lib/*; do
     echo "  lib/$(basename "$f") travels as lib/$(basename "$f").xz (unpacked by the preflight)" >>"$info"
 done
 
-cp "$here/run.sh" "$here/measure.sh" "$here/gpu_common.sh" "$here/peer_torch.py" "$tmp/"
+cp "$here/run.sh" "$here/measure.sh" "$here/gpu_common.sh" "$here/peer_torch.py" "$here/sdpa_torch.py" "$tmp/"
 cp "$root/scripts/check_grad_torch.py" "$tmp/scripts/"
 cp "$root"/data/*.hist "$tmp/data/"
-chmod +x "$tmp/run.sh" "$tmp/measure.sh" "$tmp/peer_torch.py"
+chmod +x "$tmp/run.sh" "$tmp/measure.sh" "$tmp/peer_torch.py" "$tmp/sdpa_torch.py"
 
 bytes=$(du -sb "$tmp" | cut -f1)
 mib=$(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1048576 }')
@@ -144,6 +151,7 @@ Size: $mib MiB ($bytes bytes) without this README, measured when it was built.
 |---|---|
 | labench | the CLI, CUDA backend (cudart linked statically) |
 | test_gpu_ops, test_gpu_step | the GPU tests (tests/gpu/README.md) |
+| bench_attention, sdpa_torch.py | the attention kernels' speed, and PyTorch SDPA's on the same shapes (measure.sh) |
 | test_cpu_ops, test_model | the CPU reference's own tests, run first on the GPU machine's CPU |
 | lib/ | every shared library the binaries need beyond glibc, libstdc++/libgcc_s and CUDA's (the largest xz-compressed: run.sh unpacks them) |
 | run.sh, measure.sh, gpu_common.sh | the check, the measurement, their shared preflight |

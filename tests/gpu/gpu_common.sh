@@ -4,11 +4,26 @@
 # preflight (at most about 10 s) stops the script with ONE line "gpu-check: preflight: ..." and
 # exit status 2 when a piece is missing: the bundle's CUDA build, the CPU features it was built
 # for, the NVIDIA driver and a GPU, cuBLAS, a library a binary cannot load. It prints what it
-# found (GPU, driver, where each CUDA library is, compute-sanitizer, Python with torch).
+# found (GPU, driver, where each CUDA library, cuDNN and NCCL are, compute-sanitizer, Python
+# with torch), and sets for the steps:
+#   LB   (env LD_LIBRARY_PATH=...): the library path, for labench's own processes ONLY. Python
+#        never gets it: the bundle's lib/ and the toolkit's lib64 ahead of torch's own wheels
+#        are the classic cause of "undefined symbol" when torch imports.
+#   REF  LB plus OPENBLAS_CORETYPE, for the steps that run the CPU reference (below).
+#   LB_WRAP  a script that runs labench with LB's path, for Python to call (peer_torch.py).
 # step NAME LIMIT_S KIND COMMAND... runs one step under `timeout`, line-buffered into the log,
 # and records pass/fail; KIND "gpu" also fails a step that printed SKIP, since a GPU is there.
 
 B=$(cd "$(dirname "$0")" && pwd)
+# execute bits may not survive the copy to the GPU machine (an archive, a mount): restore them
+# before anything checks or runs a binary
+chmod +x "$B"/labench "$B"/test_* "$B"/bench_* "$B"/*.sh "$B"/*.py 2>/dev/null || true
+# The CPU reference (test_cpu_ops, test_model, and the CPU side of test_gpu_ops/test_gpu_step) runs
+# on the bundle's OpenBLAS 0.3.21 (DYNAMIC_ARCH), which picks its kernels for the CPU it finds; on
+# a CPU newer than it knows it may pick wrong or slow ones, and a CPU-vs-GPU comparison would then
+# fail for the wrong reason. The reference runs pin Haswell's kernels (AVX2 + FMA: on every CPU
+# the bundle runs on, since it is built for x86-64-v3); the log records it.
+REF_CORETYPE=${LABENCH_REF_CORETYPE:-Haswell}
 OUT=${OUT:-$B/out}
 mkdir -p "$OUT" || { echo "gpu-check: preflight: cannot create OUT=$OUT"; exit 2; }
 OUT=$(cd "$OUT" && pwd)
@@ -150,13 +165,45 @@ for d in (s.submodule_search_locations if s else []):
             stop "$lib not found (in \$CUDA_HOME, /usr/local/cuda*, extras/CUPTI, the torch wheels, LD_LIBRARY_PATH, ldconfig): set CUDA_HOME to the CUDA $major toolkit"
         fi
     done
-    export LD_LIBRARY_PATH="$ldpath${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-    note "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+    # NCCL and cuDNN are loaded by labench at run time (dlopen), from LABENCH_NCCL / LABENCH_CUDNN
+    # when set: look in the same folders (the torch wheels' nvidia/nccl/lib and nvidia/cudnn/lib
+    # included). Neither is required: without NCCL the nccl step fails with its reason, without
+    # cuDNN labench's attention runs on its own (WMMA) kernels and says so.
+    local opt
+    # libcudart.so.N: cudnn-frontend (dynamic loading) dlopens the shared runtime for the few runtime
+    # calls it makes itself (the workspace's memset); labench has it linked statically.
+    for opt in "libnccl.so.2 LABENCH_NCCL dp-check (the nccl step) will fail" \
+               "libcudnn.so.9 LABENCH_CUDNN labench's attention runs on its WMMA kernels" \
+               "libcudart.so.$major - cuDNN attention may fail where cudnn-frontend needs it"; do
+        set -- $opt
+        lib=$1
+        local var=$2
+        shift 2
+        # shellcheck disable=SC2086
+        if d=$(find_in "$lib" $dirs); then
+            note "found $lib in $d"
+            case ":$ldpath:" in *":$d:"*) ;; *) ldpath="$ldpath:$d" ;; esac
+            [ "$var" = - ] || export "$var=$d/$lib"
+        elif ldconfig -p 2>/dev/null | grep -q "$lib "; then
+            note "found $lib through ldconfig"
+        else
+            note "note: $lib not found: $*"
+        fi
+    done
+    LB_LDPATH="$ldpath${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    LB=(env "LD_LIBRARY_PATH=$LB_LDPATH")
+    REF=("${LB[@]}" "OPENBLAS_CORETYPE=$REF_CORETYPE")
+    mkdir -p "$STEPS_TMP/bin"
+    LB_WRAP="$STEPS_TMP/bin/labench"
+    printf '#!/bin/sh\nLD_LIBRARY_PATH=%q exec %q "$@"\n' "$LB_LDPATH" "$B/labench" >"$LB_WRAP"
+    chmod +x "$LB_WRAP"
+    note "LD_LIBRARY_PATH for labench's processes only (not exported; Python keeps its own): $LB_LDPATH"
+    note "CPU reference runs with OPENBLAS_CORETYPE=$REF_CORETYPE (the bundle's OpenBLAS: $(grep -m1 'libopenblas' "$B/BUILD-INFO" | sed 's/^ *//'))"
 
     # every binary loads: no library or symbol version "not found"
     local elf missing
-    for elf in "$B"/labench "$B"/test_*; do
-        missing=$(ldd "$elf" 2>&1 | grep "not found" | head -n 1)
+    for elf in "$B"/labench "$B"/test_* "$B"/bench_*; do
+        missing=$(LD_LIBRARY_PATH="$LB_LDPATH" ldd "$elf" 2>&1 | grep "not found" | head -n 1)
         [ -z "$missing" ] || stop "$(basename "$elf") cannot load: $(echo "$missing" | sed 's/^[[:space:]]*//')"
     done
     note "every binary loads (ldd: nothing not found)"
@@ -178,10 +225,25 @@ for d in (s.submodule_search_locations if s else []):
     note "preflight passed in $((SECONDS - t0)) s"
 }
 
+# BUDGET_S (optional): the script's whole time in seconds; each step's limit is cut to what is
+# left of it, keeping BUDGET_KEEP_S for the report and the summary; a step that would get less
+# than 20 s is skipped. Unset or 0: the steps' own limits.
+BUDGET_S=${BUDGET_S:-0}
+BUDGET_KEEP_S=20
+
 # step NAME LIMIT_S KIND COMMAND...   (KIND: gpu | cpu)
 step() {
     local name=$1 limit=$2 kind=$3
     shift 3
+    if [ "$BUDGET_S" -gt 0 ] 2>/dev/null; then
+        local left=$((BUDGET_S - SECONDS - BUDGET_KEEP_S))
+        [ "$name" = report ] && left=$((BUDGET_S - SECONDS - 5))
+        if [ "$left" -lt 20 ]; then
+            skip_step "$name" "out of the time budget (BUDGET_S=$BUDGET_S, $SECONDS s used)"
+            return
+        fi
+        [ "$left" -lt "$limit" ] && { note "$name: limit cut from $limit s to $left s (BUDGET_S=$BUDGET_S)"; limit=$left; }
+    fi
     say "$name: $* (limit $limit s)"
     local t0=$SECONDS rc
     # shellcheck disable=SC2086
@@ -208,7 +270,7 @@ skip_step() {   # skip_step NAME WHY
 # the summary, last in the output (the device tool returns the end of it); exit status
 finish() {
     {
-        echo "== $SCRIPT_NAME summary ($(date -u +%H:%M:%SZ), $SECONDS s in all; logs and results in $OUT):"
+        echo "== $SCRIPT_NAME summary ($(date -u +%H:%M:%SZ), $SECONDS s in all; logs and results in $OUT; CPU reference with OPENBLAS_CORETYPE=$REF_CORETYPE):"
         printf '%s' "$RESULTS" | awk '{ s = $2; for (i = 3; i < NF; i++) s = s " " $i; printf "   %-12s %-60s %5s s\n", $1, s, $NF }'
         grep -E '^\[  (FAILED|PASSED) \]|<-- FAIL|ERROR SUMMARY: [1-9]|labench: ' "$LOG" | grep -v '^== ' | tail -n 15 | sed 's/^/   | /'
         echo "== $SCRIPT_NAME: $([ "$FAILED" -eq 0 ] && echo PASSED || echo FAILED)"

@@ -7,7 +7,9 @@
  * elements), against STEP_GRAD_TOL_F32 / _BF16, and the loss relatively against
  * STEP_LOSS_TOL_F32 / _BF16 (tests/step_compare.h). tests/test_grad_bf16.c runs the same bf16
  * comparison on a CPU that rounds as this GPU step does, and shows correct code within half
- * the bound. */
+ * the bound. The bf16 step of small runs once per attention (issue 21): the default (auto), and
+ * pinned to labench's WMMA kernels and to cuDNN's fused ones (LABENCH_ATTN; where cuDNN does not
+ * load, one line says why and that case checks nothing). */
 #include "tests/step_compare.h"
 
 static char skip_reason[512];
@@ -17,17 +19,37 @@ static Backend *gpu(DType act)
     return backend_cuda_create(act, 0, skip_reason, sizeof skip_reason);
 }
 
-static void compare_step(const char *preset, int layers, const int *lens, int n_segs, DType act)
+/* attn: LABENCH_ATTN for this backend (NULL: the default, auto) */
+static void compare_step_attn(const char *preset, int layers, const int *lens, int n_segs, DType act, const char *attn)
 {
     Backend *g = gpu(act);
     if (!g) {
         print_message("SKIP: %s\n", skip_reason);
         skip();
     }
+    if (attn) {
+        g->destroy(g);
+        const char *was = getenv("LABENCH_ATTN");
+        char saved[64], why[1024];
+        snprintf(saved, sizeof saved, "%s", was ? was : "");
+        setenv("LABENCH_ATTN", attn, 1);
+        g = backend_cuda_create(act, 0, why, sizeof why);
+        if (was) setenv("LABENCH_ATTN", saved, 1); else unsetenv("LABENCH_ATTN");
+        if (!g) {
+            printf("  attention %s: not checked: %s\n", attn, why);
+            return;
+        }
+    }
+    printf("  attention: %s\n", g->attention_desc);
     const int bf16 = act == DT_BF16;
     step_compare(g, 0, preset, layers, lens, n_segs, bf16 ? STEP_GRAD_TOL_BF16 : STEP_GRAD_TOL_F32,
                  bf16 ? STEP_LOSS_TOL_BF16 : STEP_LOSS_TOL_F32, NULL);
     g->destroy(g);
+}
+
+static void compare_step(const char *preset, int layers, const int *lens, int n_segs, DType act)
+{
+    compare_step_attn(preset, layers, lens, n_segs, act, NULL);
 }
 
 /* the rows tests/test_grad_bf16.c simulates too */
@@ -38,6 +60,8 @@ static void test_tiny_f32(void **s) { (void)s; compare_step("tiny", 0, SHORT, 3,
 static void test_tiny_bf16(void **s) { (void)s; compare_step("tiny", 0, SHORT, 3, DT_BF16); }
 static void test_small2_f32(void **s) { (void)s; compare_step("small", 2, SMALL2, 3, DT_F32); }
 static void test_small2_bf16(void **s) { (void)s; compare_step("small", 2, SMALL2, 3, DT_BF16); }
+static void test_small2_bf16_wmma(void **s) { (void)s; compare_step_attn("small", 2, SMALL2, 3, DT_BF16, "wmma"); }
+static void test_small2_bf16_cudnn(void **s) { (void)s; compare_step_attn("small", 2, SMALL2, 3, DT_BF16, "cudnn"); }
 /* the row of segment lengths around tile edges, and a long one */
 static void test_edge_segments_f32(void **s)
 {
@@ -103,6 +127,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_tiny_f32),          cmocka_unit_test(test_tiny_bf16),
         cmocka_unit_test(test_small2_f32),        cmocka_unit_test(test_small2_bf16),
         cmocka_unit_test(test_edge_segments_f32), cmocka_unit_test(test_packed_equals_unpacked_gpu),
+        cmocka_unit_test(test_small2_bf16_wmma),  cmocka_unit_test(test_small2_bf16_cudnn),
     };
     return cmocka_run_group_tests_name("gpu_step", tests, NULL, NULL);
 }
