@@ -135,7 +135,7 @@ struct Backend {
     void (*mark)(Backend *be, int slot);                    /* slot < BACKEND_MARKS */
     double (*seconds_between)(Backend *be, int slot_a, int slot_b);
 
-    /* ---- which attention runs (issue 21) ----
+    /* ---- which attention runs ----
      * set_attention (NULL: the backend has one): "auto" (cuDNN's fused kernels where they load and
      * take the shape, else the backend's own), "cudnn" or "wmma"; -1 with why in err when the one
      * asked for cannot run here. attention_prepare (NULL: nothing to do) readies a micro-batch's

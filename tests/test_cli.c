@@ -535,7 +535,7 @@ static void test_comm_zero3_shrinks_sorted_speedup(void **state)
     be->destroy(be);
 }
 
-/* issue 22: `labench plan --device` (the device model, bench/analysis/device_model.c) */
+/* `labench plan --device` (the device model, bench/analysis/device_model.c) */
 static void test_device_bad_input(void **state)
 {
     (void)state;
@@ -648,7 +648,7 @@ static void test_device_results(void **state)
     unlink(path);
 }
 
-/* --attention (issue 21): a bad value, a planning run, cuDNN without CUDA; each one line, exit 2 */
+/* --attention: a bad value, a planning run, cuDNN without CUDA; each one line, exit 2 */
 static void test_attention_option(void **state)
 {
     (void)state;

@@ -134,7 +134,7 @@ int cmd_grad(int argc, char **argv, const char *command_line)
     char loss_s[64], step_str[64];
     snprintf(loss_s, sizeof loss_s, "%.9g", loss);
     snprintf(step_str, sizeof step_str, "%.6g", step_med);
-    /* which attention ran (issue 21; LABENCH_ATTN picks it for grad) */
+    /* which attention ran (LABENCH_ATTN picks it for grad) */
     const char *attn = be->attention_desc[0] ? be->attention_desc : "the backend's own";
     const char *meta[] = {"loss", loss_s, "format", "pt", "attention", attn, repeat > 0 ? "step_seconds" : NULL,
                           step_str, NULL};

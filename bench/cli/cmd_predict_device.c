@@ -1,4 +1,4 @@
-/* `labench predict --device NAME [RESULTS.json]` (issue 22): the device model's prediction of
+/* `labench predict --device NAME [RESULTS.json]`: the device model's prediction of
  * other world sizes and distributions, without a measured run; with one (a `labench train`
  * results file), the device model beside the measured micro-batches, and the run's fitted
  * per-micro-batch time in place of the device model's compute. docs/device-model.md. */

@@ -1,4 +1,4 @@
-/* REPORT.md's "Predicted on WxDEVICE" section (issue 22): the device model's prediction of each
+/* REPORT.md's "Predicted on WxDEVICE" section: the device model's prediction of each
  * strategy's plan (`labench plan --device`), with LongAlign's published training hours beside it
  * when the file predicts LongAlign's models. Files without plan.device_prediction get nothing. */
 #include <math.h>

@@ -254,7 +254,7 @@ json_t *results_to_json(const ResultsDoc *d)
                                       "num_key_value_heads", c->kv_heads, "head_dim", c->head_dim, "params",
                                       (json_int_t)d->n_params));
         json_object_set_new(cfg, "dtype", json_string(d->dtype ? d->dtype : "f32"));
-        if (d->attention) json_object_set_new(cfg, "attention", json_string(d->attention));   /* issue 21 */
+        if (d->attention) json_object_set_new(cfg, "attention", json_string(d->attention));
         json_object_set_new(cfg, "steps", json_integer(d->steps));
         json_object_set_new(cfg, "recompute", json_boolean(d->recompute));
         json_object_set_new(cfg, "comm", json_string(d->comm ? d->comm : "none"));
@@ -294,7 +294,7 @@ json_t *results_to_json(const ResultsDoc *d)
             json_object_set_new(pm, "step_sequences", a);
             json_object_set_new(pm, "step_sequences_stride", json_integer(s->step_seqs_stride));
         }
-        /* issue 22: the device model's prediction of this plan (`labench plan --device`) */
+        /* the device model's prediction of this plan (`labench plan --device`) */
         if (s->device_prediction) json_object_set(pm, "device_prediction", s->device_prediction);
         json_object_set_new(o, "plan", pm);
         json_object_set_new(o, "run", s->run ? run_json(s->run) : json_null());

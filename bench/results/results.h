@@ -22,7 +22,7 @@ typedef struct {
     int n_weights;
     int64_t *step_seqs;          /* M of each optimizer step (every stride-th step, stride below) */
     int n_step_seqs, step_seqs_stride;
-    json_t *device_prediction;   /* plan.device_prediction (`plan --device`, issue 22), or NULL; borrowed */
+    json_t *device_prediction;   /* plan.device_prediction (`plan --device`), or NULL; borrowed */
 } StrategyResult;
 
 typedef struct {
@@ -40,7 +40,7 @@ typedef struct {
     const char *device;
     double peak_flops;
     const char *peak_flops_source;
-    const char *attention;       /* which attention kernels ran and why (issue 21); NULL: no choice */
+    const char *attention;       /* which attention kernels ran and why; NULL: no choice */
     const char *dtype;
     const ModelConfig *model;
     size_t n_params;

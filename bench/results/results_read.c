@@ -561,7 +561,7 @@ static void read_strategies(Reader *rd, const json_t *arr, ResultsFile *rf)
             if (s->step_seqs && !json_is_array(s->step_seqs)) rd_fail(rd, "step_sequences should be an array");
             double stride = opt_num(plan, "step_sequences_stride", 1);
             s->step_seqs_stride = stride >= 1 && stride <= 1e9 ? (int)stride : 1;
-            /* issue 22: the device model's prediction, in files of `plan --device` only */
+            /* the device model's prediction, in files of `plan --device` only */
             const json_t *dev = json_object_get(plan, "device_prediction");
             if (dev) {
                 snprintf(rd->ctx, sizeof rd->ctx, "%splan.device_prediction.", base);

@@ -83,7 +83,7 @@ typedef struct {
     const json_t *step_seqs;     /* plan.step_sequences: M of every stride-th step, or NULL */
     int step_seqs_stride;
     RepRun *run;                 /* NULL: plan only */
-    /* plan.device_prediction (`labench plan --device`, issue 22); device NULL when absent */
+    /* plan.device_prediction (`labench plan --device`); device NULL when absent */
     struct {
         const char *device, *model;
         double wall_seconds, tokens_per_s, mfu, bubble_fraction, comm_seconds;

@@ -194,7 +194,7 @@ void run_record_shape(MbRow *rec, const RunConfig *rc, const Plan *plan, const M
     rec->flops = mb_real_flops(&rc->model, plan, mb, bb->real_tokens);
 }
 
-/* cuDNN builds an attention graph per shape on the host (issue 21): before the timed region */
+/* cuDNN builds an attention graph per shape on the host: before the timed region */
 static void prepare_attention(Backend *be, const RunConfig *rc, const BatchBuf *bb)
 {
     if (be->attention_prepare)

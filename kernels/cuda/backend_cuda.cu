@@ -18,7 +18,7 @@
  * backward's per-call scratch. bytes_in_use counts blocks (sizes rounded up to ARENA_ALIGN)
  * that are live. A chunk whose blocks are all free goes back to the driver at once (with them):
  * when one strategy's model is freed, the next one's, sized for other batches, starts from the
- * device's free memory instead of a list of blocks it cannot reuse (issue 21: naive, packing and
+ * device's free memory instead of a list of blocks it cannot reuse (naive, packing and
  * sorted models of `7b --layers 2` held side by side would not fit an H100). Frees happen when
  * a model or a grown scratch is let go, never inside a step, so this costs no step time. */
 
@@ -386,7 +386,7 @@ static void release(Backend *be)
 static void cuda_destroy(Backend *be) { release(be); }
 
 /* ------------------------------------------------------------------------------------------ */
-/* which attention runs (issue 21): --attention auto | cudnn | wmma, or LABENCH_ATTN at creation */
+/* which attention runs: --attention auto | cudnn | wmma, or LABENCH_ATTN at creation */
 
 static const char *own_kernels(Backend *be)
 {

@@ -70,7 +70,7 @@ typedef struct {
     size_t device_used_at_peak; /* cudaMemGetInfo's used bytes, sampled when the arena grows */
 
     int attn_wmma;              /* 1: bf16 attention with D = 64 or 128 runs on the tensor cores */
-    /* cuDNN attention (issue 21; attention_cudnn.cu): the mode asked for, cuDNN's state (NULL: not
+    /* cuDNN attention (attention_cudnn.cu): the mode asked for, cuDNN's state (NULL: not
      * loaded), what runs as a sentence (be->attention_desc is it, plus the calls cuDNN declined) */
     int attn_mode;              /* ATTN_MODE_* */
     void *cudnn;

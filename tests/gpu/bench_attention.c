@@ -1,4 +1,4 @@
-/* The attention kernels' speed on the GPU (measure.sh; issue 21): labench's WMMA kernels and
+/* The attention kernels' speed on the GPU (measure.sh): labench's WMMA kernels and
  * cuDNN's fused flash kernels, forward and backward, bf16, on one packed row of 65536 tokens cut
  * into causal segments of 1k, 4k, 16k or 64k tokens, head dim 64 and 128 (H D = 2048: 32 or 16
  * heads, no GQA: the shapes FlashAttention's benchmarks use). tests/gpu/sdpa_torch.py times

@@ -8,7 +8,7 @@
  * and the shorter attention cases a third time, in bf16 with LABENCH_ATTN=scalar, so that both
  * attention implementations are checked (bf16 with D = 64 or 128 takes the tensor-core one; the
  * bf16 mode pins it with LABENCH_ATTN=wmma). The D = 64 and 128 attention cases run a fourth time
- * on cuDNN's fused kernels (LABENCH_ATTN=cudnn; issue 21), where cuDNN loads: else one line says
+ * on cuDNN's fused kernels (LABENCH_ATTN=cudnn), where cuDNN loads: else one line says
  * why they were not checked. A 64k-token segment is checked there against the WMMA kernels (the
  * CPU reference would take minutes).
  * where "error" is |gpu - cpu| / (|cpu| + rms(cpu)) per element: relative for ordinary values,

@@ -7,7 +7,7 @@
  * elements), against STEP_GRAD_TOL_F32 / _BF16, and the loss relatively against
  * STEP_LOSS_TOL_F32 / _BF16 (tests/step_compare.h). tests/test_grad_bf16.c runs the same bf16
  * comparison on a CPU that rounds as this GPU step does, and shows correct code within half
- * the bound. The bf16 step of small runs once per attention (issue 21): the default (auto), and
+ * the bound. The bf16 step of small runs once per attention: the default (auto), and
  * pinned to labench's WMMA kernels and to cuDNN's fused ones (LABENCH_ATTN; where cuDNN does not
  * load, one line says why and that case checks nothing). */
 #include "tests/step_compare.h"
