@@ -11,9 +11,9 @@
 #include "bench/analysis/sync_point.h"
 
 const LongAlignHours LONGALIGN_FIG5[] = {
-    {"ChatGLM3-6B", 45.4, 20.5, 19.1},
-    {"Llama-2-7B", 67.2, 23.4, 23.3},
-    {"Llama-2-13B", 117.2, 41.2, 44.5},
+    {"ChatGLM3-6B", "chatglm3-6b", 45.4, 20.5, 19.1},
+    {"Llama-2-7B", "7b", 67.2, 23.4, 23.3},
+    {"Llama-2-13B", "13b", 117.2, 41.2, 44.5},
 };
 const int N_LONGALIGN_FIG5 = (int)(sizeof LONGALIGN_FIG5 / sizeof LONGALIGN_FIG5[0]);
 

@@ -74,9 +74,11 @@ int predict_plan(const Plan *p, const TimeFit *f, double optimizer_per_step_s, c
                  DpPrediction *out);
 
 /* LongAlign (arXiv 2401.18058) Figure 5: training hours on 8x A800 with DeepSpeed ZeRO-3 + CPU
- * offload, for naive batching, packing (with loss weighting) and sorted batching. */
+ * offload, 2 epochs, for naive batching, packing (with loss weighting) and sorted batching. The one
+ * copy of the paper's table: predict, the report and the training table all read it. */
 typedef struct {
-    const char *model;
+    const char *model;           /* as the paper names it */
+    const char *preset;          /* labench's --model preset of that shape */
     double naive_h, packing_h, sorted_h;
 } LongAlignHours;
 extern const LongAlignHours LONGALIGN_FIG5[];

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench/analysis/predict.h"
 #include "common/atomic_file.h"
 #include "common/stats.h"
 
@@ -890,16 +891,6 @@ static void md_plan_table(FILE *f, const ResultsFile *rf)
           f);
 }
 
-/* LongAlign (arXiv 2401.18058), training hours on 8xA800: naive / packing / sorted. */
-static const struct {
-    const char *model;
-    double naive, packing, sorted;
-} LONGALIGN[] = {
-    {"ChatGLM3-6B", 45.4, 20.5, 19.1},
-    {"Llama-2-7B", 67.2, 23.4, 23.3},
-    {"Llama-2-13B", 117.2, 41.2, 44.5},
-};
-
 static void md_longalign(FILE *f, const ResultsFile *rf)
 {
     const RepStrategy *pk = results_find(rf, "packing"), *so = results_find(rf, "sorted");
@@ -910,10 +901,11 @@ static void md_longalign(FILE *f, const ResultsFile *rf)
           "| | naive (h) | packing (h) | sorted (h) | packing speed-up | sorted speed-up |\n"
           "|---|---:|---:|---:|---:|---:|\n",
           f);
-    for (size_t i = 0; i < sizeof LONGALIGN / sizeof LONGALIGN[0]; i++)
-        fprintf(f, "| LongAlign, %s, 8xA800 | %.1f | %.1f | %.1f | %s | %s |\n", LONGALIGN[i].model, LONGALIGN[i].naive,
-                LONGALIGN[i].packing, LONGALIGN[i].sorted, f_speedup(LONGALIGN[i].naive / LONGALIGN[i].packing).s,
-                f_speedup(LONGALIGN[i].naive / LONGALIGN[i].sorted).s);
+    for (int i = 0; i < N_LONGALIGN_FIG5; i++) {
+        const LongAlignHours *h = &LONGALIGN_FIG5[i];
+        fprintf(f, "| LongAlign, %s, 8xA800 | %.1f | %.1f | %.1f | %s | %s |\n", h->model, h->naive_h, h->packing_h,
+                h->sorted_h, f_speedup(h->naive_h / h->packing_h).s, f_speedup(h->naive_h / h->sorted_h).s);
+    }
     fputs("| **ours**, ", f);
     md_text(f, rf->model_preset);
     fputs(", ", f);

@@ -5,23 +5,15 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bench/analysis/predict.h"
 #include "bench/results/report.h"
 
-/* LongAlign (arXiv 2401.18058), training hours on 8x A800 80G, ZeRO-3 + CPU offload, 2 epochs. */
-static const struct {
-    const char *preset, *name;
-    double naive, packing, sorted;
-} PAPER[] = {
-    {"chatglm3-6b", "ChatGLM3-6B", 45.4, 20.5, 19.1},
-    {"7b", "Llama-2-7B", 67.2, 23.4, 23.3},
-    {"13b", "Llama-2-13B", 117.2, 41.2, 44.5},
-};
-
-static double paper_hours(int k, const char *strategy)
+/* LongAlign's published hours of a strategy (NAN for the strategies the paper did not run). */
+static double paper_hours(const LongAlignHours *h, const char *strategy)
 {
-    if (strcmp(strategy, "naive") == 0) return PAPER[k].naive;
-    if (strcmp(strategy, "packing") == 0) return PAPER[k].packing;
-    if (strcmp(strategy, "sorted") == 0) return PAPER[k].sorted;
+    if (strcmp(strategy, "naive") == 0) return h->naive_h;
+    if (strcmp(strategy, "packing") == 0) return h->packing_h;
+    if (strcmp(strategy, "sorted") == 0) return h->sorted_h;
     return NAN;
 }
 
@@ -36,17 +28,17 @@ void md_device_prediction(FILE *f, const ResultsFile *rf)
         if (strcmp(s->name, "naive") == 0) naive = s->dev.wall_seconds;
     }
     if (!first) return;
-    int paper = -1;
-    for (int k = 0; k < 3; k++)
-        if (strcmp(first->dev.model, PAPER[k].preset) == 0 && strcmp(first->dev.device, "a800") == 0 &&
+    const LongAlignHours *paper = NULL;   /* the paper's row when the file predicts its setup */
+    for (int k = 0; k < N_LONGALIGN_FIG5; k++)
+        if (strcmp(first->dev.model, LONGALIGN_FIG5[k].preset) == 0 && strcmp(first->dev.device, "a800") == 0 &&
             first->world_size == 8)
-            paper = k;
+            paper = &LONGALIGN_FIG5[k];
     fprintf(f, "### Predicted on %dx%s\n\n", first->world_size, first->dev.device);
     fprintf(f, "The device model's prediction (docs/device-model.md) for model `%s`, computed on the machine "
                "that made this file: a prediction, not a measurement.%s\n\n",
-            first->dev.model, paper >= 0 ? " LongAlign's published hours (8x A800, ZeRO-3 + CPU offload) beside it." : "");
+            first->dev.model, paper ? " LongAlign's published hours (8x A800, ZeRO-3 + CPU offload) beside it." : "");
     fputs("| strategy | predicted wall h | vs naive | tokens/s | MFU | DP bubble | comm s |", f);
-    fputs(paper >= 0 ? " LongAlign h | error |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    fputs(paper ? " LongAlign h | error |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
                      : "\n|---|---:|---:|---:|---:|---:|---:|\n",
           f);
     for (int i = 0; i < rf->n_strategies; i++) {
@@ -58,9 +50,9 @@ void md_device_prediction(FILE *f, const ResultsFile *rf)
         else fputs("n/a", f);
         fprintf(f, " | %.0f | %.1f%% | %.1f%% | %.0f |", s->dev.tokens_per_s, 100 * s->dev.mfu,
                 100 * s->dev.bubble_fraction, s->dev.comm_seconds);
-        if (paper >= 0) {
+        if (paper) {
             double p = paper_hours(paper, s->name);
-            if (isfinite(p)) fprintf(f, " %.1f (%s) | %+.0f%% |", p, PAPER[paper].name, 100 * (h / p - 1));
+            if (isfinite(p)) fprintf(f, " %.1f (%s) | %+.0f%% |", p, paper->model, 100 * (h / p - 1));
             else fputs(" - | - |", f);
         }
         fputs("\n", f);

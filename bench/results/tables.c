@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bench/analysis/predict.h"
+
 void print_plan_table(const StrategyResult *r, int n)
 {
     printf("\n%-17s %6s %8s %7s %8s %7s %9s %7s %7s %7s %6s %6s %6s %8s %7s %8s\n", "strategy", "steps", "micro-b",
@@ -54,8 +56,12 @@ void print_train_table(const StrategyResult *r, int n, int with_comm)
         if (with_comm) printf(" %12.0f %13s", m->effective_tps_compute, spc);
         printf("\n");
     }
-    printf("\nLongAlign (8xA800, ZeRO-3 + offload), speed-up over naive in training hours:\n"
-           "  packing / sorted: ChatGLM3-6B 2.21x / 2.38x, Llama-2-7B 2.87x / 2.88x, Llama-2-13B 2.84x / 2.63x\n");
+    printf("\nLongAlign (8xA800, ZeRO-3 + offload), speed-up over naive in training hours:\n  packing / sorted:");
+    for (int i = 0; i < N_LONGALIGN_FIG5; i++) {
+        const LongAlignHours *h = &LONGALIGN_FIG5[i];
+        printf("%s %s %.2fx / %.2fx", i ? "," : "", h->model, h->naive_h / h->packing_h, h->naive_h / h->sorted_h);
+    }
+    printf("\n");
 }
 
 void print_device_table(const StrategyResult *r, const DmPlanPrediction *p, int n, const DeviceModel *d,
