@@ -113,6 +113,16 @@ typedef struct {
     int packs;            /* 1: rows are packs of up to L tokens; 0: padded rows of B sequences */
 } Strategy;
 
+/* A sample's target tokens from the count its source asks for: at most len - 1 (a target is
+ * predicted from the position before it), and at least 1 where the sample has room for one. */
+static inline int32_t sample_target_clamp(int64_t len, int64_t target)
+{
+    const int64_t lo = len > 1 ? 1 : 0;
+    if (target < lo) target = lo;
+    if (target > len - 1) target = len - 1;
+    return (int32_t)target;
+}
+
 /* The truncation policy of every strategy (docs/strategies.md): a sample longer than L keeps its
  * LAST L tokens, so the response survives; its target becomes at most L - 1. */
 static inline Sample sample_truncate(Sample s, int32_t L)

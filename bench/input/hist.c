@@ -516,9 +516,7 @@ int hist_load_lengths_ordered(const char *path, Sample **out, int64_t **record, 
             goto fail;
         }
         /* the sampler's clamp, so the same line plans the same with and without its order */
-        if (t > e->len - 1) t = e->len - 1;
-        if (t < 1 && e->len > 1) t = 1;
-        (*out)[i] = (Sample){ (int32_t)e->len, (int32_t)t };
+        (*out)[i] = (Sample){ (int32_t)e->len, sample_target_clamp(e->len, t) };
         (*record)[i] = e->record;
     }
     *n = (int64_t)c.n;

@@ -45,11 +45,8 @@ static int draw_one(Rng *r, const HistBin *b, double scale, Sample *out)
     default:
         tgt = len - 1;
     }
-    int64_t tmin = len > 1 ? 1 : 0;
-    if (tgt < tmin) tgt = tmin;
-    if (tgt > len - 1) tgt = len - 1;
     out->len = (int32_t)len;
-    out->target = (int32_t)tgt;
+    out->target = sample_target_clamp(len, tgt);
     return 0;
 }
 
