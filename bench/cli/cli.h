@@ -25,6 +25,11 @@ const char *cli_opt_value(int argc, char **argv, int *i, const char *name);
 long long cli_int(const char *name, const char *v, long long min, long long max);
 double cli_real(const char *name, const char *v, double min, double max);
 
+/* --world-size LIST (predict): comma-separated sizes from 1 to max_w, at most CLI_MAX_WORLD_SIZES
+ * of them, into out; returns the count, or exits 2 naming the bad size. */
+#define CLI_MAX_WORLD_SIZES 16
+int cli_world_sizes(const char *v, int max_w, int out[CLI_MAX_WORLD_SIZES]);
+
 /* --strategy's value (NULL or "all": every registered strategy, in registry order; else a
  * comma-separated list) into out (room for N_STRATEGIES); exits 2 naming a bad name. Returns the
  * count. */

@@ -13,15 +13,13 @@
 #include "bench/results/measured.h"
 #include "bench/results/predictions.h"
 #include "common/error.h"
-#include "common/parse.h"
 
-#define MAX_WORLD_SIZES 16
 
 typedef struct {
     const char *from, *len_dist, *lengths, *out;
     long long samples, max_tokens, seed;
     double len_scale;
-    int world_sizes[MAX_WORLD_SIZES], n_world;
+    int world_sizes[CLI_MAX_WORLD_SIZES], n_world;
     int holdout, pooled;
     CommOptions comm;
 } PredictOptions;
@@ -60,21 +58,6 @@ static void usage(FILE *f)
           ", LongAlign's setup)\n"
           "Every option with a value takes it as `--opt VALUE` or `--opt=VALUE`.\n",
           f);
-}
-
-static void parse_world_sizes(const char *v, PredictOptions *o)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", v);
-    o->n_world = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        long long w;
-        if (parse_i64(tok, 1, 1 << 20, &w) != 0)
-            die_input("--world-size: '%s' is not an integer from 1 to %d", QUOTE(tok), 1 << 20);
-        if (o->n_world == MAX_WORLD_SIZES) die_input("--world-size: at most %d sizes", MAX_WORLD_SIZES);
-        o->world_sizes[o->n_world++] = (int)w;
-    }
-    if (o->n_world == 0) die_input("--world-size: empty list");
 }
 
 enum { P_FROM = 256, P_LEN_DIST, P_LENGTHS, P_SAMPLES, P_LEN_SCALE, P_MAXTOK, P_SEED, P_WORLD, P_HOLDOUT, P_FIT,
@@ -119,7 +102,7 @@ static void parse_options(int argc, char **argv, PredictOptions *o)
         case P_LEN_SCALE: o->len_scale = cli_real("len-scale", optarg, 1e-6, 1e6); break;
         case P_MAXTOK: o->max_tokens = cli_int("max-tokens", optarg, 1, 1 << 30); break;
         case P_SEED: o->seed = cli_int("seed", optarg, 0, INT64_MAX); break;
-        case P_WORLD: parse_world_sizes(optarg, o); break;
+        case P_WORLD: o->n_world = cli_world_sizes(optarg, 1 << 20, o->world_sizes); break;
         case P_HOLDOUT:
             o->holdout = (int)cli_int("holdout", optarg, 0, 1000000);
             if (o->holdout == 1) die_input("--holdout 1 would hold back every micro-batch: give 0 or K >= 2");

@@ -13,16 +13,11 @@
 #include "bench/cli/cli.h"
 #include "bench/input/hist.h"
 #include "bench/input/sample.h"
-#include "bench/results/results.h"
-#include "bench/results/results_read.h"
 #include "bench/results/measured.h"
 #include "common/error.h"
 #include "common/host.h"
 #include "common/json_out.h"
-#include "common/parse.h"
 #include "model/hf_config.h"
-
-#define MAX_W 16
 
 static void usage(FILE *f)
 {
@@ -62,7 +57,7 @@ typedef struct {
     const char *results, *device, *model, *len_dist, *lengths, *strategy, *out, *dm_value[DM_N_PARAMS];
     long long samples, seed, max_tokens, epochs;
     double len_scale;
-    int world[MAX_W], n_world, pack_full, no_recompute, len_scale_set, seed_set;
+    int world[CLI_MAX_WORLD_SIZES], n_world, pack_full, no_recompute, len_scale_set, seed_set;
     CommOptions comm;
 } Opts;
 
@@ -106,20 +101,7 @@ static void parse(int argc, char **argv, Opts *o)
         case Q_MAXTOK: o->max_tokens = cli_int("max-tokens", optarg, 1, PLAN_MAX_TOKENS); break;
         case Q_EPOCHS: o->epochs = cli_int("epochs", optarg, 1, PLAN_MAX_EPOCHS); break;
         case Q_STRATEGY: o->strategy = optarg; break;
-        case Q_WORLD: {
-            char buf[256];
-            snprintf(buf, sizeof buf, "%s", optarg);
-            o->n_world = 0;
-            for (char *sv = NULL, *t = strtok_r(buf, ",", &sv); t; t = strtok_r(NULL, ",", &sv)) {
-                long long w;
-                if (parse_i64(t, 1, PLAN_MAX_WORLD_SIZE, &w) != 0 || o->n_world == MAX_W)
-                    die_input("--world-size: '%s' is not an integer from 1 to %d (at most %d sizes)", QUOTE(t),
-                              PLAN_MAX_WORLD_SIZE, MAX_W);
-                o->world[o->n_world++] = (int)w;
-            }
-            if (o->n_world == 0) die_input("--world-size: empty list");
-            break;
-        }
+        case Q_WORLD: o->n_world = cli_world_sizes(optarg, PLAN_MAX_WORLD_SIZE, o->world); break;
         case Q_OUT: o->out = optarg; break;
         case Q_PACK:
             if (strcmp(optarg, "real") && strcmp(optarg, "full"))
@@ -146,22 +128,22 @@ static void parse(int argc, char **argv, Opts *o)
 }
 
 /* The device model beside a measured run, per strategy: the sum over busy micro-batches. */
-static json_t *measured_vs_device(const ResultsFile *rf, const DeviceModel *d, const ModelConfig *m)
+static json_t *measured_vs_device(const Measured *src, const DeviceModel *d, const ModelConfig *m)
 {
     json_t *arr = json_array();
     printf("\nDevice model (%s) beside the measured micro-batches of %s (%s, model %s, %d layers):\n", d->device,
-           rf->path, rf->device ? rf->device : "?", m->name, m->layers);
+           src->path, src->device, m->name, m->layers);
     printf("%-17s %10s %13s %13s %14s\n", "strategy", "busy mbs", "measured s", "device s", "device/meas.");
-    for (int i = 0; i < rf->n_strategies; i++) {
-        const RepStrategy *s = &rf->strategies[i];
-        if (!s->run) continue;
+    for (int i = 0; i < src->n; i++) {
+        const MeasuredStrategy *s = &src->strats[i];
+        const int64_t n = (int64_t)s->n_steps * s->cfg.grad_accum * s->cfg.world_size;
         double meas = 0, dev = 0;
         long long busy = 0;
-        for (int64_t k = 0; k < s->run->n_mbs; k++) {
-            const MbRow *b = &s->run->mbs[k];
-            if (b->rows == 0 || !isfinite(b->seconds)) continue;
+        for (int64_t k = 0; k < n; k++) {
+            const MbRow *b = &s->shapes[k];
+            if (b->rows == 0) continue;   /* measured_load has refused a busy row without a time */
             busy++;
-            meas += b->seconds;
+            meas += s->secs[k];
             dev += dm_shape_seconds(d, m, (double)b->computed_tokens, b->sum_seq_len_sq);
         }
         printf("%-17s %10lld %13.4g %13.4g %13.3fx\n", s->name, busy, meas, dev, meas > 0 ? dev / meas : NAN);
@@ -200,26 +182,25 @@ int cmd_predict_device(int argc, char **argv, const char *command_line)
 
     /* With a measured run: its model, its distribution by default, and its fit. */
     ModelConfig m;
-    ResultsFile rf;
-    memset(&rf, 0, sizeof rf);
+    Measured src;   /* read once: its micro-batches beside the device model, and its pooled fit */
+    memset(&src, 0, sizeof src);
     TimeFit fit;
     int have_run = 0;
     json_t *vs = NULL;
     if (o.results) {
-        if (results_read(o.results, &rf, err, sizeof err) != 0) die_input("%s", err);
-        if (!rf.has_model) die_input("%s: a `labench plan` file has no measured run: give a `labench train` results file", o.results);
-        CostModel cost;
-        ModelConfig fm;
-        if (measured_cost_model(o.results, &cost, &fit, &fm, err, sizeof err) != 0) die_input("%s", err);
-        m = fm;
+        if (measured_load(o.results, &src, err, sizeof err) != 0) die_input("%s", err);
+        /* the planners' --cost-from fit (measured_cost_model's): pooled, every 5th held back */
+        if (measured_fit(&src, 5, 1, err, sizeof err) != 0) die_input("%s", err);
+        fit = src.strats[0].fit;
+        m = src.model;
         have_run = 1;
         if (o.model && model_resolve(o.model, &m, err, sizeof err) != 0) die_input("%s", err);
-        vs = measured_vs_device(&rf, &d, &m);
+        vs = measured_vs_device(&src, &d, &m);
         /* the run's distribution, scale, count and seed unless told otherwise */
-        if (!o.len_dist && !o.lengths) o.len_dist = rf.len_dist;
-        if (!o.len_scale_set) o.len_scale = rf.len_scale;
-        if (!o.samples) o.samples = rf.samples;
-        if (!o.seed_set) o.seed = rf.seed;
+        if (!o.len_dist && !o.lengths) o.len_dist = src.len_dist;
+        if (!o.len_scale_set) o.len_scale = src.len_scale;
+        if (!o.samples) o.samples = src.samples;
+        if (!o.seed_set) o.seed = (long long)src.seed;
     } else if (model_resolve(o.model ? o.model : "7b", &m, err, sizeof err) != 0) {
         die_input("%s", err);
     }
@@ -291,7 +272,7 @@ int cmd_predict_device(int argc, char **argv, const char *command_line)
     if (vs) json_object_set_new(root, "measured_vs_device", vs);
     if (o.results) json_object_set_new(root, "from", json_string(o.results));
     json_object_set_new(root, "predictions", preds);
-    results_file_free(&rf);
+    measured_free(&src);
     int status = 0;
     if (json_write_atomic(out, root, "the predictions", err, sizeof err) != 0) {
         fprintf(stderr, "labench: %s\n", err);

@@ -68,3 +68,19 @@ double cli_real(const char *name, const char *v, double min, double max)
     }
     die_input("--%s must be a number from %g to %g (got '%s')", name, min, max, QUOTE(v));
 }
+
+int cli_world_sizes(const char *v, int max_w, int out[CLI_MAX_WORLD_SIZES])
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", v);
+    int n = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        long long w;
+        if (parse_i64(tok, 1, max_w, &w) != 0)
+            die_input("--world-size: '%s' is not an integer from 1 to %d", QUOTE(tok), max_w);
+        if (n == CLI_MAX_WORLD_SIZES) die_input("--world-size: at most %d sizes", CLI_MAX_WORLD_SIZES);
+        out[n++] = (int)w;
+    }
+    if (n == 0) die_input("--world-size: empty list");
+    return n;
+}
